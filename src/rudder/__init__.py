@@ -1,0 +1,60 @@
+"""rudder: control language models with programs, and see every token.
+
+The names follow the guidance library, so a guidance program runs with only its import
+changed. Nothing heavy (torch, transformers, IPython) is imported here.
+"""
+
+from rudder import errors
+from rudder._decorator import GuidanceFunction, StatefulCall, guidance
+from rudder._grammar._library import (
+    at_most_n_repeats,
+    capture,
+    exactly_n_repeats,
+    gbnf_to_lark,
+    gen,
+    json,
+    lark,
+    one_or_more,
+    optional,
+    regex,
+    select,
+    sequence,
+    special_token,
+    string,
+    substring,
+    token_limit,
+    with_temperature,
+    zero_or_more,
+)
+from rudder._grammar._match import Match
+from rudder._grammar._nodes import GrammarNode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GrammarNode",
+    "GuidanceFunction",
+    "Match",
+    "StatefulCall",
+    "__version__",
+    "at_most_n_repeats",
+    "capture",
+    "errors",
+    "exactly_n_repeats",
+    "gbnf_to_lark",
+    "gen",
+    "guidance",
+    "json",
+    "lark",
+    "one_or_more",
+    "optional",
+    "regex",
+    "select",
+    "sequence",
+    "special_token",
+    "string",
+    "substring",
+    "token_limit",
+    "with_temperature",
+    "zero_or_more",
+]

@@ -1,0 +1,245 @@
+"""``@guidance``: Python functions as grammars (stateless) or as program steps (stateful).
+
+A *stateless* function builds a grammar: calling it runs the body once with an empty grammar
+as ``lm`` and returns the resulting node, wrapped in a rule named after the function. When the
+body calls the function again with the same arguments (recursion, also through other
+functions), that inner call returns a :class:`RuleRef` which is tied to the finished rule, so
+``value()`` may refer to ``value()``.
+
+A *stateful* function is a function of a Model: calling it runs nothing and returns a
+:class:`StatefulCall`, which a Model applies later (``lm + plan("goal")``). Composing it with
+text or grammars gives a :class:`StatefulSequence` of steps applied in order. A stateful call
+cannot become part of a grammar: that fails at once with
+:class:`~rudder.errors.StatefulInGrammarError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar, overload
+
+from rudder._dedent import dedented
+from rudder._grammar._nodes import EMPTY, Deferred, GrammarNode, Rule, RuleRef, as_node
+from rudder.errors import GrammarError, StatefulInGrammarError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StatefulCall(Deferred):
+    """A stateful guidance function with its arguments, waiting for a Model."""
+
+    __slots__ = ("args", "function", "kwargs")
+
+    def __init__(
+        self, function: GuidanceFunction[Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ):
+        self.function = function
+        self.args = args
+        self.kwargs = kwargs
+
+    def __call__(self, lm: Any) -> Any:
+        """Run the function on ``lm`` and return what it returns (the new Model)."""
+        result = self.function.invoke(lm, self.args, self.kwargs)
+        if result is None:
+            raise GrammarError(
+                f"the stateful function {self.function.__name__}() returned None; "
+                "it must return the Model (end it with `return lm`)"
+            )
+        return result
+
+    def __add__(self, other: object) -> StatefulSequence:
+        return sequence_of_steps(self, other)
+
+    def __radd__(self, other: object) -> StatefulSequence:
+        return sequence_of_steps(other, self)
+
+    def __str__(self) -> str:
+        return f"{self.function.__name__}()"
+
+    __repr__ = __str__
+
+
+class StatefulSequence(Deferred):
+    """Steps (text, grammars, stateful calls) that a Model applies one after another."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, steps: tuple[object, ...]) -> None:
+        self.steps = steps
+
+    def __call__(self, lm: Any) -> Any:
+        for step in self.steps:
+            lm = lm + step
+        return lm
+
+    def __add__(self, other: object) -> StatefulSequence:
+        return sequence_of_steps(self, other)
+
+    def __radd__(self, other: object) -> StatefulSequence:
+        return sequence_of_steps(other, self)
+
+    def __str__(self) -> str:
+        names = ", ".join(str(step) for step in self.steps if isinstance(step, StatefulCall))
+        return f"a sequence with stateful steps ({names})"
+
+    __repr__ = __str__
+
+
+def sequence_of_steps(left: object, right: object) -> StatefulSequence:
+    steps: list[object] = []
+    for value in (left, right):
+        if isinstance(value, StatefulSequence):
+            steps.extend(value.steps)
+        elif isinstance(value, (StatefulCall, GrammarNode, str)):
+            steps.append(value)
+        else:
+            steps.append(as_node(value))  # raises a clear error for unsupported values
+    return StatefulSequence(tuple(steps))
+
+
+_building = threading.local()
+
+
+def _in_progress() -> dict[Hashable, RuleRef]:
+    table: dict[Hashable, RuleRef] | None = getattr(_building, "table", None)
+    if table is None:
+        table = _building.table = {}
+    return table
+
+
+class GuidanceFunction(Generic[F]):
+    """What ``@guidance`` returns: call it to build a grammar or a stateful call."""
+
+    def __init__(
+        self,
+        function: F,
+        *,
+        stateless: bool,
+        cache: bool,
+        dedent: bool,
+        instance: object = None,
+    ) -> None:
+        functools.update_wrapper(self, function)
+        self.__name__: str = getattr(function, "__name__", "guidance_function")
+        self.function = function
+        self.stateless = stateless
+        self.cache = cache
+        self.dedent = dedent
+        self.instance = instance
+        self._body: Callable[..., Any] | None = None
+        self._cached: dict[Hashable, GrammarNode] = {}
+
+    def __get__(self, instance: object, owner: type | None = None) -> GuidanceFunction[F]:
+        if instance is None:
+            return self
+        bound = GuidanceFunction(
+            self.function,
+            stateless=self.stateless,
+            cache=self.cache,
+            dedent=self.dedent,
+            instance=instance,
+        )
+        bound._body = self._body
+        return bound
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.stateless:
+            return StatefulCall(self, args, kwargs)
+        return self._build_grammar(args, kwargs)
+
+    def invoke(self, lm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the body with ``lm`` as its first argument (after ``self`` for methods)."""
+        body = self._resolved_body()
+        if self.instance is not None:
+            return body(self.instance, lm, *args, **kwargs)
+        return body(lm, *args, **kwargs)
+
+    def _resolved_body(self) -> Callable[..., Any]:
+        if self._body is None:
+            self._body = dedented(self.function) if self.dedent else self.function
+        return self._body
+
+    def _build_grammar(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GrammarNode:
+        key = self._key(args, kwargs)
+        if key is None:  # unhashable arguments: no recursion detection, no cache
+            return self._run_stateless(args, kwargs)
+        if self.cache and key in self._cached:
+            return self._cached[key]
+        building = _in_progress()
+        pending = building.get(key)
+        if pending is not None:
+            return pending
+        reference = RuleRef(self.__name__)
+        building[key] = reference
+        try:
+            node = self._run_stateless(args, kwargs)
+        finally:
+            del building[key]
+        rule = Rule(node, name=self.__name__)
+        reference.resolve(rule)
+        if self.cache:
+            self._cached[key] = rule
+        return rule
+
+    def _run_stateless(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GrammarNode:
+        result = self.invoke(EMPTY, args, kwargs)
+        if isinstance(result, Deferred):
+            raise StatefulInGrammarError(
+                f"the stateless function {self.__name__}() uses {result}, which is stateful; "
+                "make that function stateless too (@guidance(stateless=True)), or make "
+                f"{self.__name__}() stateful"
+            )
+        if result is None:
+            raise GrammarError(
+                f"the stateless function {self.__name__}() returned None; "
+                "it must return the grammar it built (end it with `return lm + ...`)"
+            )
+        return as_node(result, where=f"the grammar returned by {self.__name__}()")
+
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
+        key = (id(self.function), id(self.instance), args, tuple(sorted(kwargs.items())))
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def __repr__(self) -> str:
+        kind = "stateless" if self.stateless else "stateful"
+        return f"<guidance function {self.__name__} ({kind})>"
+
+
+@overload
+def guidance(
+    f: F, *, stateless: bool = False, cache: bool = False, dedent: bool = True
+) -> GuidanceFunction[F]: ...
+
+
+@overload
+def guidance(
+    f: None = None, *, stateless: bool = False, cache: bool = False, dedent: bool = True
+) -> Callable[[F], GuidanceFunction[F]]: ...
+
+
+def guidance(
+    f: F | None = None,
+    *,
+    stateless: bool = False,
+    cache: bool = False,
+    dedent: bool = True,
+) -> GuidanceFunction[F] | Callable[[F], GuidanceFunction[F]]:
+    """Turn a function of ``lm`` into a grammar (``stateless=True``) or a program step.
+
+    ``cache=True`` reuses the grammar built for the same arguments. ``dedent=True`` (the
+    default) removes the common indentation of multi-line string literals in the body, so
+    indented prompt text reads as written.
+    """
+
+    def decorate(function: F) -> GuidanceFunction[F]:
+        if not callable(function):
+            raise TypeError(f"@guidance decorates functions, not {type(function).__name__}")
+        return GuidanceFunction(function, stateless=stateless, cache=cache, dedent=dedent)
+
+    return decorate if f is None else decorate(f)

@@ -1,0 +1,1 @@
+"""Grammar nodes, the library of grammar functions, serialisation for llguidance, match()."""

@@ -1,0 +1,94 @@
+"""The schema forms ``json()`` accepts, normalised to one canonical JSON text.
+
+A schema may be a dict, a JSON string, a pydantic model class, a pydantic ``TypeAdapter``, or
+any other type pydantic can describe (a dataclass, a ``TypedDict``, ``list[int]`` ...).
+Formatting options travel inside the schema under llguidance's ``x-guidance`` key.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import re
+from typing import Any
+
+from rudder.errors import GrammarError
+
+# Compact output by default, as guidance writes it: {"a":1,"b":[1,2]}.
+_DEFAULT_OPTIONS: dict[str, Any] = {
+    "whitespace_flexible": False,
+    "item_separator": ",",
+    "key_separator": ":",
+}
+
+
+def schema_to_dict(schema: object) -> dict[str, Any]:
+    """The JSON schema ``schema`` stands for, as a new dict."""
+    if schema is None:
+        return {}
+    if isinstance(schema, dict):
+        return dict(schema)
+    if isinstance(schema, str):
+        try:
+            loaded = _json.loads(schema)
+        except ValueError as error:
+            raise GrammarError(f"the schema string is not valid JSON: {error}") from None
+        if not isinstance(loaded, dict):
+            raise GrammarError('a JSON schema must be a JSON object, e.g. \'{"type": "integer"}\'')
+        return loaded
+    return _pydantic_schema(schema)
+
+
+def _pydantic_schema(schema: object) -> dict[str, Any]:
+    import pydantic
+
+    if isinstance(schema, pydantic.TypeAdapter):
+        return dict(schema.json_schema())
+    if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
+        return dict(schema.model_json_schema())
+    if isinstance(schema, pydantic.BaseModel):
+        raise GrammarError(
+            f"json(schema=...) takes the model class, not an instance: pass "
+            f"{type(schema).__name__}, not {type(schema).__name__}(...)"
+        )
+    try:
+        return dict(pydantic.TypeAdapter(schema).json_schema())
+    except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
+        raise GrammarError(
+            f"cannot make a JSON schema from {schema!r}; pass a dict, a JSON string, a "
+            "pydantic model class or a pydantic TypeAdapter"
+        ) from None
+
+
+def schema_text(
+    schema: object,
+    *,
+    separators: tuple[str, str] | None,
+    whitespace_flexible: bool,
+    whitespace_pattern: str | None,
+    lenient: bool,
+) -> str:
+    """Canonical JSON text of the schema with rudder's formatting options applied."""
+    as_dict = schema_to_dict(schema)
+    options = dict(_DEFAULT_OPTIONS)
+    given = as_dict.get("x-guidance")
+    if isinstance(given, dict):
+        options.update(given)
+    if separators is not None:
+        item, key = separators
+        options["item_separator"] = re.escape(item)
+        options["key_separator"] = re.escape(key)
+    if whitespace_flexible:
+        options["whitespace_flexible"] = True
+        if separators is None:
+            options.pop("item_separator")
+            options.pop("key_separator")
+    if whitespace_pattern is not None:
+        options["whitespace_pattern"] = whitespace_pattern
+    if lenient:
+        options["lenient"] = True
+    as_dict["x-guidance"] = options
+    try:
+        # Key order is kept on purpose: llguidance generates properties in schema order.
+        return _json.dumps(as_dict, ensure_ascii=False)
+    except (TypeError, ValueError) as error:
+        raise GrammarError(f"the schema cannot be written as JSON: {error}") from None

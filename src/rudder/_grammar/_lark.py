@@ -1,0 +1,351 @@
+"""Grammar nodes -> llguidance's grammar format: a pure translation, no I/O.
+
+The output is llguidance's JSON form ``{"grammars": [{"lark_grammar": ...}, ...]}``: one Lark
+grammar (llguidance's dialect, with ``%json`` and rule attributes) plus one sub-grammar per
+embedded :class:`~._nodes.Lark` node and per rule whose options llguidance only accepts on
+sub-grammars.
+
+llguidance's constraints shape the output:
+
+- ``temperature=`` and ``max_tokens=`` go only on rules whose body is a terminal, ``%json``
+  or a ``@sub-grammar``; ``stop=``, ``suffix=`` and ``lazy`` only on terminal bodies.
+  A rule whose body is *regular* (text, regexes and their combinations, no captures) is
+  written as an uppercase terminal; any other body goes to a sub-grammar.
+- Special tokens, ``%json`` and sub-grammar references cannot appear inside terminals.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from rudder._grammar._nodes import (
+    GrammarNode,
+    Join,
+    Json,
+    Lark,
+    Literal,
+    Regex,
+    Repeat,
+    Rule,
+    RuleRef,
+    Select,
+    SpecialToken,
+    Substring,
+    _add_name,
+)
+from rudder.errors import GrammarError
+
+
+@dataclass(frozen=True)
+class CompiledGrammar:
+    """A grammar ready for llguidance, with what a consumer needs to read its captures."""
+
+    llguidance: str
+    lark: str
+    list_captures: frozenset[str]
+    special_tokens: tuple[str, ...]
+
+
+_cache_lock = threading.Lock()
+_compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
+_MAX_CACHED = 4096
+
+
+def compile_grammar(node: GrammarNode) -> CompiledGrammar:
+    """Translate ``node`` (cached per node: nodes are immutable)."""
+    key = id(node)
+    with _cache_lock:
+        hit = _compiled.get(key)
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    compiled = _Writer().compile(node)
+    with _cache_lock:
+        if len(_compiled) >= _MAX_CACHED:
+            _compiled.clear()
+        _compiled[key] = (node, compiled)
+    return compiled
+
+
+def lark_string(text: str) -> str:
+    """A Lark string literal for ``text``."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def lark_regex(pattern: str) -> str:
+    """A Lark ``/regex/`` token for ``pattern``: unescaped slashes and raw newlines escaped."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            out.append(char + next(chars, "\\"))
+        elif char == "/":
+            out.append("\\/")
+        else:
+            out.append({"\n": "\\n", "\r": "\\r"}.get(char, char))
+    return "/" + "".join(out) + "/"
+
+
+def special_token_syntax(text: str) -> str:
+    return text if text.startswith("<") and text.endswith(">") else f"<{text}>"
+
+
+def iter_nodes(root: GrammarNode) -> Iterator[GrammarNode]:
+    """Every node reachable from ``root``, each once, following rule references."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        stack.extend(_children(node))
+
+
+def _children(node: GrammarNode) -> tuple[GrammarNode, ...]:
+    if isinstance(node, Join):
+        return node.parts
+    if isinstance(node, Select):
+        return node.options
+    if isinstance(node, Repeat):
+        return (node.item,)
+    if isinstance(node, Rule):
+        extra = tuple(n for n in (node.stop, node.suffix) if n is not None)
+        return (node.body, *extra)
+    if isinstance(node, RuleRef):
+        return (node.target,)
+    return ()
+
+
+class _Writer:
+    """Writes one llguidance grammar; sub-grammars get their own writer and rule names."""
+
+    def __init__(self, shared: _Shared | None = None) -> None:
+        self.shared = shared or _Shared()
+        self.lines: list[str] = []
+        self.rule_names: dict[int, str] = {}
+        self.regular: dict[int, bool] = {}
+
+    def compile(self, root: GrammarNode) -> CompiledGrammar:
+        names: dict[str, bool] = {}
+        specials: list[str] = []
+        for node in iter_nodes(root):
+            if isinstance(node, Rule):
+                if node.capture is not None:
+                    _add_name(names, node.capture, is_list=node.list_append)
+                if node.stop_capture is not None:
+                    _add_name(names, node.stop_capture, is_list=False)
+            elif isinstance(node, SpecialToken) and node.text not in specials:
+                specials.append(node.text)
+        lark = self.write_grammar(root)
+        grammars = [{"lark_grammar": lark}, *self.shared.subgrammars]
+        return CompiledGrammar(
+            llguidance=json.dumps({"grammars": grammars}, ensure_ascii=False),
+            lark=lark,
+            list_captures=frozenset(name for name, is_list in names.items() if is_list),
+            special_tokens=tuple(specials),
+        )
+
+    def write_grammar(self, root: GrammarNode) -> str:
+        start = self.expr(root)
+        return "\n".join([f"start: {start}", *self.lines]) + "\n"
+
+    # -- rule expressions (may contain non-terminals) -------------------------------------
+
+    def expr(self, node: GrammarNode) -> str:
+        if self.is_regular(node) and not isinstance(node, (Rule, RuleRef)):
+            return self.term_expr(node)
+        if isinstance(node, Join):
+            return " ".join(self.atom(part) for part in node.parts)
+        if isinstance(node, Select):
+            return " | ".join(self.expr(option) for option in node.options)
+        if isinstance(node, Repeat):
+            return self.atom(node.item) + _repeat_suffix(node.min, node.max)
+        if isinstance(node, SpecialToken):
+            return special_token_syntax(node.text)
+        if isinstance(node, RuleRef):
+            return self.rule_name(node.target)
+        if isinstance(node, (Rule, Json, Lark)):
+            return self.rule_name(node)
+        raise AssertionError(f"unhandled grammar node {node!r}")
+
+    def atom(self, node: GrammarNode) -> str:
+        text = self.expr(node)
+        if isinstance(node, (Join, Select)) and not _is_single_token(text):
+            return f"({text})"
+        return text
+
+    def rule_name(self, node: GrammarNode) -> str:
+        name = self.rule_names.get(id(node))
+        if name is None:
+            hint = node.name if isinstance(node, Rule) else None
+            name = self.shared.fresh(hint or ("json" if isinstance(node, Json) else "rule"))
+            self.rule_names[id(node)] = name
+            self.lines.append(self.rule_definition(name, node))
+        return name
+
+    def rule_definition(self, name: str, node: GrammarNode) -> str:
+        if isinstance(node, Json):
+            return f"{name}: %json {node.schema_text}"
+        if isinstance(node, Lark):
+            return f"{name}: @{self.shared.add_subgrammar(node.text)}"
+        assert isinstance(node, Rule)
+        attributes = self.attributes(node)
+        body = self.rule_body(node)
+        suffix = f"[{', '.join(attributes)}]" if attributes else ""
+        return f"{name}{suffix}: {body}"
+
+    def rule_body(self, rule: Rule) -> str:
+        needs_terminal = rule.lexeme_options
+        needs_token_expr = needs_terminal or rule.temperature is not None or rule.max_tokens
+        body = rule.body
+        if not needs_token_expr:
+            return self.expr(body)
+        if self.is_regular(body):
+            return self.terminal_name(body)
+        if needs_terminal:
+            raise GrammarError(
+                "stop=, suffix= and lazy need a body of plain text or regexes (no captures, "
+                f"JSON, special tokens or nested grammars); got {body!r}"
+            )
+        if isinstance(body, (Json, Lark)):
+            return self.expr(body)
+        return "@" + self.shared.add_subgrammar_node(body, self)
+
+    def attributes(self, rule: Rule) -> list[str]:
+        attributes: list[str] = []
+        if rule.capture is not None:
+            attributes.append(f"capture={lark_string(rule.capture)}")
+        if rule.temperature is not None:
+            attributes.append(f"temperature={float(rule.temperature)!r}")
+        if rule.max_tokens is not None:
+            attributes.append(f"max_tokens={int(rule.max_tokens)}")
+        if rule.stop is not None:
+            attributes.append(f"stop={self.terminal_name(rule.stop, allow_empty=True)}")
+        if rule.suffix is not None:
+            attributes.append(f"suffix={self.terminal_name(rule.suffix)}")
+        if rule.stop_capture is not None:
+            attributes.append(f"stop_capture={lark_string(rule.stop_capture)}")
+        if rule.lazy:
+            attributes.append("lazy")
+        return attributes
+
+    # -- terminals (regular expressions over bytes, no captures) ---------------------------
+
+    def is_regular(self, node: GrammarNode) -> bool:
+        known = self.regular.get(id(node))
+        if known is not None:
+            return known
+        self.regular[id(node)] = False  # a cycle is never regular
+        result = self._is_regular(node)
+        self.regular[id(node)] = result
+        return result
+
+    def _is_regular(self, node: GrammarNode) -> bool:
+        if isinstance(node, (Literal, Regex, Substring)):
+            return True
+        if isinstance(node, Join):
+            return all(self.is_regular(part) for part in node.parts)
+        if isinstance(node, Select):
+            return all(self.is_regular(option) for option in node.options)
+        if isinstance(node, Repeat):
+            return self.is_regular(node.item)
+        if isinstance(node, Rule):
+            plain = node.capture is None and node.stop_capture is None
+            no_options = node.temperature is None and node.max_tokens is None
+            return plain and no_options and not node.lexeme_options and self.is_regular(node.body)
+        return False
+
+    def terminal_name(self, node: GrammarNode, *, allow_empty: bool = False) -> str:
+        if allow_empty and isinstance(node, Literal) and node.text == "":
+            return '""'
+        name = self.rule_names.get(id(node))
+        if name is None:
+            name = self.shared.fresh("T").upper()
+            self.rule_names[id(node)] = name
+            self.lines.append(f"{name}: {self.term_expr(node)}")
+        return name
+
+    def term_expr(self, node: GrammarNode) -> str:
+        if isinstance(node, Literal):
+            return lark_string(node.text)
+        if isinstance(node, Regex):
+            return lark_regex(node.pattern)
+        if isinstance(node, Substring):
+            key = "substring_words" if node.chunk == "word" else "substring_chars"
+            return self.terminal_definition(f"%regex {json.dumps({key: node.text})}")
+        if isinstance(node, Join):
+            return " ".join(self.term_atom(part) for part in node.parts)
+        if isinstance(node, Select):
+            return " | ".join(self.term_expr(option) for option in node.options)
+        if isinstance(node, Repeat):
+            return self.term_atom(node.item) + _repeat_suffix(node.min, node.max)
+        if isinstance(node, Rule):
+            return self.term_expr(node.body)
+        raise AssertionError(f"not a terminal: {node!r}")
+
+    def term_atom(self, node: GrammarNode) -> str:
+        text = self.term_expr(node)
+        if isinstance(node, Repeat) or _is_single_token(text):
+            return text  # postfix repetition binds tightest: already an atom
+        return f"({text})"
+
+    def terminal_definition(self, body: str) -> str:
+        name = self.shared.fresh("T").upper()
+        self.lines.append(f"{name}: {body}")
+        return name
+
+
+class _Shared:
+    """State shared by a grammar and its sub-grammars: unique names and the sub-grammar list."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        self.subgrammars: list[dict[str, str]] = []
+        self.by_node: dict[int, str] = {}
+
+    def fresh(self, hint: str) -> str:
+        self.counter += 1
+        base = re.sub(r"[^a-z0-9_]", "_", hint.lower()).strip("_") or "rule"
+        if not base[0].isalpha():
+            base = "r_" + base
+        return f"{base}_{self.counter}"
+
+    def add_subgrammar(self, lark: str) -> str:
+        name = f"g{len(self.subgrammars) + 1}"
+        self.subgrammars.append({"name": name, "lark_grammar": lark})
+        return name
+
+    def add_subgrammar_node(self, node: GrammarNode, parent: _Writer) -> str:
+        known = self.by_node.get(id(node))
+        if known is not None:
+            return known
+        index = len(self.subgrammars)
+        name = f"g{index + 1}"
+        self.by_node[id(node)] = name
+        self.subgrammars.append({"name": name, "lark_grammar": ""})
+        self.subgrammars[index]["lark_grammar"] = _Writer(self).write_grammar(node)
+        return name
+
+
+def _repeat_suffix(low: int, high: int | None) -> str:
+    if (low, high) == (0, None):
+        return "*"
+    if (low, high) == (1, None):
+        return "+"
+    if (low, high) == (0, 1):
+        return "?"
+    if high is None:
+        return f"{{{low},}}"
+    return f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+
+
+_SINGLE_TOKEN = re.compile(r'^(?:"(?:[^"\\]|\\.)*"|/(?:[^/\\]|\\.)*/|[A-Za-z_][\w-]*|<[^<>]*>)$')
+
+
+def _is_single_token(text: str) -> bool:
+    return _SINGLE_TOKEN.match(text) is not None
