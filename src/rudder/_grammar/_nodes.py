@@ -313,7 +313,8 @@ def join(parts: list[GrammarNode] | tuple[GrammarNode, ...]) -> GrammarNode:
 def _text_node(text: str) -> GrammarNode:
     if not _placeholders.has_placeholder(text):
         return Literal(text)
-    return join([as_node(part) for part in _placeholders.split(text)])
+    parts = _placeholders.split(text)
+    return join([Literal(part) if isinstance(part, str) else part for part in parts])
 
 
 def _compose(left: object, right: object) -> Any:

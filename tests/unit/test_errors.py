@@ -1,0 +1,112 @@
+"""Bad input fails when the grammar is built, with a message that names the problem and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+import rudder
+from rudder import gen, lark, regex, select, special_token, substring, token_limit, with_temperature
+from rudder.errors import GrammarError, MatchError, RudderError
+
+
+def test_hierarchy() -> None:
+    assert issubclass(GrammarError, RudderError)
+    assert issubclass(MatchError, RudderError)
+    assert issubclass(rudder.errors.CaptureNameError, GrammarError)
+    assert issubclass(rudder.errors.StatefulInGrammarError, GrammarError)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: regex("[a-"), "(?s)invalid regex '\\[a-'.*unclosed character class"),
+        (lambda: regex("(?<=a)b"), "invalid regex"),
+        (lambda: gen(regex="a{2,1}"), "invalid regex"),
+        (lambda: gen(stop_regex="(", stop="x"), "invalid stop_regex"),
+        (lambda: regex(3), "regex must be a str pattern"),  # type: ignore[arg-type]
+        (lambda: lark("start: foo"), "invalid Lark grammar.*unknown name"),
+        (lambda: lark("start: 'a"), "invalid Lark grammar"),
+        (lambda: lark(b"start: 'a'"), "takes the grammar as a str"),  # type: ignore[arg-type]
+        (lambda: rudder.gbnf_to_lark("root ::= ("), "cannot convert the GBNF grammar"),
+        (lambda: select([]), "at least one option"),
+        (lambda: select("abc"), "takes a list of options"),
+        (lambda: gen(max_tokens=0), "max_tokens must be a positive int"),
+        (lambda: gen(max_tokens=-3), "max_tokens must be a positive int"),
+        (lambda: token_limit("a", 0), "max_tokens must be a positive int"),
+        (lambda: gen(temperature=-1), "temperature must be >= 0"),
+        (lambda: with_temperature("a", "hot"), "temperature must be a number"),  # type: ignore[arg-type]
+        (lambda: gen(list_append=True), "list_append=True needs a name"),
+        (lambda: gen("a", save_stop_text=True), "save_stop_text needs stop="),
+        (lambda: gen(stop="x", save_stop_text=True), "save_stop_text=True needs a name"),
+        (lambda: gen(name=""), "name must be a non-empty str"),
+        (lambda: gen(stop=["a", 1]), "stop must be a str or a list of str"),  # type: ignore[list-item]
+        (lambda: substring("abc", chunk="line"), "chunk must be 'word' or 'character'"),  # type: ignore[arg-type]
+        (lambda: special_token(""), "needs the token's text"),
+        (lambda: rudder.sequence("a", min_length=-1), "min_length must be an int >= 0"),
+        (lambda: rudder.sequence("a", 3, 2), "0 <= min <= max"),
+        (lambda: rudder.exactly_n_repeats("a", 1.5), "n_repeats must be an int"),  # type: ignore[arg-type]
+        (lambda: rudder.capture("a", ""), "capture name must be a non-empty str"),
+    ],
+)
+def test_bad_input_is_refused_when_built(build: object, message: str) -> None:
+    with pytest.raises(GrammarError, match=message):
+        build()  # type: ignore[operator]
+
+
+def test_stop_needs_a_plain_text_body() -> None:
+    from rudder._grammar._nodes import Rule
+
+    body = regex("[a-z]+", name="inner")
+    grammar = Rule(body, stop=rudder.string("."))
+    with pytest.raises(GrammarError, match="stop=, suffix= and lazy need a body of plain text"):
+        grammar.to_llguidance()
+
+
+def test_match_error_says_where_and_what_was_allowed() -> None:
+    grammar = "id: " + regex("[0-9]{3}", name="id")
+    with pytest.raises(MatchError) as raised:
+        grammar.match("id: 12x", raise_exceptions=True)
+    error = raised.value
+    assert error.position == 6
+    assert error.byte == b"x"
+    assert error.consumed == b"id: 12"
+    assert error.allowed_bytes == frozenset(bytes([c]) for c in b"0123456789")
+    assert "byte 6" in str(error)
+    assert "'0'" in str(error)
+
+
+def test_match_error_when_the_input_ends_too_early() -> None:
+    grammar = select(["yes", "no"])
+    with pytest.raises(MatchError, match=r"ended at byte 2.*allow_partial=True") as raised:
+        grammar.match("ye", raise_exceptions=True)
+    assert raised.value.byte is None
+    assert raised.value.allowed_bytes == frozenset({b"s"})
+
+
+def test_match_partial() -> None:
+    grammar = "n=" + regex("[0-9]+", name="n") + ";"
+    assert grammar.match("n=12") is None
+    partial = grammar.match("n=12", allow_partial=True)
+    assert partial is not None
+    assert partial.partial
+    complete = grammar.match("n=12;")
+    assert complete is not None
+    assert not complete.partial
+    assert complete["n"] == "12"
+
+
+def test_match_takes_bytes_and_refuses_other_types() -> None:
+    assert regex("é+").match("éé".encode()) is not None
+    with pytest.raises(TypeError, match="str or bytes"):
+        regex("a").match(12)  # type: ignore[arg-type]
+
+
+def test_match_result_is_a_read_only_mapping() -> None:
+    result = (regex("[a-z]+", name="a") + "=" + regex("[0-9]+", name="b")).match("x=1")
+    assert result is not None
+    assert dict(result) == {"a": "x", "b": "1"}
+    assert result.captures == {"a": "x", "b": "1"}
+    assert "a" in result
+    assert len(result) == 2
+    with pytest.raises(TypeError):
+        result["a"] = "y"  # type: ignore[index]

@@ -1,0 +1,62 @@
+"""rudder's public names are pinned: a change here is a change to the API users see."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import rudder
+
+EXPECTED_NAMES = [
+    "GrammarNode",
+    "GuidanceFunction",
+    "Match",
+    "StatefulCall",
+    "__version__",
+    "at_most_n_repeats",
+    "capture",
+    "errors",
+    "exactly_n_repeats",
+    "gbnf_to_lark",
+    "gen",
+    "guidance",
+    "json",
+    "lark",
+    "one_or_more",
+    "optional",
+    "regex",
+    "select",
+    "sequence",
+    "special_token",
+    "string",
+    "substring",
+    "token_limit",
+    "with_temperature",
+    "zero_or_more",
+]
+
+
+def test_public_names_are_pinned_and_sorted() -> None:
+    assert rudder.__all__ == EXPECTED_NAMES
+    assert sorted(rudder.__all__) == rudder.__all__
+    for name in rudder.__all__:
+        assert hasattr(rudder, name), name
+
+
+def test_errors_module_lists_every_error() -> None:
+    assert sorted(rudder.errors.__all__) == [
+        "CaptureNameError",
+        "GrammarError",
+        "MatchError",
+        "RudderError",
+        "StatefulInGrammarError",
+    ]
+
+
+def test_import_pulls_in_nothing_heavy() -> None:
+    heavy = ["torch", "transformers", "IPython", "llama_cpp", "numpy", "jinja2", "anywidget"]
+    code = f"import sys, rudder\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
