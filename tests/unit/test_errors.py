@@ -110,3 +110,8 @@ def test_match_result_is_a_read_only_mapping() -> None:
     assert len(result) == 2
     with pytest.raises(TypeError):
         result["a"] = "y"  # type: ignore[index]
+
+
+def test_json_schema_with_nan_is_refused_clearly() -> None:
+    with pytest.raises(GrammarError, match="cannot be written as JSON"):
+        rudder.json(schema={"type": "integer", "minimum": float("nan")})

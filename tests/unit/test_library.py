@@ -203,3 +203,12 @@ def test_json_is_exported_under_guidance_name() -> None:
     grammar = rudder.json("value", schema={"type": "integer"})
     assert grammar.match("17")["value"] == "17"
     assert grammar.match("1.5") is None
+
+
+def test_json_and_lark_take_temperature_and_max_tokens() -> None:
+    number = rudder.json("x", schema={"type": "integer"}, max_tokens=50, temperature=0.5)
+    assert number.match("12")["x"] == "12"
+    assert "max_tokens=50" in number.to_lark()
+    digits = lark("start: /[0-9]+/", name="n", max_tokens=4, temperature=0.2)
+    assert digits.match("12")["n"] == "12"
+    assert "max_tokens=4" in digits.to_lark()

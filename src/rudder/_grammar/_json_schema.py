@@ -89,6 +89,6 @@ def schema_text(
     as_dict["x-guidance"] = options
     try:
         # Key order is kept on purpose: llguidance generates properties in schema order.
-        return _json.dumps(as_dict, ensure_ascii=False)
+        return _json.dumps(as_dict, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise GrammarError(f"the schema cannot be written as JSON: {error}") from None

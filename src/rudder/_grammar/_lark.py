@@ -189,10 +189,8 @@ class _Writer:
         return name
 
     def rule_definition(self, name: str, node: GrammarNode) -> str:
-        if isinstance(node, Json):
-            return f"{name}: %json {node.schema_text}"
-        if isinstance(node, Lark):
-            return f"{name}: @{self.shared.add_subgrammar(node.text)}"
+        if isinstance(node, (Json, Lark)):
+            return f"{name}: {self.embedded(node)}"
         assert isinstance(node, Rule)
         attributes = self.attributes(node)
         body = self.rule_body(node)
@@ -213,8 +211,13 @@ class _Writer:
                 f"JSON, special tokens or nested grammars); got {body!r}"
             )
         if isinstance(body, (Json, Lark)):
-            return self.expr(body)
+            return self.embedded(body)  # options must sit on the %json or @grammar itself
         return "@" + self.shared.add_subgrammar_node(body, self)
+
+    def embedded(self, node: Json | Lark) -> str:
+        if isinstance(node, Json):
+            return f"%json {node.schema_text}"
+        return "@" + self.shared.add_subgrammar(node.text)
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
