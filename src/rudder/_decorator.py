@@ -129,7 +129,8 @@ class GuidanceFunction(Generic[F]):
         self.dedent = dedent
         self.instance = instance
         self._body: Callable[..., Any] | None = None
-        self._cached: dict[Hashable, GrammarNode] = {}
+        # key -> (instance, grammar); holding the instance keeps its id from being reused.
+        self._cached: dict[Hashable, tuple[object, GrammarNode]] = {}
 
     def __get__(self, instance: object, owner: type | None = None) -> GuidanceFunction[F]:
         if instance is None:
@@ -141,7 +142,9 @@ class GuidanceFunction(Generic[F]):
             dedent=self.dedent,
             instance=instance,
         )
-        bound._body = self._body
+        # Bound copies share the recompiled body and the cache of the function itself.
+        bound._body = self._resolved_body()
+        bound._cached = self._cached
         return bound
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -165,8 +168,9 @@ class GuidanceFunction(Generic[F]):
         key = self._key(args, kwargs)
         if key is None:  # unhashable arguments: no recursion detection, no cache
             return self._run_stateless(args, kwargs)
-        if self.cache and key in self._cached:
-            return self._cached[key]
+        hit = self._cached.get(key) if self.cache else None
+        if hit is not None and hit[0] is self.instance:
+            return hit[1]
         building = _in_progress()
         pending = building.get(key)
         if pending is not None:
@@ -180,7 +184,7 @@ class GuidanceFunction(Generic[F]):
         rule = Rule(node, name=self.__name__)
         reference.resolve(rule)
         if self.cache:
-            self._cached[key] = rule
+            self._cached[key] = (self.instance, rule)
         return rule
 
     def _run_stateless(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GrammarNode:

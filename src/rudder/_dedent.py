@@ -29,31 +29,53 @@ _HOLE = "\x00"
 _INNER = "__rudder_dedented__"
 
 
-def dedent_text(text: str) -> str:
-    """Strip the indentation shared by the lines after the first."""
+def dedent_text(text: str, *, include_first: bool = False) -> str:
+    """Strip the indentation shared by the lines after the first (with the first too when
+    ``include_first``, for literals that open with a backslash-newline), as
+    ``textwrap.dedent`` does: lines of only whitespace become empty."""
     lines = text.split("\n")
     if len(lines) < 2:
         return text
-    indents = [len(line) - len(line.lstrip(" \t")) for line in lines[1:] if line.strip(" \t")]
+    start = 0 if include_first else 1
+    indents = [len(line) - len(line.lstrip(" \t")) for line in lines[start:] if line.strip(" \t")]
     margin = min(indents, default=0)
-    if margin == 0:
-        return text
-    rest = [line[margin:] if line.strip(" \t") else line.lstrip(" \t") for line in lines[1:]]
-    return "\n".join([lines[0], *rest])
+    body = [line[margin:] if line.strip(" \t") else "" for line in lines[start:]]
+    return "\n".join(body if include_first else [lines[0], *body])
 
 
 class _DedentStrings(ast.NodeTransformer):
+    """Dedents triple-quoted literals written over several source lines; others stay."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def _layout(self, node: ast.expr) -> tuple[bool, bool]:
+        """Whether ``node`` spans several source lines, and whether it opens with ``\\``."""
+        if node.end_lineno is None or node.end_lineno == node.lineno:
+            return False, False
+        segment = ast.get_source_segment(self.source, node) or ""
+        opening = segment.lstrip("rbfuRBFU")
+        # Only triple-quoted literals: ("a\\n"  "  b") over two lines is written as meant.
+        if not opening.startswith(('"""', "'''")):
+            return False, False
+        return True, opening[3:].startswith("\\\n")
+
     def visit_Constant(self, node: ast.Constant) -> ast.AST:
-        if isinstance(node.value, str) and "\n" in node.value:
-            return ast.copy_location(ast.Constant(dedent_text(node.value)), node)
-        return node
+        if not isinstance(node.value, str):
+            return node
+        multi_line, continued = self._layout(node)
+        if not multi_line:
+            return node
+        text = dedent_text(node.value, include_first=continued)
+        return ast.copy_location(ast.Constant(text), node)
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
+        multi_line, continued = self._layout(node)
         pieces = [v.value if isinstance(v, ast.Constant) else _HOLE for v in node.values]
         text = "".join(str(piece) for piece in pieces)
-        if "\n" not in text or text.count(_HOLE) != sum(p is _HOLE for p in pieces):
+        if not multi_line or text.count(_HOLE) != sum(p is _HOLE for p in pieces):
             return self.generic_visit(node)
-        texts = iter(dedent_text(text).split(_HOLE))
+        texts = iter(dedent_text(text, include_first=continued).split(_HOLE))
         values: list[ast.expr] = []
         for value in node.values:
             if isinstance(value, ast.Constant):
@@ -77,7 +99,10 @@ def dedented(function: Callable[..., Any]) -> Callable[..., Any]:
         first_line = function.__code__.co_firstlineno
     except (OSError, TypeError, AttributeError):
         return function
-    tree = ast.parse(source)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # e.g. a lambda whose source line is not a statement on its own
+        return function
     definition = tree.body[0] if tree.body else None
     if not isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return function  # a lambda or something else we do not rewrite
@@ -85,7 +110,7 @@ def dedented(function: Callable[..., Any]) -> Callable[..., Any]:
     # Renamed so that the name does not become a local of the enclosing function below,
     # which would turn recursive calls into references to an unset closure cell.
     definition.name = _INNER
-    _DedentStrings().visit(definition)
+    _DedentStrings(source).visit(definition)
     code = _compile_in_closure(definition, function, filename, first_line)
     if code is None:
         return function
