@@ -49,12 +49,6 @@ class StatefulCall(Deferred):
             )
         return result
 
-    def __add__(self, other: object) -> StatefulSequence:
-        return sequence_of_steps(self, other)
-
-    def __radd__(self, other: object) -> StatefulSequence:
-        return sequence_of_steps(other, self)
-
     def __str__(self) -> str:
         return f"{self.function.__name__}()"
 
@@ -73,12 +67,6 @@ class StatefulSequence(Deferred):
         for step in self.steps:
             lm = lm + step
         return lm
-
-    def __add__(self, other: object) -> StatefulSequence:
-        return sequence_of_steps(self, other)
-
-    def __radd__(self, other: object) -> StatefulSequence:
-        return sequence_of_steps(other, self)
 
     def __str__(self) -> str:
         names = ", ".join(str(step) for step in self.steps if isinstance(step, StatefulCall))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import re
-from typing import Any
+from typing import Any, cast
 
 from rudder.errors import GrammarError
 
@@ -51,7 +51,9 @@ def _pydantic_schema(schema: object) -> dict[str, Any]:
             f"{type(schema).__name__}, not {type(schema).__name__}(...)"
         )
     try:
-        return dict(pydantic.TypeAdapter(schema).json_schema())
+        # Any type pydantic understands; which ones is pydantic's to decide at run time.
+        adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(cast(Any, schema))
+        return dict(adapter.json_schema())
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
         raise GrammarError(
             f"cannot make a JSON schema from {schema!r}; pass a dict, a JSON string, a "

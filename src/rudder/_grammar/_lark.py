@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rudder._grammar._nodes import (
@@ -159,12 +159,9 @@ class _Writer:
     def expr(self, node: GrammarNode) -> str:
         if self.is_regular(node) and not isinstance(node, (Rule, RuleRef)):
             return self.term_expr(node)
-        if isinstance(node, Join):
-            return " ".join(self.atom(part) for part in node.parts)
-        if isinstance(node, Select):
-            return " | ".join(self.expr(option) for option in node.options)
-        if isinstance(node, Repeat):
-            return self.atom(node.item) + _repeat_suffix(node.min, node.max)
+        composite = _composite(node, self.expr, self.atom)
+        if composite is not None:
+            return composite
         if isinstance(node, SpecialToken):
             return special_token_syntax(node.text)
         if isinstance(node, RuleRef):
@@ -281,12 +278,9 @@ class _Writer:
         if isinstance(node, Substring):
             key = "substring_words" if node.chunk == "word" else "substring_chars"
             return self.terminal_definition(f"%regex {json.dumps({key: node.text})}")
-        if isinstance(node, Join):
-            return " ".join(self.term_atom(part) for part in node.parts)
-        if isinstance(node, Select):
-            return " | ".join(self.term_expr(option) for option in node.options)
-        if isinstance(node, Repeat):
-            return self.term_atom(node.item) + _repeat_suffix(node.min, node.max)
+        composite = _composite(node, self.term_expr, self.term_atom)
+        if composite is not None:
+            return composite
         if isinstance(node, Rule):
             return self.term_expr(node.body)
         raise AssertionError(f"not a terminal: {node!r}")
@@ -333,6 +327,19 @@ class _Shared:
         self.subgrammars.append({"name": name, "lark_grammar": ""})
         self.subgrammars[index]["lark_grammar"] = _Writer(self).write_grammar(node)
         return name
+
+
+def _composite(
+    node: GrammarNode, expr: Callable[[GrammarNode], str], atom: Callable[[GrammarNode], str]
+) -> str | None:
+    """Lark for a sequence, choice or repetition, the same for rules and terminals."""
+    if isinstance(node, Join):
+        return " ".join(atom(part) for part in node.parts)
+    if isinstance(node, Select):
+        return " | ".join(expr(option) for option in node.options)
+    if isinstance(node, Repeat):
+        return atom(node.item) + _repeat_suffix(node.min, node.max)
+    return None
 
 
 def _repeat_suffix(low: int, high: int | None) -> str:

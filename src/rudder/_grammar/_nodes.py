@@ -12,10 +12,11 @@ a model runs it. Serialisation to llguidance lives in :mod:`._lark`, matching in
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from typing import Literal as TypingLiteral
 
 from rudder._grammar import _placeholders
@@ -70,6 +71,17 @@ class GrammarNode:
 
         return compile_grammar(self).llguidance
 
+    def __repr__(self) -> str:
+        # Fields left at their defaults are omitted: Rule(Regex('(?s:.*)'), capture='a').
+        shown = [
+            repr(getattr(self, spec.name))
+            if index == 0
+            else f"{spec.name}={getattr(self, spec.name)!r}"
+            for index, spec in enumerate(dataclasses.fields(self))  # type: ignore[arg-type]
+            if index == 0 or getattr(self, spec.name) != spec.default
+        ]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
     def to_lark(self) -> str:
         """The top-level Lark text of the grammar, for reading and debugging."""
         from rudder._grammar._lark import compile_grammar
@@ -83,18 +95,12 @@ class Literal(GrammarNode):
 
     text: str
 
-    def __repr__(self) -> str:
-        return f"Literal({self.text!r})"
-
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Regex(GrammarNode):
     """Text matching a regular expression (Rust ``regex`` syntax, as llguidance reads it)."""
 
     pattern: str
-
-    def __repr__(self) -> str:
-        return f"Regex({self.pattern!r})"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -104,18 +110,12 @@ class Substring(GrammarNode):
     text: str
     chunk: TypingLiteral["word", "character"] = "word"
 
-    def __repr__(self) -> str:
-        return f"Substring({self.text!r}, chunk={self.chunk!r})"
-
 
 @dataclass(frozen=True, eq=False, repr=False)
 class SpecialToken(GrammarNode):
     """One special token of the model's tokenizer, such as ``<|im_start|>``."""
 
     text: str
-
-    def __repr__(self) -> str:
-        return f"SpecialToken({self.text!r})"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -124,18 +124,12 @@ class Json(GrammarNode):
 
     schema_text: str
 
-    def __repr__(self) -> str:
-        return f"Json({self.schema_text[:60]!r})"
-
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Lark(GrammarNode):
     """A user-written Lark grammar (llguidance dialect), embedded as a sub-grammar."""
 
     text: str
-
-    def __repr__(self) -> str:
-        return f"Lark({self.text[:60]!r})"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -146,9 +140,6 @@ class Join(GrammarNode):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "capture_names", _merge_names(self.parts))
-
-    def __repr__(self) -> str:
-        return "Join(" + ", ".join(map(repr, self.parts)) + ")"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -161,9 +152,6 @@ class Select(GrammarNode):
         if not self.options:
             raise GrammarError("select() needs at least one option; got an empty list")
         object.__setattr__(self, "capture_names", _merge_names(self.options))
-
-    def __repr__(self) -> str:
-        return "Select(" + ", ".join(map(repr, self.options)) + ")"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -181,9 +169,6 @@ class Repeat(GrammarNode):
                 f"a repetition needs 0 <= min <= max; got min={self.min}, max={bound}"
             )
         object.__setattr__(self, "capture_names", self.item.capture_names)
-
-    def __repr__(self) -> str:
-        return f"Repeat({self.item!r}, {self.min}, {self.max})"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -218,16 +203,6 @@ class Rule(GrammarNode):
     def lexeme_options(self) -> bool:
         """Whether llguidance needs the body to be a single lexeme (terminal)."""
         return bool(self.stop is not None or self.suffix is not None or self.lazy)
-
-    def __repr__(self) -> str:
-        fields = [repr(self.body)]
-        for key in ("name", "capture", "temperature", "max_tokens", "stop", "suffix"):
-            value = getattr(self, key)
-            if value is not None:
-                fields.append(f"{key}={value!r}")
-        if self.list_append:
-            fields.append("list_append=True")
-        return "Rule(" + ", ".join(fields) + ")"
 
 
 class RuleRef(GrammarNode):
@@ -271,7 +246,12 @@ class Deferred:
     """
 
     __slots__ = ()
-    describe: ClassVar[str] = "a stateful function"
+
+    def __add__(self, other: object) -> Any:
+        return _compose(self, other)
+
+    def __radd__(self, other: object) -> Any:
+        return _compose(other, self)
 
 
 def as_node(value: object, *, where: str = "a grammar") -> GrammarNode:
