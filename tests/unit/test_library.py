@@ -212,3 +212,14 @@ def test_json_and_lark_take_temperature_and_max_tokens() -> None:
     digits = lark("start: /[0-9]+/", name="n", max_tokens=4, temperature=0.2)
     assert digits.match("12")["n"] == "12"
     assert "max_tokens=4" in digits.to_lark()
+
+
+def test_one_grammar_used_as_a_rule_and_as_a_terminal() -> None:
+    @rudder.guidance(stateless=True)
+    def word(lm):  # type: ignore[no-untyped-def]
+        return lm + regex("[a-z]+")
+
+    shared = word()
+    grammar = shared + " " + with_temperature(shared, 0.5)
+    assert grammar.match("ab cd") is not None
+    assert grammar.match("ab 12") is None

@@ -128,6 +128,8 @@ class _Writer:
         self.shared = shared or _Shared()
         self.lines: list[str] = []
         self.rule_names: dict[int, str] = {}
+        # Apart from rule_names: one node may be both a rule and an uppercase terminal.
+        self.terminal_names: dict[int, str] = {}
         self.regular: dict[int, bool] = {}
 
     def compile(self, root: GrammarNode) -> CompiledGrammar:
@@ -263,10 +265,10 @@ class _Writer:
     def terminal_name(self, node: GrammarNode, *, allow_empty: bool = False) -> str:
         if allow_empty and isinstance(node, Literal) and node.text == "":
             return '""'
-        name = self.rule_names.get(id(node))
+        name = self.terminal_names.get(id(node))
         if name is None:
             name = self.shared.fresh("T").upper()
-            self.rule_names[id(node)] = name
+            self.terminal_names[id(node)] = name
             self.lines.append(f"{name}: {self.term_expr(node)}")
         return name
 
