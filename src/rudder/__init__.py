@@ -4,7 +4,7 @@ The names follow the guidance library, so a guidance program runs with only its 
 changed. Nothing heavy (torch, transformers, IPython) is imported here.
 """
 
-from rudder import errors
+from rudder import errors, models
 from rudder._decorator import GuidanceFunction, StatefulCall, guidance
 from rudder._grammar._library import (
     at_most_n_repeats,
@@ -28,6 +28,7 @@ from rudder._grammar._library import (
 )
 from rudder._grammar._match import Match
 from rudder._grammar._nodes import GrammarNode
+from rudder._roles import assistant, block, role, system, user
 
 __version__ = "0.1.0"
 
@@ -37,7 +38,9 @@ __all__ = [
     "Match",
     "StatefulCall",
     "__version__",
+    "assistant",
     "at_most_n_repeats",
+    "block",
     "capture",
     "errors",
     "exactly_n_repeats",
@@ -46,15 +49,19 @@ __all__ = [
     "guidance",
     "json",
     "lark",
+    "models",
     "one_or_more",
     "optional",
     "regex",
+    "role",
     "select",
     "sequence",
     "special_token",
     "string",
     "substring",
+    "system",
     "token_limit",
+    "user",
     "with_temperature",
     "zero_or_more",
 ]

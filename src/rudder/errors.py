@@ -8,20 +8,31 @@ raises on purpose::
      │    ├── CaptureNameError    a name used both as a list capture and a single capture
      │    └── StatefulInGrammarError
      │                            a stateful @guidance function used where a grammar is needed
-     └── MatchError               text does not match a grammar
-                                  (``grammar.match(text, raise_exceptions=True)``)
+     ├── MatchError               text does not match a grammar
+     │                            (``grammar.match(text, raise_exceptions=True)``)
+     ├── RoleError                a role or block used wrongly (unknown role, nested roles)
+     │    └── ChatTemplateError   a chat template cannot render the conversation
+     ├── GenerationError          a generation cannot go on (no token allowed, engine failure)
+     ├── ModelLoadError           a model or tokenizer cannot be loaded
+     └── SettingsError            a model or sampling setting out of range
 
 Errors say what was wrong and how to fix it. Raising never leaves a value half-changed:
-grammar nodes are immutable, so a failed composition leaves its operands as they were.
+grammar nodes and Models are immutable, so a failed ``a + b`` or ``lm + x`` leaves its
+operands as they were.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CaptureNameError",
+    "ChatTemplateError",
+    "GenerationError",
     "GrammarError",
     "MatchError",
+    "ModelLoadError",
+    "RoleError",
     "RudderError",
+    "SettingsError",
     "StatefulInGrammarError",
 ]
 
@@ -67,3 +78,23 @@ class MatchError(RudderError, ValueError):
         self.byte = byte
         self.allowed_bytes = allowed_bytes
         self.consumed = consumed
+
+
+class RoleError(RudderError, ValueError):
+    """A role or block was used wrongly: an unknown role, or a role opened inside another."""
+
+
+class ChatTemplateError(RoleError):
+    """The chat template cannot render the conversation (it raised, or it is malformed)."""
+
+
+class GenerationError(RudderError, RuntimeError):
+    """A generation cannot go on: the grammar allows no token, or the engine failed."""
+
+
+class ModelLoadError(RudderError, OSError):
+    """A model or its tokenizer cannot be loaded: the message says where rudder looked."""
+
+
+class SettingsError(RudderError, ValueError):
+    """A model or sampling setting is out of range: the message gives the range."""

@@ -26,11 +26,19 @@ from rudder import (
 )
 
 
-def test_gen_without_stop_takes_any_text_to_the_end() -> None:
+def test_gen_without_stop_takes_any_non_empty_text_to_the_end() -> None:
     grammar = "Q: " + gen("answer")
     assert grammar.match("Q: anything\nat all")["answer"] == "anything\nat all"
-    assert grammar.match("Q: ")["answer"] == ""
+    # Ended by end-of-sequence, it writes at least one character.
+    assert grammar.match("Q: ") is None
     assert grammar.match("X: no") is None
+
+
+def test_gen_with_stop_may_also_end_at_end_of_text() -> None:
+    grammar = "Q: " + gen("answer", stop=".")
+    assert grammar.match("Q: yes.")["answer"] == "yes"
+    assert grammar.match("Q: yes")["answer"] == "yes"
+    assert grammar.match("Q: .")["answer"] == ""
 
 
 def test_gen_stop_ends_the_text_and_is_left_out_of_the_capture() -> None:

@@ -13,7 +13,9 @@ EXPECTED_NAMES = [
     "Match",
     "StatefulCall",
     "__version__",
+    "assistant",
     "at_most_n_repeats",
+    "block",
     "capture",
     "errors",
     "exactly_n_repeats",
@@ -22,15 +24,19 @@ EXPECTED_NAMES = [
     "guidance",
     "json",
     "lark",
+    "models",
     "one_or_more",
     "optional",
     "regex",
+    "role",
     "select",
     "sequence",
     "special_token",
     "string",
     "substring",
+    "system",
     "token_limit",
+    "user",
     "with_temperature",
     "zero_or_more",
 ]
@@ -46,9 +52,14 @@ def test_public_names_are_pinned_and_sorted() -> None:
 def test_errors_module_lists_every_error() -> None:
     assert sorted(rudder.errors.__all__) == [
         "CaptureNameError",
+        "ChatTemplateError",
+        "GenerationError",
         "GrammarError",
         "MatchError",
+        "ModelLoadError",
+        "RoleError",
         "RudderError",
+        "SettingsError",
         "StatefulInGrammarError",
     ]
 
@@ -60,3 +71,7 @@ def test_import_pulls_in_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_models_module_is_pinned() -> None:
+    assert rudder.models.__all__ == ["Mock", "Model", "ModelStream", "Transformers"]

@@ -16,6 +16,7 @@ llguidance's constraints shape the output:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import threading
@@ -23,6 +24,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rudder._grammar._nodes import (
+    ANY_TEXT,
+    NON_EMPTY_TEXT,
     GrammarNode,
     Join,
     Json,
@@ -191,6 +194,26 @@ class _Writer:
         if isinstance(node, (Json, Lark)):
             return f"{name}: {self.embedded(node)}"
         assert isinstance(node, Rule)
+        if _ends_at_stop_or_eos(node):
+            # A lazy lexeme ends only at its stop; the model's end-of-sequence token must end
+            # it too, so the rule is the stop version or the same text ended by end-of-sequence.
+            # The capture sits on the choice: on the alternatives, the end-of-sequence one
+            # would report an empty capture as soon as it starts.
+            at_stop_rule = dataclasses.replace(node, capture=None, list_append=False)
+            body = at_stop_rule.body
+            if isinstance(body, Regex) and body.pattern == ANY_TEXT:
+                body = Regex(NON_EMPTY_TEXT)  # see gen(): no empty end-of-sequence lexeme
+            at_eos_rule = dataclasses.replace(
+                at_stop_rule, body=body, stop=Literal(""), stop_capture=None
+            )
+            at_stop, at_end = self.shared.fresh(f"{name}_stop"), self.shared.fresh(f"{name}_eos")
+            self.lines.append(self.plain_rule_definition(at_stop, at_stop_rule))
+            self.lines.append(self.plain_rule_definition(at_end, at_eos_rule))
+            capture = f"[capture={lark_string(node.capture)}]" if node.capture is not None else ""
+            return f"{name}{capture}: {at_stop} | {at_end}"
+        return self.plain_rule_definition(name, node)
+
+    def plain_rule_definition(self, name: str, node: Rule) -> str:
         attributes = self.attributes(node)
         body = self.rule_body(node)
         suffix = f"[{', '.join(attributes)}]" if attributes else ""
@@ -342,6 +365,12 @@ def _composite(
     if isinstance(node, Repeat):
         return atom(node.item) + _repeat_suffix(node.min, node.max)
     return None
+
+
+def _ends_at_stop_or_eos(rule: Rule) -> bool:
+    stop = rule.stop
+    has_stop_text = stop is not None and not (isinstance(stop, Literal) and stop.text == "")
+    return has_stop_text and rule.suffix is None
 
 
 def _repeat_suffix(low: int, high: int | None) -> str:

@@ -12,6 +12,8 @@ from typing import Literal as TypingLiteral
 from rudder._grammar import _validate
 from rudder._grammar._json_schema import schema_text
 from rudder._grammar._nodes import (
+    ANY_TEXT,
+    NON_EMPTY_TEXT,
     GrammarNode,
     Json,
     Lark,
@@ -25,8 +27,6 @@ from rudder._grammar._nodes import (
     as_node,
 )
 from rudder.errors import GrammarError
-
-_ANY_TEXT = "(?s:.*)"
 
 
 def gen(
@@ -67,8 +67,15 @@ def gen(
             stop_capture = _checked_name(save_stop_text, "save_stop_text")
     if suffix is not None and not isinstance(suffix, str):
         raise GrammarError(f"suffix must be a str, not {type(suffix).__name__}")
+    body = Regex(regex if regex is not None else ANY_TEXT)
+    if regex is None and stops is None and suffix is None:
+        # Text ended by the model's end-of-sequence token (the empty stop), so a gen()
+        # followed by more grammar ends where the model ends it. It is not empty: an
+        # end-of-sequence lexeme that may be empty is reported as an empty capture first.
+        stops = Literal("")
+        body = Regex(NON_EMPTY_TEXT)
     return Rule(
-        Regex(regex if regex is not None else _ANY_TEXT),
+        body,
         name="gen",
         capture=name,
         list_append=list_append,

@@ -13,6 +13,7 @@ from typing import Any
 
 import llguidance
 
+from rudder._grammar._captures import Report, settle
 from rudder._grammar._lark import CompiledGrammar, compile_grammar
 from rudder._grammar._nodes import GrammarNode
 from rudder.errors import GrammarError, MatchError
@@ -112,24 +113,63 @@ def match(
     compiled = compile_grammar(node)
     wrapper, matcher = new_matcher(compiled)
     tokens, offsets = wrapper.split(data)
-    consumed = matcher.try_consume_tokens(tokens)
+    reports: list[Report] = []
+    consumed = _consume(matcher, wrapper, tokens, reports)
     complete = consumed == len(tokens) and matcher.is_accepting()
+    if consumed == len(tokens) and not complete and _ends_at_end_of_text(matcher):
+        complete = ended = True
+    else:
+        ended = False
     if consumed < len(tokens) or not (complete or allow_partial):
         if raise_exceptions:
             position = offsets[consumed] if consumed < len(tokens) else len(data)
             raise _mismatch(wrapper, matcher, data, position)
         return None
-    if complete:
+    if complete and not ended:
         # End of text closes the last lexeme; llguidance reports its capture only then.
         matcher.consume_token(_END_OF_TEXT)
-    return Match(_captures(matcher, compiled.list_captures), partial=not complete)
+    _note_reports(matcher, reports, len(data))
+    captures = settle(reports, data)
+    return Match(_captures(captures, compiled.list_captures), partial=not complete)
+
+
+def _ends_at_end_of_text(matcher: llguidance.LLMatcher) -> bool:
+    """Whether end-of-text completes the grammar (a gen() ended by end-of-sequence).
+
+    The matcher consumes end-of-text only when it is allowed, so a False answer leaves it
+    unchanged for the error report.
+    """
+    if not matcher.try_consume_tokens([_END_OF_TEXT]):
+        return False
+    return bool(matcher.is_stopped() or matcher.is_accepting())
+
+
+def _consume(
+    matcher: llguidance.LLMatcher,
+    wrapper: _ByteTokenizer,
+    tokens: list[int],
+    reports: list[Report],
+) -> int:
+    """Feed tokens one by one, noting at which byte offset each capture is reported."""
+    offset = 0
+    for index, token in enumerate(tokens):
+        if not matcher.try_consume_tokens([token]):
+            return index
+        offset += len(wrapper.tokens[token].removeprefix(b"\xff"))
+        _note_reports(matcher, reports, offset)
+    return len(tokens)
+
+
+def _note_reports(matcher: llguidance.LLMatcher, reports: list[Report], offset: int) -> None:
+    for name, value in matcher.get_captures()[len(reports) :]:
+        reports.append((name, value, offset))
 
 
 def _captures(
-    matcher: llguidance.LLMatcher, list_names: frozenset[str]
+    settled: list[tuple[str, bytes, int]], list_names: frozenset[str]
 ) -> dict[str, str | list[str]]:
     captures: dict[str, str | list[str]] = {name: [] for name in sorted(list_names)}
-    for name, value in matcher.get_captures():
+    for name, value, _ in settled:
         text = value.decode("utf-8", errors="replace")
         entry = captures.get(name)
         if isinstance(entry, list):

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from rudder._grammar._match import Match
 
 CaptureNames = Mapping[str, bool]
+
+#: The body of gen(): any text; and any text of at least one character.
+ANY_TEXT = "(?s:.*)"
+NON_EMPTY_TEXT = "(?s:.+)"
 _NO_NAMES: CaptureNames = MappingProxyType({})
 
 

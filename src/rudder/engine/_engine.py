@@ -1,0 +1,53 @@
+"""The engine contract: a tokenizer and ``forward(token_ids) -> logits``."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rudder.engine._tokenizer import EngineTokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+
+class Engine(abc.ABC):
+    """A local model: everything else (masks, sampling, captures) is the shared loop.
+
+    ``forward`` takes the whole token sequence and returns the logits for the next token
+    as a 1-D float array. An engine keeps its own prefix cache (the KV cache of the last
+    sequence it saw), so a call that extends the previous sequence only runs the new tokens.
+
+    One engine serves every Model derived from it, from any number of threads: ``forward``
+    holds the engine's lock, so calls from different programs never interleave inside the
+    model, and each program keeps its own constraint state and random generator.
+    """
+
+    def __init__(self, tokenizer: EngineTokenizer, *, context_length: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        #: The most tokens the model can look at (None: no limit known).
+        self.context_length = context_length
+        self._lock = threading.Lock()
+        #: How many times the model ran, and how many tokens it processed in all.
+        self.forward_calls = 0
+        self.forward_tokens = 0
+
+    def forward(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Logits for the token after ``token_ids`` (at least one token)."""
+        if not token_ids:
+            raise ValueError("forward() needs at least one token")
+        with self._lock:
+            logits, processed = self._forward(token_ids)
+            self.forward_calls += 1
+            self.forward_tokens += processed
+        return logits
+
+    @abc.abstractmethod
+    def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+        """Run the model; return the logits and how many tokens had to be processed."""
+
+    def reset_cache(self) -> None:  # noqa: B027 (engines without a cache need nothing)
+        """Forget the prefix cache (the next call runs the whole sequence)."""

@@ -1,0 +1,346 @@
+"""The decode loop every local engine shares, driven by llguidance.
+
+One generation: llguidance's interpreter looks at the prompt (token healing: it may take
+back the prompt's last tokens and let the grammar re-make them), then step by step gives a
+token mask, or no mask when the grammar fixes what comes next. Fixed tokens are appended
+without a model call (fast-forward). Otherwise the engine runs, the sampler picks an
+allowed token, and the interpreter answers with how many tokens to take back (a stop string
+spread over several tokens, say) and which tokens follow. Captures arrive as the grammar
+completes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import llguidance
+
+from rudder._grammar._captures import settle
+from rudder._grammar._lark import CompiledGrammar
+from rudder._state import Candidate, Capture, Token, TokenKind
+from rudder.engine._engine import Engine
+from rudder.engine._sampler import Sampling, choose, softmax, top_indices
+from rudder.errors import GenerationError, GrammarError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+_FAILED = frozenset({"InternalError", "ParserTooComplex", "LexerTooComplex"})
+_DEAD_END = frozenset({"NoExtension", "NoExtensionBias"})
+
+
+@dataclass
+class Generation:
+    """What one generation produced, and what it cost."""
+
+    tokens: list[Token]  # output after backtracking: forced and generated, no end-of-sequence
+    captures: list[Capture]
+    prompt_tokens: int  # tokens of the prompt as given
+    healed_tokens: int  # prompt tokens taken back by token healing (their bytes are re-made)
+    healed_bytes: int
+    stop_reason: str
+    forward_calls: int = 0
+    forward_seconds: float = 0.0
+    total_seconds: float = 0.0
+    first_token_seconds: float | None = None
+    backtracked: int = 0  # output tokens taken back
+
+
+def generate(
+    engine: Engine,
+    grammar: CompiledGrammar,
+    prompt: Sequence[int],
+    *,
+    sampling: Sampling,
+    rng: Any,
+    can_heal: Callable[[int], bool],
+    on_step: Callable[[list[Token], int], None] | None = None,
+) -> Generation:
+    """Run ``grammar`` after ``prompt`` on ``engine``.
+
+    ``can_heal(n)`` says whether the last ``n`` bytes of the prompt belong to text the
+    grammar may re-make (program or model text, not a chat template's markers).
+    """
+    return _Run(engine, grammar, sampling, rng, on_step).run(list(prompt), can_heal)
+
+
+class _Run:
+    def __init__(
+        self,
+        engine: Engine,
+        grammar: CompiledGrammar,
+        sampling: Sampling,
+        rng: Any,
+        on_step: Callable[[list[Token], int], None] | None,
+    ) -> None:
+        self.engine = engine
+        self.tokenizer = engine.tokenizer
+        self.grammar = grammar
+        self.sampling = sampling
+        self.rng = rng
+        self.on_step = on_step
+        self.ids: list[int] = []
+        self.out: list[Token] = []
+        self.kept_prompt = 0
+        self.captures: list[tuple[str, bytes, int]] = []
+        self.healed_bytes = 0
+
+    def _interpreter(self) -> Any:
+        try:
+            return llguidance.LLInterpreter(
+                self.tokenizer.ll,
+                self.grammar.llguidance,
+                enable_backtrack=True,
+                enable_ff_tokens=True,
+                log_level=0,
+            )
+        except ValueError as error:
+            raise GrammarError(f"llguidance rejected the grammar: {error}") from None
+
+    def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
+        started = time.perf_counter()
+        interpreter, healed, healed_bytes = self._start(prompt, can_heal)
+        self.healed_bytes = healed_bytes
+        result = Generation(
+            tokens=self.out,
+            captures=[],
+            prompt_tokens=len(prompt),
+            healed_tokens=healed,
+            healed_bytes=healed_bytes,
+            stop_reason="",
+        )
+        eos = self.tokenizer.eos_token_id
+        vocab = self.tokenizer.vocab_size
+        while True:
+            step_started = time.perf_counter()
+            mask, response = self._step(interpreter, interpreter.compute_mask)
+            progress = json.loads(response)
+            self._collect_captures(progress["progress"])
+            if progress["stop"]:
+                break
+            if mask is None:
+                backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
+                self._apply(backtrack, forced, None, eos, result)
+                continue
+            allowed = _allowed(mask, vocab)
+            limit = self.engine.context_length
+            if limit is not None and len(self.ids) >= limit:
+                raise GenerationError(
+                    f"the model's context is full ({limit} tokens) and the grammar is not "
+                    "complete; bound the generation with max_tokens="
+                )
+            forward_started = time.perf_counter()
+            logits = _fit(self.engine.forward(self.ids), vocab)
+            result.forward_seconds += time.perf_counter() - forward_started
+            result.forward_calls += 1
+            token = choose(logits, allowed, float(progress["temperature"]), self.sampling, self.rng)
+            if not allowed[token]:
+                raise GenerationError(
+                    "the grammar allows no token at this point (it cannot be completed); "
+                    f"text so far: {self._text()!r}"
+                )
+            backtrack, forced = self._step(
+                interpreter, functools.partial(interpreter.commit_token, token)
+            )
+            record = self._record(token, logits, allowed, time.perf_counter() - step_started)
+            if result.first_token_seconds is None:
+                result.first_token_seconds = time.perf_counter() - started
+            self._apply(backtrack, forced, record, eos, result)
+        result.stop_reason = str(interpreter.stop_reason())
+        if result.stop_reason in _FAILED:
+            raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
+        if result.stop_reason in _DEAD_END and not interpreter.is_accepting():
+            raise GenerationError(
+                "the grammar cannot be completed: after "
+                f"{self._text()!r} it allows no further text and is not finished"
+            )
+        result.captures = self._captures()
+        result.total_seconds = time.perf_counter() - started
+        return result
+
+    def _start(self, prompt: list[int], can_heal: Callable[[int], bool]) -> tuple[Any, int, int]:
+        interpreter = self._interpreter()
+        if prompt:
+            processed = self._step(interpreter, lambda: interpreter.process_prompt(prompt))
+            common = _common_prefix(prompt, processed)
+            healed = len(prompt) - common
+            healed_bytes = sum(len(self.tokenizer.token_bytes(t)) for t in prompt[common:])
+            if healed == 0 or can_heal(healed_bytes):
+                self.ids = list(prompt[:common])
+                self.kept_prompt = common
+                for token in processed[common:]:
+                    self._push(token, None)
+                return interpreter, healed, healed_bytes
+            # The prompt ends in template text: no healing there.
+            interpreter = self._interpreter()
+        interpreter.start_without_prompt()
+        self.ids = list(prompt)
+        self.kept_prompt = len(prompt)
+        return interpreter, 0, 0
+
+    def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ValueError as error:
+            first_line = str(error).splitlines()[0] if str(error) else "unknown error"
+            raise GenerationError(
+                f"the constraint engine failed: {first_line}; text so far: {self._text()!r}"
+            ) from None
+
+    def _push(self, token_id: int, record: Token | None) -> None:
+        if record is None:
+            record = Token(
+                token_id,
+                self.tokenizer.token_bytes(token_id),
+                TokenKind.FORCED,
+                special=self.tokenizer.is_special(token_id),
+            )
+        self.ids.append(token_id)
+        self.out.append(record)
+
+    def _apply(
+        self,
+        backtrack: int,
+        forced: Sequence[int],
+        record: Token | None,
+        eos: int,
+        result: Generation,
+    ) -> None:
+        if backtrack:
+            if backtrack > len(self.out):
+                raise GenerationError(
+                    f"the constraint engine took back {backtrack} tokens, more than the "
+                    f"{len(self.out)} this generation produced"
+                )
+            del self.out[-backtrack:]
+            del self.ids[-backtrack:]
+            result.backtracked += backtrack
+        for index, token_id in enumerate(forced):
+            if token_id == eos:
+                continue
+            sampled = (
+                record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
+            )
+            self._push(token_id, record if sampled else None)
+        if self.on_step is not None:
+            self.on_step(self.out, self.healed_bytes)
+
+    def _record(
+        self, token: int, logits: npt.NDArray[Any], allowed: npt.NDArray[np.bool_], latency: float
+    ) -> Token:
+        probs = softmax(logits)
+        count = self.sampling.candidates
+        top: tuple[Candidate, ...] = ()
+        top_allowed: tuple[Candidate, ...] = ()
+        if count:
+            top = tuple(self._candidate(i, probs, allowed) for i in top_indices(probs, count))
+            import numpy as np
+
+            allowed_probs = np.where(allowed, probs, -1.0)
+            top_allowed = tuple(
+                self._candidate(i, probs, allowed)
+                for i in top_indices(allowed_probs, min(count, int(allowed.sum())))
+            )
+        return Token(
+            token,
+            self.tokenizer.token_bytes(token),
+            TokenKind.GENERATED,
+            prob=float(probs[token]),
+            latency=latency,
+            top=top,
+            top_allowed=top_allowed,
+            special=self.tokenizer.is_special(token),
+        )
+
+    def _candidate(
+        self, token: int, probs: npt.NDArray[Any], allowed: npt.NDArray[np.bool_]
+    ) -> Candidate:
+        return Candidate(
+            token, self.tokenizer.token_bytes(token), float(probs[token]), bool(allowed[token])
+        )
+
+    def _text(self) -> str:
+        return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
+
+    def _collect_captures(self, progress: list[dict[str, Any]]) -> None:
+        for item in progress:
+            if item.get("object") == "capture":
+                # Healed bytes are re-made before the grammar proper: no capture starts there.
+                offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
+                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
+
+    def _captures(self) -> list[Capture]:
+        output = b"".join(t.bytes for t in self.out)
+        starts = _token_starts(self.out)
+        lists = self.grammar.list_captures
+        settled = settle(self.captures, output)
+        # A single capture reported twice in one generation keeps its last value.
+        last = {name: index for index, (name, _, _) in enumerate(settled) if name not in lists}
+        return [
+            Capture(
+                name,
+                value.decode("utf-8", errors="replace"),
+                log_prob=_log_prob(self.out, starts, start, start + len(value)),
+                is_list=name in lists,
+            )
+            for index, (name, value, start) in enumerate(settled)
+            if name in lists or last[name] == index
+        ]
+
+
+def _token_starts(tokens: Sequence[Token]) -> list[int]:
+    starts = []
+    offset = 0
+    for token in tokens:
+        starts.append(offset)
+        offset += len(token.bytes)
+    return starts
+
+
+def _log_prob(tokens: Sequence[Token], starts: Sequence[int], start: int, end: int) -> float:
+    """Sum of log-probabilities of the generated tokens overlapping ``[start, end)``.
+
+    Forced tokens count as certain (the grammar left no choice).
+    """
+    total = 0.0
+    for token, token_start in zip(tokens, starts, strict=True):
+        token_end = token_start + len(token.bytes)
+        if token_end <= start or token_start >= end or token.prob is None:
+            continue
+        total += math.log(token.prob) if token.prob > 0 else -math.inf
+    return total
+
+
+def _allowed(mask: bytes, vocab: int) -> npt.NDArray[np.bool_]:
+    import numpy as np
+
+    allowed: npt.NDArray[np.bool_] = np.frombuffer(mask, dtype=np.uint8, count=vocab) != 0
+    return allowed
+
+
+def _fit(logits: npt.NDArray[Any], vocab: int) -> npt.NDArray[Any]:
+    """Logits of exactly the tokenizer's size (models often pad their vocabulary)."""
+    import numpy as np
+
+    if logits.shape[0] == vocab:
+        return logits
+    if logits.shape[0] > vocab:
+        return logits[:vocab]
+    padded = np.full(vocab, -np.inf, dtype=logits.dtype)
+    padded[: logits.shape[0]] = logits
+    return padded
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    length = min(len(a), len(b))
+    for index in range(length):
+        if a[index] != b[index]:
+            return index
+    return length

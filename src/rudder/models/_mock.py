@@ -1,0 +1,189 @@
+"""``models.Mock``: a deterministic, scriptable model that runs through the real decode loop.
+
+Its vocabulary is the 256 bytes, a few special tokens (``<|endoftext|>``, ``<|im_start|>``,
+``<|im_end|>``) and a set of multi-byte tokens, so token healing, fast-forward and
+backtracking happen as they do with a real tokenizer. Its logits are a fixed function of
+the context: small pseudo-random noise seeded by the last tokens, plus a strong bias
+towards continuing one of the ``byte_patterns`` it was given (and towards end-of-sequence
+once a pattern is complete).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import llguidance
+
+from rudder._chat import ChatTemplate
+from rudder.engine._engine import Engine
+from rudder.engine._sampler import Sampling
+from rudder.engine._tokenizer import EngineTokenizer
+from rudder.models._model import Model
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+_EOS = 256
+
+#: Multi-byte tokens besides the single bytes: common English pieces and a few that make
+#: token healing visible (``http`` + ``:`` may be re-made as ``://``).
+DEFAULT_MERGES = (
+    "the", " the", "The", " a", " an", " and", " of", " to", " in", " is", " it", "ing",
+    "er", "ed", "on", "at", "en", "es", " th", "ou", "or", "an", "in", "re", ", ", ". ",
+    ".\n", "\n\n", "  ", "    ", "yes", "no", "Yes", "No", " yes", " no", "Paris", " Paris",
+    "France", " France", "capital", " capital", "http", "://", "://www", ":", "www", ".com",
+    "name", '"name"', "age", '"age"', '": ', '":', '{"', '"}', "true", "false", "null",
+    "123", "12", "42", "Hello", " Hello", "world", " world", "!", "?",
+)  # fmt: skip
+
+
+class MockTokenizer(EngineTokenizer):
+    """Greedy longest-match tokenizer over bytes, specials and merges."""
+
+    def __init__(self, merges: Iterable[str] = DEFAULT_MERGES) -> None:
+        pieces: list[bytes] = [bytes([i]) for i in range(256)]
+        pieces += [b"\xff" + s.encode() for s in SPECIAL_TOKENS]  # llguidance's special mark
+        seen = set(pieces)
+        for merge in merges:
+            data = merge.encode()
+            if len(data) > 1 and data not in seen:
+                seen.add(data)
+                pieces.append(data)
+        self.pieces = pieces
+        self._ids = {piece: i for i, piece in enumerate(pieces) if i < _EOS or i > _EOS + 2}
+        self._longest = max(len(p) for p in self._ids)
+        self._specials = {s: _EOS + i for i, s in enumerate(SPECIAL_TOKENS)}
+        wrapper = _Wrapper(self)
+        super().__init__(
+            llguidance.LLTokenizer(llguidance.TokenizerWrapper(wrapper)),
+            eos_token_id=_EOS,
+            bos_token_id=None,
+            add_bos=False,
+            special_tokens={"eos_token": SPECIAL_TOKENS[0], "bos_token": ""},
+            chat_template=None,
+        )
+
+    def encode_bytes(self, data: bytes) -> list[int]:
+        ids = []
+        position = 0
+        while position < len(data):
+            for length in range(min(self._longest, len(data) - position), 0, -1):
+                token = self._ids.get(data[position : position + length])
+                if token is not None:
+                    ids.append(token)
+                    position += length
+                    break
+        return ids
+
+    def _encode(self, text: str, special: bool) -> list[int]:
+        if not special:
+            return self.encode_bytes(text.encode())
+        ids: list[int] = []
+        rest = text
+        while rest:
+            hits = [(rest.find(s), s) for s in self._specials if s in rest]
+            if not hits:
+                ids += self.encode_bytes(rest.encode())
+                break
+            at, marker = min(hits)
+            ids += self.encode_bytes(rest[:at].encode())
+            ids.append(self._specials[marker])
+            rest = rest[at + len(marker) :]
+        return ids
+
+
+class _Wrapper:
+    """The object llguidance's TokenizerWrapper reads."""
+
+    def __init__(self, tokenizer: MockTokenizer) -> None:
+        self.tokens = tokenizer.pieces
+        self.eos_token_id = _EOS
+        self.bos_token_id = None
+        self.special_token_ids = [_EOS, _EOS + 1, _EOS + 2]
+        self._tokenizer = tokenizer
+
+    def __call__(self, data: bytes | str) -> list[int]:
+        return self._tokenizer.encode_bytes(data.encode() if isinstance(data, str) else data)
+
+
+class MockEngine(Engine):
+    """Logits from the context: noise plus a bias towards the byte patterns."""
+
+    def __init__(self, byte_patterns: Sequence[bytes], tokenizer: MockTokenizer) -> None:
+        super().__init__(tokenizer)
+        self.patterns = list(byte_patterns)
+        self._by_first_byte: dict[int, list[tuple[int, bytes]]] = {}
+        for token_id, piece in enumerate(tokenizer.pieces):
+            if _EOS <= token_id <= _EOS + 2:
+                continue
+            self._by_first_byte.setdefault(piece[0], []).append((token_id, piece))
+
+    def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+        import numpy as np
+
+        vocab = self.tokenizer.vocab_size
+        seed = zlib.crc32(repr(list(token_ids[-4:])).encode())
+        logits = np.random.default_rng(seed).standard_normal(vocab).astype(np.float32)
+        context = b"".join(self.tokenizer.token_bytes(t) for t in token_ids[-48:])
+        following = self._continuation(context)
+        if following == b"":
+            logits[_EOS] += 20.0
+        elif following is not None:
+            for token_id, piece in self._by_first_byte.get(following[0], ()):
+                if following.startswith(piece):
+                    logits[token_id] += 10.0 + len(piece)
+        return logits, 1
+
+    def _continuation(self, context: bytes) -> bytes | None:
+        """What the best pattern says comes next (b"" once it is complete)."""
+        best: tuple[int, bytes] | None = None
+        for pattern in self.patterns:
+            for length in range(min(len(pattern), len(context)), 0, -1):
+                if context.endswith(pattern[:length]):
+                    if best is None or length > best[0]:
+                        best = (length, pattern[length:])
+                    break
+        if best is not None:
+            return best[1]
+        return self.patterns[0] if self.patterns else None
+
+
+class Mock(Model):
+    """A deterministic model for tests: ``models.Mock([b"Paris"])``.
+
+    Args:
+        byte_patterns: byte strings (or str) the model prefers to write: at each step it
+            continues the pattern whose longest prefix ends the context (starting the first
+            pattern when none does) and ends the sequence once a pattern is complete.
+        chat_template: as for :class:`Transformers`; ChatML by default, whose markers are
+            special tokens of the Mock vocabulary.
+        merges: the multi-byte tokens of the vocabulary.
+        echo: reserved for the views; the Mock displays nothing by itself.
+    """
+
+    def __init__(
+        self,
+        byte_patterns: Sequence[bytes | str] | bytes | str = (),
+        *,
+        chat_template: str | ChatTemplate | None = "chatml",
+        merges: Iterable[str] = DEFAULT_MERGES,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        min_p: float = 0.0,
+        seed: int | None = None,
+        echo: bool = False,
+    ) -> None:
+        if isinstance(byte_patterns, (bytes, str)):
+            byte_patterns = [byte_patterns]
+        patterns = [p.encode() if isinstance(p, str) else bytes(p) for p in byte_patterns]
+        engine = MockEngine(patterns, MockTokenizer(merges))
+        super().__init__(
+            engine,
+            chat_template=chat_template,
+            sampling=Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed),
+            echo=echo,
+        )

@@ -1,0 +1,351 @@
+"""Model: the immutable value a program holds (``lm + x`` returns a new one).
+
+A Model is an engine, a chat template, sampling settings and a structured state (a
+persistent sequence of entries, :mod:`rudder._state`). Appending text or a role marker only
+adds entries: no tokenizer, no model, no constraint engine. A grammar runs the decode loop
+(:mod:`rudder.engine._loop`) on the prompt rendered from the entries and adds the tokens and
+captures it produced.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rudder._chat import ChatTemplate, render_state
+from rudder._grammar._lark import compile_grammar
+from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
+from rudder._grammar._placeholders import has_placeholder
+from rudder._roles import Block, active_blocks
+from rudder._state import (
+    BlockMarker,
+    Capture,
+    CaptureValue,
+    Entries,
+    Entry,
+    RoleCloser,
+    RoleOpener,
+    Text,
+    Token,
+)
+from rudder.engine._engine import Engine
+from rudder.engine._loop import Generation, generate
+from rudder.engine._prompt import tokenize_prompt
+from rudder.engine._sampler import Sampling
+from rudder.errors import RoleError
+
+if TYPE_CHECKING:
+    from rudder.models._stream import ModelStream
+
+#: Set while a program runs under ``lm.stream()``: receives every intermediate Model.
+stream_sink: contextvars.ContextVar[Callable[[Model], None] | None] = contextvars.ContextVar(
+    "rudder_stream_sink", default=None
+)
+
+
+class Model:
+    """An immutable language-model state: ``lm + x`` returns a new Model.
+
+    ``x`` may be text, a grammar (``gen()``, ``select()`` ...) or a stateful ``@guidance``
+    call. ``lm`` itself never changes, also when ``lm + x`` raises, and Models branched from
+    the same parent share its entries.
+    """
+
+    __slots__ = ("_blocks", "_engine", "_entries", "_sampling", "_template", "echo", "generation")
+
+    _engine: Engine
+    _template: ChatTemplate
+    _sampling: Sampling
+    _entries: Entries
+    _blocks: tuple[Block, ...]
+    echo: bool
+    #: Statistics of the generation that made this Model (None if it was not made by one).
+    generation: Generation | None
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        chat_template: str | ChatTemplate | None = None,
+        sampling: Sampling | None = None,
+        echo: bool = True,
+    ) -> None:
+        self._engine = engine
+        self._template = ChatTemplate.resolve(
+            chat_template,
+            tokenizer_template=engine.tokenizer.chat_template,
+            special_tokens=engine.tokenizer.special_tokens,
+        )
+        self._sampling = sampling if sampling is not None else Sampling()
+        self._entries = Entries.empty()
+        self._blocks = ()
+        self.echo = echo
+        self.generation = None
+
+    # -- deriving -------------------------------------------------------------------------
+
+    def _derive(
+        self,
+        entries: Entries,
+        *,
+        blocks: tuple[Block, ...] | None = None,
+        generation: Generation | None = None,
+        sampling: Sampling | None = None,
+    ) -> Model:
+        new = object.__new__(type(self))
+        new._engine = self._engine
+        new._template = self._template
+        new._sampling = self._sampling if sampling is None else sampling
+        new._entries = entries
+        new._blocks = self._blocks if blocks is None else blocks
+        new.echo = self.echo
+        new.generation = generation
+        return new
+
+    def __add__(self, value: object) -> Model:
+        lm = self._enter_blocks()
+        if isinstance(value, str) and not has_placeholder(value):
+            result = lm._derive(lm._entries.append((Text(value),))) if value else lm
+        elif isinstance(value, Deferred):
+            result = value(lm)  # type: ignore[operator]
+            if not isinstance(result, Model):
+                raise TypeError(
+                    f"{value} returned {type(result).__name__}, not a Model; a stateful "
+                    "function must return the Model it was given (or one made from it)"
+                )
+        else:
+            node = as_node(value, where="a Model (lm + ...)")
+            if isinstance(node, Literal):
+                result = lm._derive(lm._entries.append((Text(node.text),)))
+            else:
+                result = lm._run(node)
+        sink = stream_sink.get()
+        if sink is not None:
+            sink(result)
+        return result
+
+    def _enter_blocks(self) -> Model:
+        """Write the openers and closers that match the blocks entered in this context."""
+        target = active_blocks.get()
+        current = self._blocks
+        if target is current or target == current:
+            return self
+        common = 0
+        while common < min(len(target), len(current)) and target[common] is current[common]:
+            common += 1
+        entries = self._entries
+        for block in reversed(current[common:]):
+            entries = _close_block(entries, block)
+        open_role = next((b.role for b in target[:common] if b.role is not None), None)
+        for block in target[common:]:
+            if block.role is not None:
+                if open_role is not None:
+                    raise RoleError(
+                        f"cannot open role {block.role!r} inside role {open_role!r}: chat "
+                        "messages do not nest; end the first role's with-block first"
+                    )
+                self._template.check_role(block.role, _message_roles(entries))
+                open_role = block.role
+                entries = entries.append((RoleOpener(block.role),))
+            else:
+                entries = entries.append(
+                    (BlockMarker(block.block_id, block.name, True), Text(block.opening))
+                )
+        return self._derive(entries, blocks=target)
+
+    def _run(self, node: GrammarNode) -> Model:
+        compiled = compile_grammar(node)
+        prompt = render_state(self._entries, self._template)
+        tokens = tokenize_prompt(prompt, self._engine.tokenizer)
+
+        def can_heal(size: int) -> bool:
+            return (
+                size <= tokens.content_tail_bytes
+                and _drop_tail_bytes(self._entries, size) is not None
+            )
+
+        sink = stream_sink.get()
+        on_step = None
+        if sink is not None:
+
+            def on_step(out: list[Token], healed_bytes: int) -> None:
+                base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
+                sink(self._derive((base or self._entries).append(tuple(out))))
+
+        generation = generate(
+            self._engine,
+            compiled,
+            tokens.ids,
+            sampling=self._sampling,
+            rng=self._sampling.generator(len(self._entries)),
+            can_heal=can_heal,
+            on_step=on_step,
+        )
+        entries = self._entries
+        if generation.healed_bytes:
+            healed = _drop_tail_bytes(entries, generation.healed_bytes)
+            assert healed  # can_heal checked this
+            entries = healed
+        added: list[Entry] = [*generation.tokens, *generation.captures]
+        return self._derive(entries.append(added), generation=generation)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def __str__(self) -> str:
+        return render_state(self._entries, self._template).text
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {len(self._entries)} entries: {_preview(str(self))}>"
+
+    def __getitem__(self, name: str) -> str | list[str]:
+        value = self._entries.captures().get(name)
+        if value is None:
+            known = ", ".join(repr(n) for n in sorted(self._entries.captures())) or "none"
+            raise KeyError(f"no capture named {name!r} (captures so far: {known})")
+        return _value(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The capture ``name``, or ``default`` when there is none."""
+        value = self._entries.captures().get(name)
+        return default if value is None else _value(value)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries.captures()
+
+    @property
+    def captures(self) -> dict[str, str | list[str]]:
+        """Every capture: name -> text (a list of texts for ``list_append`` captures)."""
+        return {name: _value(value) for name, value in self._entries.captures().items()}
+
+    def log_prob(self, name: str) -> float | list[float]:
+        """The log-probability the model gave the tokens of capture ``name``.
+
+        Forced tokens count as certain. ``None`` parts (values set by the program) are 0.
+        """
+        value = self._entries.captures().get(name)
+        if value is None:
+            raise KeyError(f"no capture named {name!r}")
+        if isinstance(value, list):
+            return [v.log_prob or 0.0 for v in value]
+        return value.log_prob or 0.0
+
+    def set(self, name: str, value: str | Sequence[str]) -> Model:
+        """A new Model with capture ``name`` set to ``value`` (a list makes a list capture)."""
+        _check_name(name)
+        if isinstance(value, str):
+            return self._derive(self._entries.append((Capture(name, value),)))
+        values = list(value)
+        if not all(isinstance(v, str) for v in values):
+            raise TypeError(f"set({name!r}, ...) takes a str or a list of str")
+        entries = self._entries.append((Capture(name, "", removed=True),))
+        return self._derive(entries.append([Capture(name, v, is_list=True) for v in values]))
+
+    def remove(self, name: str) -> Model:
+        """A new Model without capture ``name``."""
+        _check_name(name)
+        return self._derive(self._entries.append((Capture(name, "", removed=True),)))
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """The structured state, oldest first."""
+        return tuple(self._entries)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def chat_template(self) -> ChatTemplate:
+        return self._template
+
+    @property
+    def sampling(self) -> Sampling:
+        return self._sampling
+
+    def with_sampling(self, **settings: Any) -> Model:
+        """A new Model with some sampling settings changed (top_p, top_k, min_p, seed)."""
+        return self._derive(self._entries, sampling=dataclasses.replace(self._sampling, **settings))
+
+    def stream(self) -> ModelStream:
+        """A stream: ``for partial in lm.stream() + gen(...)`` yields Models as they grow."""
+        from rudder.models._stream import ModelStream
+
+        return ModelStream(self, ())
+
+
+def _value(value: CaptureValue) -> str | list[str]:
+    return [v.value for v in value] if isinstance(value, list) else value.value
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a capture name must be a non-empty str, got {name!r}")
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else "..." + text[-limit:])
+
+
+def _message_roles(entries: Entries) -> list[str]:
+    return [e.role for e in entries if isinstance(e, RoleOpener)]
+
+
+def _close_block(entries: Entries, block: Block) -> Entries:
+    if block.role is not None:
+        return entries.append((RoleCloser(block.role),))
+    added: list[Entry] = [Text(block.closing), BlockMarker(block.block_id, block.name, False)]
+    if block.name is not None:
+        added.append(Capture(block.name, _block_text(entries, block.block_id)))
+    return entries.append(added)
+
+
+def _block_text(entries: Entries, block_id: int) -> str:
+    """The text written since ``block_id`` opened (its opening text excluded)."""
+    inside: list[Text | Token] = []
+    for entry in entries.reversed():
+        if isinstance(entry, BlockMarker) and entry.block_id == block_id and entry.is_open:
+            break
+        if isinstance(entry, (Text, Token)):
+            inside.append(entry)
+    inside.reverse()
+    # The opening text is the Text entry written right after the marker.
+    parts = [e.text.encode() if isinstance(e, Text) else e.bytes for e in inside[1:]]
+    return b"".join(parts).decode("utf-8", errors="replace")
+
+
+def _drop_tail_bytes(entries: Entries, size: int) -> Entries | None:
+    """``entries`` without the last ``size`` bytes of text, or None if that cuts a token,
+    a character or a role marker."""
+    kept_aside: list[Entry] = []
+    remaining = size
+    index = len(entries)
+    partial: Text | None = None
+    for entry in entries.reversed():
+        if remaining == 0:
+            break
+        index -= 1
+        if isinstance(entry, Text):
+            data = entry.text.encode()
+            if len(data) > remaining:
+                try:
+                    partial = Text(data[: len(data) - remaining].decode())
+                except UnicodeDecodeError:
+                    return None
+                remaining = 0
+            else:
+                remaining -= len(data)
+        elif isinstance(entry, Token):
+            if len(entry.bytes) > remaining:
+                return None
+            remaining -= len(entry.bytes)
+        elif isinstance(entry, (Capture, BlockMarker)):
+            kept_aside.append(entry)
+        else:
+            return None
+    if remaining:
+        return None
+    kept_aside.reverse()
+    head: list[Entry] = [partial] if partial is not None else []
+    return entries.truncate(index).append([*head, *kept_aside])
