@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from rudder._grammar._captures import settle
 from rudder._grammar._lark import CompiledGrammar
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine
-from rudder.engine._sampler import Sampling, choose, softmax, top_indices
+from rudder.engine._sampler import Sampling, Step, step
 from rudder.errors import GenerationError, GrammarError
 
 if TYPE_CHECKING:
@@ -121,9 +122,8 @@ class _Run:
         while True:
             step_started = time.perf_counter()
             mask, response = self._step(interpreter, interpreter.compute_mask)
-            progress = json.loads(response)
-            self._collect_captures(progress["progress"])
-            if progress["stop"]:
+            stop, temperature = _read_response(response, self._collect_captures)
+            if stop:
                 break
             if mask is None:
                 backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
@@ -140,16 +140,16 @@ class _Run:
             logits = _fit(self.engine.forward(self.ids), vocab)
             result.forward_seconds += time.perf_counter() - forward_started
             result.forward_calls += 1
-            token = choose(logits, allowed, float(progress["temperature"]), self.sampling, self.rng)
+            chosen = step(logits, allowed, temperature, self.sampling, self.rng)
+            token = chosen.token
             if not allowed[token]:
                 raise GenerationError(
                     "the grammar allows no token at this point (it cannot be completed); "
                     f"text so far: {self._text()!r}"
                 )
-            backtrack, forced = self._step(
-                interpreter, functools.partial(interpreter.commit_token, token)
-            )
-            record = self._record(token, logits, allowed, time.perf_counter() - step_started)
+            commit = functools.partial(interpreter.commit_token, token)
+            backtrack, forced = self._step(interpreter, commit)
+            record = self._record(chosen, allowed, time.perf_counter() - step_started)
             if result.first_token_seconds is None:
                 result.first_token_seconds = time.perf_counter() - started
             self._apply(backtrack, forced, record, eos, result)
@@ -232,39 +232,26 @@ class _Run:
         if self.on_step is not None:
             self.on_step(self.out, self.healed_bytes)
 
-    def _record(
-        self, token: int, logits: npt.NDArray[Any], allowed: npt.NDArray[np.bool_], latency: float
-    ) -> Token:
-        probs = softmax(logits)
-        count = self.sampling.candidates
-        top: tuple[Candidate, ...] = ()
-        top_allowed: tuple[Candidate, ...] = ()
-        if count:
-            top = tuple(self._candidate(i, probs, allowed) for i in top_indices(probs, count))
-            import numpy as np
-
-            allowed_probs = np.where(allowed, probs, -1.0)
-            top_allowed = tuple(
-                self._candidate(i, probs, allowed)
-                for i in top_indices(allowed_probs, min(count, int(allowed.sum())))
-            )
+    def _record(self, chosen: Step, allowed: npt.NDArray[np.bool_], latency: float) -> Token:
+        top = tuple(self._candidate(i, p, bool(allowed[i])) for i, p in chosen.top)
+        top_allowed = (
+            top
+            if chosen.top_allowed is None
+            else tuple(self._candidate(i, p, True) for i, p in chosen.top_allowed)
+        )
         return Token(
-            token,
-            self.tokenizer.token_bytes(token),
+            chosen.token,
+            self.tokenizer.token_bytes(chosen.token),
             TokenKind.GENERATED,
-            prob=float(probs[token]),
+            prob=chosen.prob,
             latency=latency,
             top=top,
             top_allowed=top_allowed,
-            special=self.tokenizer.is_special(token),
+            special=self.tokenizer.is_special(chosen.token),
         )
 
-    def _candidate(
-        self, token: int, probs: npt.NDArray[Any], allowed: npt.NDArray[np.bool_]
-    ) -> Candidate:
-        return Candidate(
-            token, self.tokenizer.token_bytes(token), float(probs[token]), bool(allowed[token])
-        )
+    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
+        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
 
     def _text(self) -> str:
         return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
@@ -293,6 +280,25 @@ class _Run:
             for index, (name, value, start) in enumerate(settled)
             if name in lists or last[name] == index
         ]
+
+
+_TAIL = re.compile(r'"stop":(true|false),"temperature":([^,}]+)\}$')
+
+
+def _read_response(
+    response: str, on_progress: Callable[[list[dict[str, Any]]], None]
+) -> tuple[bool, float]:
+    """(stop, temperature) from llguidance's step response; progress only when it matters.
+
+    Parsing the whole JSON every token costs more than the mask: only responses that
+    report a capture are parsed in full.
+    """
+    tail = _TAIL.search(response) if '"capture"' not in response else None
+    if tail is not None:
+        return tail.group(1) == "true", float(tail.group(2))
+    parsed = json.loads(response)
+    on_progress(parsed["progress"])
+    return bool(parsed["stop"]), float(parsed["temperature"])
 
 
 def _token_starts(tokens: Sequence[Token]) -> list[int]:

@@ -51,6 +51,45 @@ class Sampling:
         return np.random.default_rng([self.seed, position])
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One sampling step: the token chosen and what the model thought of its options."""
+
+    token: int
+    prob: float  # of the chosen token, in the model's own distribution
+    top: list[tuple[int, float]]  # the likeliest tokens, unconstrained: (id, prob)
+    top_allowed: list[tuple[int, float]] | None  # the likeliest allowed ones (None: == top)
+
+
+def step(
+    logits: npt.NDArray[Any],
+    allowed: npt.NDArray[np.bool_],
+    temperature: float,
+    sampling: Sampling,
+    rng: Any,
+) -> Step:
+    """Choose the next token and measure the distribution, sharing the work between both.
+
+    This runs once per generated token, so it keeps to a handful of vectorised passes over
+    the vocabulary.
+    """
+    import numpy as np
+
+    masked = np.where(allowed, logits, -np.inf)
+    token = choose_masked(masked, temperature, sampling, rng)
+    weights = np.exp(logits - logits.max())
+    total = float(weights.sum())
+    count = min(sampling.candidates, logits.shape[0])
+    top: list[tuple[int, float]] = []
+    top_allowed: list[tuple[int, float]] | None = None
+    if count:
+        top = [(i, float(weights[i]) / total) for i in top_indices(logits, count)]
+        if not all(allowed[i] for i, _ in top):
+            count = min(count, int(np.count_nonzero(allowed)))
+            top_allowed = [(i, float(weights[i]) / total) for i in top_indices(masked, count)]
+    return Step(token, float(weights[token]) / total, top, top_allowed)
+
+
 def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
     import numpy as np
 
@@ -81,10 +120,18 @@ def choose(
     """The next token among the ``allowed`` ones."""
     import numpy as np
 
-    masked = np.where(allowed, logits.astype(np.float64), -np.inf)
+    return choose_masked(np.where(allowed, logits, -np.inf), temperature, sampling, rng)
+
+
+def choose_masked(
+    masked: npt.NDArray[Any], temperature: float, sampling: Sampling, rng: Any
+) -> int:
+    """The next token, from logits where forbidden tokens are already -inf."""
+    import numpy as np
+
     if temperature <= 0.0:
         return int(np.argmax(masked))
-    scaled = masked / temperature
+    scaled = masked.astype(np.float64) / temperature
     scaled -= np.max(scaled)
     weights = np.exp(scaled)
     if sampling.top_k and sampling.top_k < int(np.count_nonzero(weights)):
@@ -97,8 +144,8 @@ def choose(
         cumulative = np.cumsum(weights[order])
         keep = int(np.searchsorted(cumulative, sampling.top_p * cumulative[-1])) + 1
         weights[order[keep:]] = 0.0
-    total = float(weights.sum())
+    cumulative = np.cumsum(weights)
+    total = float(cumulative[-1])  # the same sum the search runs over, so a draw stays inside
     if not math.isfinite(total) or total <= 0.0:
         return int(np.argmax(masked))
-    cumulative = np.cumsum(weights)
     return int(np.searchsorted(cumulative, rng.random() * total, side="right"))

@@ -1,0 +1,73 @@
+"""Fixtures of the models tier: tiny transformers models built once per session.
+
+Building a model (training its tokenizer, saving random weights) takes seconds, so each
+architecture is built once; loading it is cheap, so every test gets a fresh Model, with a
+fresh engine whose counters (``forward_calls``, ``forward_tokens``) start at zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rudder import models
+from rudder._tiny_models import build_tiny_model
+from rudder.models import Model
+
+ARCHITECTURES = ("llama", "gpt2")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    # CI machines have few cores; one intra-op thread keeps tests from fighting over them.
+    import torch
+
+    torch.set_num_threads(1)
+    yield
+
+
+def _build(factory: pytest.TempPathFactory, architecture: str) -> Path:
+    import torch
+
+    torch.set_num_threads(1)  # session fixtures run before the autouse fixture
+    return build_tiny_model(factory.mktemp(architecture), architecture)
+
+
+@pytest.fixture(scope="session")
+def llama_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory, "llama")
+
+
+@pytest.fixture(scope="session")
+def gpt2_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(tmp_path_factory, "gpt2")
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def tiny_path(request: pytest.FixtureRequest) -> Path:
+    """The saved model of each architecture in turn."""
+    path: Path = request.getfixturevalue(f"{request.param}_path")
+    return path
+
+
+@pytest.fixture
+def lm(llama_path: Path) -> Model:
+    """A fresh Llama-style Model (greedy decoding, the tokenizer's ChatML template)."""
+    return models.Transformers(str(llama_path))
+
+
+@pytest.fixture
+def any_lm(tiny_path: Path) -> Model:
+    """A fresh Model of each architecture in turn."""
+    return models.Transformers(str(tiny_path))
+
+
+@pytest.fixture
+def hf_tokenizer(llama_path: Path) -> Any:
+    """The tiny model's own transformers tokenizer, to compare rendering against."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(llama_path))
