@@ -85,9 +85,7 @@ def main() -> None:
             },
             "append": measure_appends(lm),
             "tokens_unconstrained": measure_tokens(lm, lambda: gen(max_tokens=CHUNK)),
-            "tokens_regex": measure_tokens(
-                lm, lambda: gen(regex="[a-z ]+", max_tokens=CHUNK)
-            ),
+            "tokens_regex": measure_tokens(lm, lambda: gen(regex="[a-z ]+", max_tokens=CHUNK)),
         }
     results["targets"] = {
         "per_append_us": 20.0,
