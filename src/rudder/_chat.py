@@ -204,12 +204,15 @@ class ChatTemplate:
     def _probe_roles(self) -> tuple[str, ...]:
         known = []
         for role in _STANDARD_ROLES:
-            try:
-                text = self.render([{"role": role, "content": "\ue012"}])
-            except ChatTemplateError:
-                continue
-            if "\ue012" in text:
-                known.append(role)
+            # Some templates need a user message first (roles must alternate): try both.
+            for before in ([], [{"role": "user", "content": "x"}]):
+                try:
+                    text = self.render([*before, {"role": role, "content": "\ue012"}])
+                except ChatTemplateError:
+                    continue
+                if "\ue012" in text:
+                    known.append(role)
+                    break
         return tuple(known)
 
     def _probe_trim(self) -> bool:

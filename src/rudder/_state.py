@@ -166,6 +166,8 @@ class Entries:
         link: Entries = self
         while link.parent is not None and link.parent.length >= keep:
             link = link.parent
+        if link.length == keep:
+            return link
         # ``link`` holds entry ``keep - 1`` (or keep == 0 and link is the first link).
         base = link.parent if link.parent is not None else _EMPTY
         return base.append(link.items[: keep - base.length])

@@ -110,7 +110,7 @@ def test_truncate_keeps_exactly_the_first_k_entries(keep: int) -> None:
     assert len(cut) == keep
     assert list(cut) == list(third)[:keep]
     # Every link that ends before the cut is reachable, by identity, from the cut (a link
-    # ending exactly at the cut is covered by the xfail test below).
+    # ending exactly at the cut is covered by the test below).
     reachable: set[int] = set()
     link: Entries | None = cut
     while link is not None:
@@ -130,10 +130,6 @@ def test_truncate_to_zero_and_beyond_the_end() -> None:
     assert third.truncate(10) is third
 
 
-@pytest.mark.xfail(
-    reason="Entries.truncate copies the link that ends exactly at `keep` instead of sharing it",
-    strict=True,
-)
 @pytest.mark.parametrize("link", [1, 2])
 def test_truncate_at_a_link_boundary_returns_that_link(link: int) -> None:
     links = _chain(["a", "b"], ["c", "d", "e"], ["f"])
@@ -448,14 +444,9 @@ class _HighestDraw:
         return 1.0 - 2.0**-53
 
 
-@pytest.mark.xfail(
-    reason="choose scales the draw by weights.sum() (pairwise) but searches np.cumsum "
-    "(sequential); when the sum rounds above the cumsum a draw near 1 falls off the end",
-    strict=True,
-)
 def test_a_draw_near_one_still_gives_an_allowed_token() -> None:
-    # One likely token and many tiny ones: the cumsum rounds the tiny ones away, the
-    # pairwise sum does not.
+    # One likely token and many tiny ones: a sequential cumsum rounds the tiny ones away, a
+    # pairwise sum does not. Scaling the draw by the latter once ran past the end.
     logits = np.array([0.0] + [float(np.log(1e-16))] * 15)
     allowed = np.ones(16, dtype=bool)
     index = choose(logits, allowed, 1.0, Sampling(), _HighestDraw())
