@@ -255,7 +255,14 @@ class ContentTokens:
         return b"".join(t.bytes for t in self.tokens).decode("utf-8", errors="replace")
 
 
-Segment = Union[TemplateText, ContentText, ContentTokens]  # noqa: UP007
+@dataclass(frozen=True, slots=True)
+class TrimmedTail:
+    """Marks content whose trailing whitespace the template trimmed away (it adds no text)."""
+
+    text: str = ""
+
+
+Segment = Union[TemplateText, ContentText, ContentTokens, TrimmedTail]  # noqa: UP007
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +278,9 @@ class Prompt:
 
     @property
     def ends_in_content(self) -> bool:
-        return bool(self.segments) and not isinstance(self.segments[-1], TemplateText)
+        return bool(self.segments) and isinstance(
+            self.segments[-1], (ContentText, ContentTokens)
+        )
 
 
 @dataclass
@@ -303,12 +312,14 @@ def _content_segments(pieces: Iterable[Entry], *, trim: bool) -> list[Segment]:
         segments.append(ContentTokens(tuple(tokens)))
     segments = [s for s in segments if not (isinstance(s, ContentText) and not s.text)]
     if trim and segments:
-        first, last = segments[0], segments[-1]
+        first = segments[0]
         if isinstance(first, ContentText):
             segments[0] = ContentText(first.text.lstrip())
         last = segments[-1]
-        if isinstance(last, ContentText):
+        if isinstance(last, ContentText) and last.text != last.text.rstrip():
+            # The state's tail is not what the model sees: token healing must not touch it.
             segments[-1] = ContentText(last.text.rstrip())
+            segments.append(TrimmedTail())
         segments = [s for s in segments if not (isinstance(s, ContentText) and not s.text)]
     return segments
 

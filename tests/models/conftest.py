@@ -7,7 +7,7 @@ fresh engine whose counters (``forward_calls``, ``forward_tokens``) start at zer
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,18 @@ from rudder import models
 from rudder._tiny_models import build_tiny_model
 from rudder.models import Model
 
+# Everything this tier loads is local: make any attempt to reach the hub fail at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 ARCHITECTURES = ("llama", "gpt2")
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
+def _one_torch_thread() -> None:
     # CI machines have few cores; one intra-op thread keeps tests from fighting over them.
     import torch
 
     torch.set_num_threads(1)
-    yield
 
 
 def _build(factory: pytest.TempPathFactory, architecture: str) -> Path:

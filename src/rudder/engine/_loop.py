@@ -167,12 +167,18 @@ class _Run:
 
     def _start(self, prompt: list[int], can_heal: Callable[[int], bool]) -> tuple[Any, int, int]:
         interpreter = self._interpreter()
+        if not prompt:
+            # A model needs a token to start from: the start-of-text token, else end-of-text.
+            start = self.tokenizer.bos_token_id
+            prompt = [start if start is not None else self.tokenizer.eos_token_id]
+            can_heal = _never
         if prompt:
             processed = self._step(interpreter, lambda: interpreter.process_prompt(prompt))
             common = _common_prefix(prompt, processed)
             healed = len(prompt) - common
             healed_bytes = sum(len(self.tokenizer.token_bytes(t)) for t in prompt[common:])
-            if healed == 0 or can_heal(healed_bytes):
+            # Healing that would leave no prompt at all is not done (nothing to start from).
+            if healed == 0 or (common > 0 and can_heal(healed_bytes)):
                 self.ids = list(prompt[:common])
                 self.kept_prompt = common
                 for token in processed[common:]:
@@ -342,6 +348,10 @@ def _fit(logits: npt.NDArray[Any], vocab: int) -> npt.NDArray[Any]:
     padded = np.full(vocab, -np.inf, dtype=logits.dtype)
     padded[: logits.shape[0]] = logits
     return padded
+
+
+def _never(size: int) -> bool:
+    return False
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rudder._chat import ContentText, ContentTokens, Prompt, TemplateText
+from rudder._chat import ContentText, ContentTokens, Prompt, TemplateText, TrimmedTail
 from rudder.engine._tokenizer import EngineTokenizer
 
 
@@ -28,6 +28,8 @@ def tokenize_prompt(prompt: Prompt, tokenizer: EngineTokenizer) -> PromptTokens:
     for segment in prompt.segments:
         if isinstance(segment, TemplateText):
             ids.extend(tokenizer.encode(segment.text, True))
+            tail = 0
+        elif isinstance(segment, TrimmedTail):
             tail = 0
         elif isinstance(segment, ContentText):
             ids.extend(tokenizer.encode(segment.text, False))
