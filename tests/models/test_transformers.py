@@ -442,7 +442,8 @@ def test_token_healing_after_trailing_space_in_a_trimming_template(llama_path: P
         out = before + gen("rest", max_tokens=3)
     # The template trims the open message, so the model sees "Visit http:"; the state keeps
     # the program's space. Healing must not cut the state's tail, which the model never saw.
-    assert out.generation is not None and out.generation.healed_tokens == 0
+    assert out.generation is not None
+    assert out.generation.healed_tokens == 0
     assert str(before).endswith("Visit http:")
     assert str(out).endswith("Visit http: " + out["rest"])
 
