@@ -278,9 +278,7 @@ class Prompt:
 
     @property
     def ends_in_content(self) -> bool:
-        return bool(self.segments) and isinstance(
-            self.segments[-1], (ContentText, ContentTokens)
-        )
+        return bool(self.segments) and isinstance(self.segments[-1], (ContentText, ContentTokens))
 
 
 @dataclass

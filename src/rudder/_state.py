@@ -102,7 +102,7 @@ class Capture:
     value: str
     log_prob: float | None = None
     is_list: bool = False
-    removed: bool = False  # ``lm.remove(name)`` writes a tombstone
+    removed: bool = False  # a tombstone: ``lm.remove(name)``, or an empty list when is_list
 
 
 Entry = Union[Text, Token, RoleOpener, RoleCloser, BlockMarker, Capture]  # noqa: UP007
@@ -196,7 +196,10 @@ class Entries:
 
 def _add_capture(captures: dict[str, CaptureValue], entry: Capture) -> None:
     if entry.removed:
-        captures.pop(entry.name, None)
+        if entry.is_list:
+            captures[entry.name] = []  # set(name, [...]): the list starts empty
+        else:
+            captures.pop(entry.name, None)
         return
     if entry.is_list:
         previous = captures.get(entry.name)

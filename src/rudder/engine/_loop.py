@@ -112,7 +112,7 @@ class _Run:
         result = Generation(
             tokens=self.out,
             captures=[],
-            prompt_tokens=len(prompt),
+            prompt_tokens=self.kept_prompt + healed,
             healed_tokens=healed,
             healed_bytes=healed_bytes,
             stop_reason="",
@@ -130,6 +130,14 @@ class _Run:
                 self._apply(backtrack, forced, None, eos, result)
                 continue
             allowed = _allowed(mask, vocab)
+            only = _single(allowed)
+            if only is not None:
+                # One token possible: it is fixed, and the model need not run for it.
+                backtrack, forced = self._step(
+                    interpreter, functools.partial(interpreter.commit_token, only)
+                )
+                self._apply(backtrack, forced, None, eos, result)
+                continue
             limit = self.engine.context_length
             if limit is not None and len(self.ids) >= limit:
                 raise GenerationError(
@@ -348,6 +356,14 @@ def _fit(logits: npt.NDArray[Any], vocab: int) -> npt.NDArray[Any]:
     padded = np.full(vocab, -np.inf, dtype=logits.dtype)
     padded[: logits.shape[0]] = logits
     return padded
+
+
+def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
+    """The only allowed token, if exactly one is allowed."""
+    import numpy as np
+
+    hits = np.flatnonzero(allowed)
+    return int(hits[0]) if hits.shape[0] == 1 else None
 
 
 def _never(size: int) -> bool:

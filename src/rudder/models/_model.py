@@ -37,6 +37,8 @@ from rudder.engine._sampler import Sampling
 from rudder.errors import RoleError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self
+
     from rudder.models._stream import ModelStream
 
 #: Set while a program runs under ``lm.stream()``: receives every intermediate Model.
@@ -93,7 +95,7 @@ class Model:
         blocks: tuple[Block, ...] | None = None,
         generation: Generation | None = None,
         sampling: Sampling | None = None,
-    ) -> Model:
+    ) -> Self:
         new = object.__new__(type(self))
         new._engine = self._engine
         new._template = self._template
@@ -104,7 +106,7 @@ class Model:
         new.generation = generation
         return new
 
-    def __add__(self, value: object) -> Model:
+    def __add__(self, value: object) -> Self:
         lm = self._enter_blocks()
         if isinstance(value, str) and not has_placeholder(value):
             result = lm._derive(lm._entries.append((Text(value),))) if value else lm
@@ -126,7 +128,7 @@ class Model:
             sink(result)
         return result
 
-    def _enter_blocks(self) -> Model:
+    def _enter_blocks(self) -> Self:
         """Write the openers and closers that match the blocks entered in this context."""
         target = active_blocks.get()
         current = self._blocks
@@ -155,7 +157,7 @@ class Model:
                 )
         return self._derive(entries, blocks=target)
 
-    def _run(self, node: GrammarNode) -> Model:
+    def _run(self, node: GrammarNode) -> Self:
         compiled = compile_grammar(node)
         prompt = render_state(self._entries, self._template)
         tokens = tokenize_prompt(prompt, self._engine.tokenizer)
@@ -239,7 +241,8 @@ class Model:
         values = list(value)
         if not all(isinstance(v, str) for v in values):
             raise TypeError(f"set({name!r}, ...) takes a str or a list of str")
-        entries = self._entries.append((Capture(name, "", removed=True),))
+        # A list tombstone starts an empty list; the values follow it.
+        entries = self._entries.append((Capture(name, "", is_list=True, removed=True),))
         return self._derive(entries.append([Capture(name, v, is_list=True) for v in values]))
 
     def remove(self, name: str) -> Model:
@@ -297,22 +300,22 @@ def _close_block(entries: Entries, block: Block) -> Entries:
         return entries.append((RoleCloser(block.role),))
     added: list[Entry] = [Text(block.closing), BlockMarker(block.block_id, block.name, False)]
     if block.name is not None:
-        added.append(Capture(block.name, _block_text(entries, block.block_id)))
+        added.append(Capture(block.name, _block_text(entries, block)))
     return entries.append(added)
 
 
-def _block_text(entries: Entries, block_id: int) -> str:
-    """The text written since ``block_id`` opened (its opening text excluded)."""
-    inside: list[Text | Token] = []
+def _block_text(entries: Entries, block: Block) -> str:
+    """The text written since ``block`` opened, without its opening text."""
+    inside: list[bytes] = []
     for entry in entries.reversed():
-        if isinstance(entry, BlockMarker) and entry.block_id == block_id and entry.is_open:
+        if isinstance(entry, BlockMarker) and entry.block_id == block.block_id and entry.is_open:
             break
-        if isinstance(entry, (Text, Token)):
-            inside.append(entry)
+        if isinstance(entry, Text):
+            inside.append(entry.text.encode())
+        elif isinstance(entry, Token):
+            inside.append(entry.bytes)
     inside.reverse()
-    # The opening text is the Text entry written right after the marker.
-    parts = [e.text.encode() if isinstance(e, Text) else e.bytes for e in inside[1:]]
-    return b"".join(parts).decode("utf-8", errors="replace")
+    return b"".join(inside).decode("utf-8", errors="replace").removeprefix(block.opening)
 
 
 def _drop_tail_bytes(entries: Entries, size: int) -> Entries | None:
@@ -340,10 +343,10 @@ def _drop_tail_bytes(entries: Entries, size: int) -> Entries | None:
             if len(entry.bytes) > remaining:
                 return None
             remaining -= len(entry.bytes)
-        elif isinstance(entry, (Capture, BlockMarker)):
+        elif isinstance(entry, Capture):
             kept_aside.append(entry)
         else:
-            return None
+            return None  # a role or block boundary: the re-made bytes would land inside it
     if remaining:
         return None
     kept_aside.reverse()
