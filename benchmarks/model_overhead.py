@@ -7,7 +7,8 @@
 * tokens: 10,000 generated tokens on the tiny Llama-style model, greedy; rudder's own time
   per token is the generation's total time minus the time inside the model's forward
   (mask, sampling, candidate recording, bookkeeping all count as rudder's). Measured for
-  unconstrained text and for a regex.
+  unconstrained text, for a regex, and for unconstrained text without recording the top
+  candidates of each step (``Sampling.candidates=0``).
 
 Runs with one torch thread. Targets (issue 8): an append at most 20 us, rudder's own cost
 per generated token at most 0.1 ms.
@@ -86,6 +87,10 @@ def main() -> None:
             "append": measure_appends(lm),
             "tokens_unconstrained": measure_tokens(lm, lambda: gen(max_tokens=CHUNK)),
             "tokens_regex": measure_tokens(lm, lambda: gen(regex="[a-z ]+", max_tokens=CHUNK)),
+            # The same without recording the top candidates of each step.
+            "tokens_no_candidates": measure_tokens(
+                lm.with_sampling(candidates=0), lambda: gen(max_tokens=CHUNK)
+            ),
         }
     results["targets"] = {
         "per_append_us": 20.0,
