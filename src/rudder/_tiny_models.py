@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rudder._chat import CHATML
+
 _CORPUS = (
     "The quick brown fox jumps over the lazy dog.",
     "Paris is the capital of France. Berlin is the capital of Germany.",
@@ -24,12 +26,6 @@ _CORPUS = (
     "Question: what is two plus two?\nAnswer: four.\n",
 )
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 
 
 def build_tokenizer(vocab_size: int = 512) -> object:
@@ -53,7 +49,7 @@ def build_tokenizer(vocab_size: int = 512) -> object:
         bos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
     )
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.chat_template = CHATML
     return tokenizer
 
 

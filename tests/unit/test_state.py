@@ -22,7 +22,7 @@ from rudder._state import (
     Token,
     TokenKind,
 )
-from rudder.engine._sampler import Sampling, choose, softmax, top_indices
+from rudder.engine._sampler import Sampling, choose, step, top_indices
 from rudder.errors import SettingsError
 
 
@@ -453,14 +453,18 @@ def test_a_draw_near_one_still_gives_an_allowed_token() -> None:
     assert 0 <= index < 16
 
 
-def test_softmax_sums_to_one_and_keeps_order() -> None:
-    logits = np.array([1000.0, 999.0, 0.0, -np.inf], dtype=np.float32)
-    probs = softmax(logits)
-    assert probs.dtype == np.float64
-    assert probs.sum() == pytest.approx(1.0)
-    assert probs[3] == 0.0
-    assert probs[0] > probs[1] > probs[2]
-    assert probs[0] == pytest.approx(1 / (1 + np.exp(-1.0)), rel=1e-6)
+def test_step_measures_the_unconstrained_distribution() -> None:
+    # Probabilities come from all tokens; the choice and top_allowed only from allowed ones.
+    logits = np.array([2.0, 1.0, 0.0, 3.0], dtype=np.float32)
+    allowed = np.array([True, True, True, False])
+    chosen = step(logits, allowed, 0.0, Sampling(candidates=2), None)
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert chosen.token == 0
+    assert chosen.prob == pytest.approx(probs[0])
+    assert [i for i, _ in chosen.top] == [3, 0]
+    assert chosen.top[0][1] == pytest.approx(probs[3])
+    assert chosen.top_allowed is not None
+    assert [i for i, _ in chosen.top_allowed] == [0, 1]
 
 
 def test_top_indices_returns_largest_first() -> None:

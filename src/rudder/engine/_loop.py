@@ -180,20 +180,19 @@ class _Run:
             start = self.tokenizer.bos_token_id
             prompt = [start if start is not None else self.tokenizer.eos_token_id]
             can_heal = _never
-        if prompt:
-            processed = self._step(interpreter, lambda: interpreter.process_prompt(prompt))
-            common = _common_prefix(prompt, processed)
-            healed = len(prompt) - common
-            healed_bytes = sum(len(self.tokenizer.token_bytes(t)) for t in prompt[common:])
-            # Healing that would leave no prompt at all is not done (nothing to start from).
-            if healed == 0 or (common > 0 and can_heal(healed_bytes)):
-                self.ids = list(prompt[:common])
-                self.kept_prompt = common
-                for token in processed[common:]:
-                    self._push(token, None)
-                return interpreter, healed, healed_bytes
-            # The prompt ends in template text: no healing there.
-            interpreter = self._interpreter()
+        processed = self._step(interpreter, lambda: interpreter.process_prompt(prompt))
+        common = common_prefix(prompt, processed)
+        healed = len(prompt) - common
+        healed_bytes = sum(len(self.tokenizer.token_bytes(t)) for t in prompt[common:])
+        # Healing that would leave no prompt at all is not done (nothing to start from).
+        if healed == 0 or (common > 0 and can_heal(healed_bytes)):
+            self.ids = list(prompt[:common])
+            self.kept_prompt = common
+            for token in processed[common:]:
+                self._push(token, None)
+            return interpreter, healed, healed_bytes
+        # Healing would reach template text: start over without looking at the prompt.
+        interpreter = self._interpreter()
         interpreter.start_without_prompt()
         self.ids = list(prompt)
         self.kept_prompt = len(prompt)
@@ -362,15 +361,14 @@ def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
     """The only allowed token, if exactly one is allowed."""
     import numpy as np
 
-    hits = np.flatnonzero(allowed)
-    return int(hits[0]) if hits.shape[0] == 1 else None
+    return int(np.argmax(allowed)) if np.count_nonzero(allowed) == 1 else None
 
 
 def _never(size: int) -> bool:
     return False
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     length = min(len(a), len(b))
     for index in range(length):
         if a[index] != b[index]:

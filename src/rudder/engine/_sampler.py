@@ -90,15 +90,6 @@ def step(
     return Step(token, float(weights[token]) / total, top, top_allowed)
 
 
-def softmax(logits: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    import numpy as np
-
-    shifted = logits.astype(np.float64) - np.max(logits)
-    weights = np.exp(shifted)
-    result: npt.NDArray[np.float64] = weights / weights.sum()
-    return result
-
-
 def top_indices(values: npt.NDArray[Any], count: int) -> list[int]:
     """Indices of the ``count`` largest values, largest first."""
     import numpy as np

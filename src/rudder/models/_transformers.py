@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rudder._chat import ChatTemplate
 from rudder.engine._engine import Engine
-from rudder.engine._loop import _common_prefix
+from rudder.engine._loop import common_prefix
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ModelLoadError
@@ -93,7 +93,7 @@ class TransformersEngine(Engine):
         from transformers import DynamicCache
 
         ids = list(token_ids)
-        common = _common_prefix(self._cached_ids, ids)
+        common = common_prefix(self._cached_ids, ids)
         if common == len(ids) == len(self._cached_ids) and self._last_logits is not None:
             return self._last_logits, 0
         common = min(common, len(ids) - 1)  # at least one token must run to get logits
