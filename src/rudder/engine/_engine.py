@@ -37,13 +37,18 @@ class Engine(abc.ABC):
 
     def forward(self, token_ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """Logits for the token after ``token_ids`` (at least one token)."""
+        return self.forward_counted(token_ids)[0]
+
+    def forward_counted(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+        """``forward``, and how many of the tokens the model had to process (the rest came
+        from its prefix cache)."""
         if not token_ids:
             raise ValueError("forward() needs at least one token")
         with self._lock:
             logits, processed = self._forward(token_ids)
             self.forward_calls += 1
             self.forward_tokens += processed
-        return logits
+        return logits, processed
 
     @abc.abstractmethod
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:

@@ -47,11 +47,19 @@ class Generation:
     healed_tokens: int  # prompt tokens taken back by token healing (their bytes are re-made)
     healed_bytes: int
     stop_reason: str
+    cached_prompt_tokens: int = 0  # prompt tokens the engine's prefix cache already held
     forward_calls: int = 0
     forward_seconds: float = 0.0
+    mask_seconds: float = 0.0  # computing the grammar's token masks
     total_seconds: float = 0.0
     first_token_seconds: float | None = None
     backtracked: int = 0  # output tokens taken back
+
+
+#: ``on_step(output, healed_bytes, backtracked, added)``: the output so far (after
+#: backtracking), the prompt bytes token healing took back, and how many output tokens this
+#: step took back and then added (the added ones are the last of ``output``).
+StepCallback = Callable[[list[Token], int, int, int], None]
 
 
 def generate(
@@ -62,12 +70,13 @@ def generate(
     sampling: Sampling,
     rng: Any,
     can_heal: Callable[[int], bool],
-    on_step: Callable[[list[Token], int], None] | None = None,
+    on_step: StepCallback | None = None,
 ) -> Generation:
     """Run ``grammar`` after ``prompt`` on ``engine``.
 
     ``can_heal(n)`` says whether the last ``n`` bytes of the prompt belong to text the
     grammar may re-make (program or model text, not a chat template's markers).
+    ``on_step`` is called after every change to the output (see :data:`StepCallback`).
     """
     return _Run(engine, grammar, sampling, rng, on_step).run(list(prompt), can_heal)
 
@@ -79,7 +88,7 @@ class _Run:
         grammar: CompiledGrammar,
         sampling: Sampling,
         rng: Any,
-        on_step: Callable[[list[Token], int], None] | None,
+        on_step: StepCallback | None,
     ) -> None:
         self.engine = engine
         self.tokenizer = engine.tokenizer
@@ -117,11 +126,14 @@ class _Run:
             healed_bytes=healed_bytes,
             stop_reason="",
         )
+        if self.on_step is not None and (self.out or healed_bytes):
+            self.on_step(self.out, healed_bytes, 0, len(self.out))
         eos = self.tokenizer.eos_token_id
         vocab = self.tokenizer.vocab_size
         while True:
             step_started = time.perf_counter()
             mask, response = self._step(interpreter, interpreter.compute_mask)
+            result.mask_seconds += time.perf_counter() - step_started
             stop, temperature = _read_response(response, self._collect_captures)
             if stop:
                 break
@@ -145,8 +157,11 @@ class _Run:
                     "complete; bound the generation with max_tokens="
                 )
             forward_started = time.perf_counter()
-            logits = _fit(self.engine.forward(self.ids), vocab)
+            raw_logits, processed = self.engine.forward_counted(self.ids)
+            logits = _fit(raw_logits, vocab)
             result.forward_seconds += time.perf_counter() - forward_started
+            if result.forward_calls == 0:
+                result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
             result.forward_calls += 1
             chosen = step(logits, allowed, temperature, self.sampling, self.rng)
             token = chosen.token
@@ -235,6 +250,7 @@ class _Run:
             del self.out[-backtrack:]
             del self.ids[-backtrack:]
             result.backtracked += backtrack
+        added = 0
         for index, token_id in enumerate(forced):
             if token_id == eos:
                 continue
@@ -242,8 +258,9 @@ class _Run:
                 record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
             )
             self._push(token_id, record if sampled else None)
+            added += 1
         if self.on_step is not None:
-            self.on_step(self.out, self.healed_bytes)
+            self.on_step(self.out, self.healed_bytes, backtrack, added)
 
     def _record(self, chosen: Step, allowed: npt.NDArray[np.bool_], latency: float) -> Token:
         top = tuple(self._candidate(i, p, bool(allowed[i])) for i, p in chosen.top)

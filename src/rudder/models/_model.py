@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rudder._chat import ChatTemplate, render_state
+from rudder._decorator import StatefulCall
 from rudder._grammar._lark import compile_grammar
 from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
 from rudder._grammar._placeholders import has_placeholder
@@ -31,10 +32,15 @@ from rudder._state import (
     Token,
 )
 from rudder.engine._engine import Engine
-from rudder.engine._loop import Generation, generate
+from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
 from rudder.engine._sampler import Sampling
+from rudder._settings import settings
 from rudder.errors import RoleError
+from rudder.trace import _events as events
+from rudder.trace._node import NodeInput, NodeKind, TraceNode
+from rudder.trace._run import active_run, hiding
+from rudder.trace._usage import Usage
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -55,13 +61,24 @@ class Model:
     the same parent share its entries.
     """
 
-    __slots__ = ("_blocks", "_engine", "_entries", "_sampling", "_template", "echo", "generation")
+    __slots__ = (
+        "_blocks",
+        "_engine",
+        "_entries",
+        "_node",
+        "_sampling",
+        "_template",
+        "echo",
+        "generation",
+    )
 
     _engine: Engine
     _template: ChatTemplate
     _sampling: Sampling
     _entries: Entries
     _blocks: tuple[Block, ...]
+    _node: TraceNode | None
+    #: Whether views show this Model's steps (``rudder.settings.echo`` turns all off).
     echo: bool
     #: Statistics of the generation that made this Model (None if it was not made by one).
     generation: Generation | None
@@ -83,6 +100,7 @@ class Model:
         self._sampling = sampling if sampling is not None else Sampling()
         self._entries = Entries.empty()
         self._blocks = ()
+        self._node = None
         self.echo = echo
         self.generation = None
 
@@ -92,6 +110,7 @@ class Model:
         self,
         entries: Entries,
         *,
+        node: TraceNode | None,
         blocks: tuple[Block, ...] | None = None,
         generation: Generation | None = None,
         sampling: Sampling | None = None,
@@ -102,15 +121,36 @@ class Model:
         new._sampling = self._sampling if sampling is None else sampling
         new._entries = entries
         new._blocks = self._blocks if blocks is None else blocks
+        new._node = node
         new.echo = self.echo
         new.generation = generation
         return new
 
+    def _new_node(self, kind: NodeKind, value: str, added: tuple[Entry, ...]) -> TraceNode:
+        node = TraceNode(
+            self._node,
+            NodeInput(kind, value),
+            added,
+            run_id=active_run().id,
+            echo=self.echo and settings.echo,
+            hidden=hiding.get(),
+        )
+        if events.listeners and node.echo:
+            events.emit("node_added", node)
+        return node
+
+    def _step(self, kind: NodeKind, value: str, added: tuple[Entry, ...], **kwargs: Any) -> Self:
+        """A new Model with ``added`` appended, and its trace node."""
+        node = self._new_node(kind, value, added)
+        return self._derive(self._entries.append(added), node=node, **kwargs)
+
     def __add__(self, value: object) -> Self:
         lm = self._enter_blocks()
         if isinstance(value, str) and not has_placeholder(value):
-            result = lm._derive(lm._entries.append((Text(value),))) if value else lm
+            result = lm._step(NodeKind.TEXT, value, (Text(value),)) if value else lm
         elif isinstance(value, Deferred):
+            if isinstance(value, StatefulCall):
+                lm = lm._derive(lm._entries, node=lm._new_node(NodeKind.CALL, str(value), ()))
             result = value(lm)  # type: ignore[operator]
             if not isinstance(result, Model):
                 raise TypeError(
@@ -120,7 +160,7 @@ class Model:
         else:
             node = as_node(value, where="a Model (lm + ...)")
             if isinstance(node, Literal):
-                result = lm._derive(lm._entries.append((Text(node.text),)))
+                result = lm._step(NodeKind.TEXT, node.text, (Text(node.text),))
             else:
                 result = lm._run(node)
         sink = stream_sink.get()
@@ -137,9 +177,9 @@ class Model:
         common = 0
         while common < min(len(target), len(current)) and target[common] is current[common]:
             common += 1
-        entries = self._entries
+        lm = self
         for block in reversed(current[common:]):
-            entries = _close_block(entries, block)
+            lm = _close_block(lm, block)
         open_role = next((b.role for b in target[:common] if b.role is not None), None)
         for block in target[common:]:
             if block.role is not None:
@@ -148,17 +188,16 @@ class Model:
                         f"cannot open role {block.role!r} inside role {open_role!r}: chat "
                         "messages do not nest; end the first role's with-block first"
                     )
-                self._template.check_role(block.role, _message_roles(entries))
+                self._template.check_role(block.role, _message_roles(lm._entries))
                 open_role = block.role
-                entries = entries.append((RoleOpener(block.role),))
+                lm = lm._step(NodeKind.ROLE_OPEN, block.role, (RoleOpener(block.role),))
             else:
-                entries = entries.append(
-                    (BlockMarker(block.block_id, block.name, True), Text(block.opening))
-                )
-        return self._derive(entries, blocks=target)
+                opening = (BlockMarker(block.block_id, block.name, True), Text(block.opening))
+                lm = lm._step(NodeKind.BLOCK_OPEN, block.name or "", opening)
+        return lm._derive(lm._entries, node=lm._node, blocks=target)
 
-    def _run(self, node: GrammarNode) -> Self:
-        compiled = compile_grammar(node)
+    def _run(self, grammar: GrammarNode) -> Self:
+        compiled = compile_grammar(grammar)
         prompt = render_state(self._entries, self._template)
         tokens = tokenize_prompt(prompt, self._engine.tokenizer)
 
@@ -168,30 +207,58 @@ class Model:
                 and _drop_tail_bytes(self._entries, size) is not None
             )
 
-        sink = stream_sink.get()
-        on_step = None
-        if sink is not None:
-
-            def on_step(out: list[Token], healed_bytes: int) -> None:
-                base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
-                sink(self._derive((base or self._entries).append(tuple(out))))
-
-        generation = generate(
-            self._engine,
-            compiled,
-            tokens.ids,
-            sampling=self._sampling,
-            rng=self._sampling.generator(len(self._entries)),
-            can_heal=can_heal,
-            on_step=on_step,
-        )
+        node = self._new_node(NodeKind.GRAMMAR, _describe(grammar), ())
+        run = active_run()
+        run.activate()
+        run.generating()
+        try:
+            generation = generate(
+                self._engine,
+                compiled,
+                tokens.ids,
+                sampling=self._sampling,
+                rng=self._sampling.generator(len(self._entries)),
+                can_heal=can_heal,
+                on_step=self._step_observer(node),
+            )
+        except BaseException as error:
+            if events.listeners and node.echo:
+                events.emit("node_finished", node, f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            run.deactivate()
         entries = self._entries
         if generation.healed_bytes:
             healed = _drop_tail_bytes(entries, generation.healed_bytes)
             assert healed  # can_heal checked this
             entries = healed
-        added: list[Entry] = [*generation.tokens, *generation.captures]
-        return self._derive(entries.append(added), generation=generation)
+        added: tuple[Entry, ...] = (*generation.tokens, *generation.captures)
+        usage = Usage.of(generation)
+        node.complete(added, generation.healed_bytes, usage)
+        run.add_usage(usage)
+        if events.listeners and node.echo:
+            events.emit("node_finished", node, None)
+        return self._derive(entries.append(added), node=node, generation=generation)
+
+    def _step_observer(self, node: TraceNode) -> StepCallback | None:
+        """What the decode loop calls after each step: views and ``lm.stream()``."""
+        sink = stream_sink.get()
+        watched = bool(events.listeners) and node.echo
+        if sink is None and not watched:
+            return None
+        healed_sent = False
+
+        def on_step(out: list[Token], healed_bytes: int, backtracked: int, added: int) -> None:
+            nonlocal healed_sent
+            if watched:
+                heal = 0 if healed_sent else healed_bytes
+                healed_sent = True
+                events.emit("tokens_changed", node, out[len(out) - added :], backtracked, heal)
+            if sink is not None and (added or backtracked):
+                base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
+                sink(self._derive((base or self._entries).append(tuple(out)), node=node))
+
+        return on_step
 
     # -- reading --------------------------------------------------------------------------
 
@@ -237,23 +304,37 @@ class Model:
         """A new Model with capture ``name`` set to ``value`` (a list makes a list capture)."""
         _check_name(name)
         if isinstance(value, str):
-            return self._derive(self._entries.append((Capture(name, value),)))
+            return self._step(NodeKind.CAPTURE_SET, name, (Capture(name, value),))
         values = list(value)
         if not all(isinstance(v, str) for v in values):
             raise TypeError(f"set({name!r}, ...) takes a str or a list of str")
         # A list tombstone starts an empty list; the values follow it.
-        entries = self._entries.append((Capture(name, "", is_list=True, removed=True),))
-        return self._derive(entries.append([Capture(name, v, is_list=True) for v in values]))
+        added = (
+            Capture(name, "", is_list=True, removed=True),
+            *(Capture(name, v, is_list=True) for v in values),
+        )
+        return self._step(NodeKind.CAPTURE_SET, name, added)
 
     def remove(self, name: str) -> Model:
         """A new Model without capture ``name``."""
         _check_name(name)
-        return self._derive(self._entries.append((Capture(name, "", removed=True),)))
+        return self._step(NodeKind.CAPTURE_REMOVE, name, (Capture(name, "", removed=True),))
 
     @property
     def entries(self) -> tuple[Entry, ...]:
         """The structured state, oldest first."""
         return tuple(self._entries)
+
+    @property
+    def trace(self) -> TraceNode | None:
+        """The trace node of the step that made this Model (None for a new Model);
+        ``lm.trace.path()`` is the whole program so far."""
+        return self._node
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage and timings of every generation that led to this Model."""
+        return self._node.total_usage() if self._node is not None else Usage()
 
     @property
     def engine(self) -> Engine:
@@ -267,15 +348,19 @@ class Model:
     def sampling(self) -> Sampling:
         return self._sampling
 
-    def with_sampling(self, **settings: Any) -> Model:
+    def with_sampling(self, **changes: Any) -> Model:
         """A new Model with some sampling settings changed (top_p, top_k, min_p, seed)."""
-        return self._derive(self._entries, sampling=dataclasses.replace(self._sampling, **settings))
+        changed = dataclasses.replace(self._sampling, **changes)
+        return self._derive(self._entries, node=self._node, sampling=changed)
 
     def stream(self) -> ModelStream:
         """A stream: ``for partial in lm.stream() + gen(...)`` yields Models as they grow."""
         from rudder.models._stream import ModelStream
 
         return ModelStream(self, ())
+
+
+M = TypeVar("M", bound=Model)
 
 
 def _value(value: CaptureValue) -> str | list[str]:
@@ -295,13 +380,19 @@ def _message_roles(entries: Entries) -> list[str]:
     return [e.role for e in entries if isinstance(e, RoleOpener)]
 
 
-def _close_block(entries: Entries, block: Block) -> Entries:
+def _close_block(lm: M, block: Block) -> M:
     if block.role is not None:
-        return entries.append((RoleCloser(block.role),))
+        return lm._step(NodeKind.ROLE_CLOSE, block.role, (RoleCloser(block.role),))
     added: list[Entry] = [Text(block.closing), BlockMarker(block.block_id, block.name, False)]
     if block.name is not None:
-        added.append(Capture(block.name, _block_text(entries, block)))
-    return entries.append(added)
+        added.append(Capture(block.name, _block_text(lm._entries, block)))
+    return lm._step(NodeKind.BLOCK_CLOSE, block.name or "", tuple(added))
+
+
+def _describe(grammar: GrammarNode, limit: int = 2000) -> str:
+    """A grammar's description for the trace (its repr, cut when very long)."""
+    text = repr(grammar)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _block_text(entries: Entries, block: Block) -> str:

@@ -1,0 +1,76 @@
+"""Process-wide settings: ``rudder.settings.echo = False`` and the like."""
+
+from __future__ import annotations
+
+from rudder.errors import SettingsError
+
+
+class Settings:
+    """Switches that apply to every Model; each is checked when set.
+
+    - ``echo``: views show Models whose own ``echo`` is on (off here silences all of them).
+    - ``monitor``: sample CPU, RAM, GPU and VRAM while a run generates.
+    - ``monitor_interval_s``: seconds between samples (at least 0.05).
+    - ``monitor_max_samples``: samples a run keeps (the oldest are dropped).
+    """
+
+    __slots__ = ("_echo", "_monitor", "_monitor_interval_s", "_monitor_max_samples")
+
+    def __init__(self) -> None:
+        self._echo = True
+        self._monitor = True
+        self._monitor_interval_s = 0.5
+        self._monitor_max_samples = 1200
+
+    @property
+    def echo(self) -> bool:
+        return self._echo
+
+    @echo.setter
+    def echo(self, value: bool) -> None:
+        self._echo = _flag("echo", value)
+
+    @property
+    def monitor(self) -> bool:
+        return self._monitor
+
+    @monitor.setter
+    def monitor(self, value: bool) -> None:
+        self._monitor = _flag("monitor", value)
+
+    @property
+    def monitor_interval_s(self) -> float:
+        return self._monitor_interval_s
+
+    @monitor_interval_s.setter
+    def monitor_interval_s(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.05:
+            raise SettingsError(f"monitor_interval_s must be a number >= 0.05, got {value!r}")
+        self._monitor_interval_s = float(value)
+
+    @property
+    def monitor_max_samples(self) -> int:
+        return self._monitor_max_samples
+
+    @monitor_max_samples.setter
+    def monitor_max_samples(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SettingsError(f"monitor_max_samples must be an int >= 1, got {value!r}")
+        self._monitor_max_samples = value
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(echo={self.echo}, monitor={self.monitor}, "
+            f"monitor_interval_s={self.monitor_interval_s}, "
+            f"monitor_max_samples={self.monitor_max_samples})"
+        )
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+#: The one settings object (``rudder.settings``).
+settings = Settings()
