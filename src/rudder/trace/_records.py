@@ -1,0 +1,407 @@
+"""The serial form of the trace: pydantic records of entries, nodes, usage, samples, runs.
+
+The message protocol (:mod:`rudder.visual._protocol`) carries these records, and
+``dump_trace`` / ``load_trace`` write and read a whole trace with them, losslessly. Token
+bytes travel as text when they are valid UTF-8 on their own, else also as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rudder._state import (
+    BlockMarker,
+    Candidate,
+    Capture,
+    Entry,
+    RoleCloser,
+    RoleOpener,
+    Text,
+    Token,
+    TokenKind,
+)
+from rudder.trace._monitor import SystemSample
+from rudder.trace._node import NodeInput, NodeKind, TraceNode
+from rudder.trace._run import Run, RunStatus
+from rudder.trace._usage import Usage
+
+TRACE_FORMAT_VERSION = 1
+
+
+class Record(BaseModel):
+    # -inf (the log-probability of a token the model gave probability 0) is written
+    # "-Infinity": plain JSON has no infinities.
+    # In the schema, fields with defaults are required: they are always written, and the
+    # client's generated types then need no optional checks.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        ser_json_inf_nan="strings",
+        json_schema_serialization_defaults_required=True,
+    )
+
+
+class CandidateRecord(Record):
+    id: int
+    text: str
+    bytes_b64: str | None = None  # set when the bytes are not valid UTF-8 on their own
+    prob: float
+    allowed: bool
+
+
+class TextRecord(Record):
+    kind: Literal["text"] = "text"
+    text: str
+
+
+class TokenRecord(Record):
+    kind: Literal["token"] = "token"
+    id: int
+    text: str
+    bytes_b64: str | None = None
+    source: Literal["input", "forced", "generated"]
+    prob: float | None = None
+    latency_s: float = 0.0
+    top: list[CandidateRecord] = []
+    top_allowed: list[CandidateRecord] | None = None  # None: the same as ``top``
+    special: bool = False
+
+
+class RoleOpenRecord(Record):
+    kind: Literal["role_open"] = "role_open"
+    role: str
+
+
+class RoleCloseRecord(Record):
+    kind: Literal["role_close"] = "role_close"
+    role: str
+
+
+class BlockRecord(Record):
+    kind: Literal["block"] = "block"
+    block_id: int
+    name: str | None
+    open: bool
+
+
+class CaptureRecord(Record):
+    kind: Literal["capture"] = "capture"
+    name: str
+    value: str
+    log_prob: float | None = None
+    is_list: bool = False
+    removed: bool = False
+
+
+EntryRecord = Annotated[
+    Union[TextRecord, TokenRecord, RoleOpenRecord, RoleCloseRecord, BlockRecord, CaptureRecord],  # noqa: UP007
+    Field(discriminator="kind"),
+]
+
+
+class InputRecord(Record):
+    kind: Literal[
+        "text",
+        "grammar",
+        "role_open",
+        "role_close",
+        "block_open",
+        "block_close",
+        "call",
+        "capture_set",
+        "capture_remove",
+    ]
+    value: str = ""
+
+
+class UsageRecord(Record):
+    generations: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    healed_tokens: int = 0
+    forward_passes: int = 0
+    forced_tokens: int = 0
+    generated_tokens: int = 0
+    backtracked_tokens: int = 0
+    time_to_first_token_s: float | None = None
+    total_s: float = 0.0
+    forward_s: float = 0.0
+    mask_s: float = 0.0
+    # Derived from the fields above, for readers; ignored when read back.
+    output_tokens: int = 0
+    token_reduction: float = 0.0
+    per_token_s: float | None = None
+
+
+class NodeRecord(Record):
+    id: int
+    parent_id: int | None
+    run_id: str
+    input: InputRecord
+    entries: list[EntryRecord] = []
+    healed_bytes: int = 0
+    echo: bool = True
+    hidden: bool = False
+    # Views get a hidden node without its entries, and the size of its text instead.
+    hidden_chars: int | None = None
+    created_at: float
+    usage: UsageRecord | None = None
+
+
+class SampleRecord(Record):
+    time_s: float
+    cpu_percent: float
+    process_cpu_percent: float
+    ram_used_bytes: int
+    ram_total_bytes: int
+    process_rss_bytes: int
+    gpu_percent: float | None = None
+    vram_used_bytes: int | None = None
+    vram_total_bytes: int | None = None
+
+
+class RunRecord(Record):
+    id: str
+    name: str
+    status: Literal["running", "done", "error"]
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    usage: UsageRecord = UsageRecord()
+
+
+class TraceRecord(Record):
+    """A whole trace: the nodes from the root to one node, oldest first."""
+
+    format: Literal["rudder-trace"] = "rudder-trace"
+    version: Literal[1] = 1
+    nodes: list[NodeRecord]
+
+
+# -- to records ------------------------------------------------------------------------------
+
+
+def _text_and_b64(data: bytes) -> tuple[str, str | None]:
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), base64.b64encode(data).decode("ascii")
+
+
+def candidate_record(candidate: Candidate) -> CandidateRecord:
+    text, b64 = _text_and_b64(candidate.bytes)
+    return CandidateRecord(
+        id=candidate.token_id,
+        text=text,
+        bytes_b64=b64,
+        prob=candidate.prob,
+        allowed=candidate.allowed,
+    )
+
+
+def token_record(token: Token) -> TokenRecord:
+    text, b64 = _text_and_b64(token.bytes)
+    top = [candidate_record(c) for c in token.top]
+    same = token.top_allowed == token.top
+    return TokenRecord(
+        id=token.token_id,
+        text=text,
+        bytes_b64=b64,
+        source=token.kind.value,
+        prob=token.prob,
+        latency_s=token.latency,
+        top=top,
+        top_allowed=None if same else [candidate_record(c) for c in token.top_allowed],
+        special=token.special,
+    )
+
+
+def capture_record(capture: Capture) -> CaptureRecord:
+    return CaptureRecord(
+        name=capture.name,
+        value=capture.value,
+        log_prob=capture.log_prob,
+        is_list=capture.is_list,
+        removed=capture.removed,
+    )
+
+
+def entry_record(
+    entry: Entry,
+) -> TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord:
+    if isinstance(entry, Token):
+        return token_record(entry)
+    if isinstance(entry, Text):
+        return TextRecord(text=entry.text)
+    if isinstance(entry, RoleOpener):
+        return RoleOpenRecord(role=entry.role)
+    if isinstance(entry, RoleCloser):
+        return RoleCloseRecord(role=entry.role)
+    if isinstance(entry, BlockMarker):
+        return BlockRecord(block_id=entry.block_id, name=entry.name, open=entry.is_open)
+    return capture_record(entry)
+
+
+def usage_record(usage: Usage) -> UsageRecord:
+    return UsageRecord.model_validate(usage.as_dict())
+
+
+def node_record(node: TraceNode, *, for_view: bool = False) -> NodeRecord:
+    """A node's record; ``for_view`` leaves out a hidden node's entries (their size stays)."""
+    elide = for_view and node.hidden
+    return NodeRecord(
+        id=node.id,
+        parent_id=node.parent.id if node.parent is not None else None,
+        run_id=node.run_id,
+        input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
+        entries=[] if elide else [entry_record(e) for e in node.entries],
+        healed_bytes=node.healed_bytes,
+        echo=node.echo,
+        hidden=node.hidden,
+        hidden_chars=_text_size(node.entries) if elide else None,
+        created_at=node.created_at,
+        usage=usage_record(node.usage) if node.usage is not None else None,
+    )
+
+
+def sample_record(sample: SystemSample) -> SampleRecord:
+    return SampleRecord(
+        time_s=sample.time_s,
+        cpu_percent=sample.cpu_percent,
+        process_cpu_percent=sample.process_cpu_percent,
+        ram_used_bytes=sample.ram_used_bytes,
+        ram_total_bytes=sample.ram_total_bytes,
+        process_rss_bytes=sample.process_rss_bytes,
+        gpu_percent=sample.gpu_percent,
+        vram_used_bytes=sample.vram_used_bytes,
+        vram_total_bytes=sample.vram_total_bytes,
+    )
+
+
+def run_record(run: Run) -> RunRecord:
+    return RunRecord(
+        id=run.id,
+        name=run.name,
+        status=run.status.value,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        error=run.error,
+        usage=usage_record(run.usage),
+    )
+
+
+def _text_size(entries: tuple[Entry, ...]) -> int:
+    return sum(len(e.text) for e in entries if isinstance(e, Text | Token))
+
+
+# -- from records ----------------------------------------------------------------------------
+
+
+def _bytes_of(text: str, b64: str | None) -> bytes:
+    return base64.b64decode(b64) if b64 is not None else text.encode("utf-8")
+
+
+def _candidate(record: CandidateRecord) -> Candidate:
+    return Candidate(
+        record.id, _bytes_of(record.text, record.bytes_b64), record.prob, record.allowed
+    )
+
+
+def entry_from_record(
+    record: TextRecord
+    | TokenRecord
+    | RoleOpenRecord
+    | RoleCloseRecord
+    | BlockRecord
+    | CaptureRecord,
+) -> Entry:
+    if isinstance(record, TokenRecord):
+        top = tuple(_candidate(c) for c in record.top)
+        return Token(
+            record.id,
+            _bytes_of(record.text, record.bytes_b64),
+            TokenKind(record.source),
+            prob=record.prob,
+            latency=record.latency_s,
+            top=top,
+            top_allowed=top
+            if record.top_allowed is None
+            else tuple(_candidate(c) for c in record.top_allowed),
+            special=record.special,
+        )
+    if isinstance(record, TextRecord):
+        return Text(record.text)
+    if isinstance(record, RoleOpenRecord):
+        return RoleOpener(record.role)
+    if isinstance(record, RoleCloseRecord):
+        return RoleCloser(record.role)
+    if isinstance(record, BlockRecord):
+        return BlockMarker(record.block_id, record.name, record.open)
+    return Capture(record.name, record.value, record.log_prob, record.is_list, record.removed)
+
+
+def usage_from_record(record: UsageRecord) -> Usage:
+    return Usage(
+        generations=record.generations,
+        prompt_tokens=record.prompt_tokens,
+        cached_prompt_tokens=record.cached_prompt_tokens,
+        healed_tokens=record.healed_tokens,
+        forward_passes=record.forward_passes,
+        forced_tokens=record.forced_tokens,
+        generated_tokens=record.generated_tokens,
+        backtracked_tokens=record.backtracked_tokens,
+        time_to_first_token_s=record.time_to_first_token_s,
+        total_s=record.total_s,
+        forward_s=record.forward_s,
+        mask_s=record.mask_s,
+    )
+
+
+def run_from_record(record: RunRecord) -> Run:
+    run = Run(record.name, run_id=record.id)
+    run.started_at = record.started_at
+    run.finished_at = record.finished_at
+    run.status = RunStatus(record.status)
+    run.error = record.error
+    run.add_usage(usage_from_record(record.usage))
+    return run
+
+
+# -- whole traces ----------------------------------------------------------------------------
+
+
+def dump_trace(node: TraceNode) -> str:
+    """The path from the root to ``node`` as JSON (every entry, candidate and figure)."""
+    return TraceRecord(nodes=[node_record(n) for n in node.path()]).model_dump_json()
+
+
+def load_trace(text: str | bytes) -> TraceNode:
+    """Read a trace written by :func:`dump_trace`; returns its last node (its parents
+    are the earlier ones)."""
+    record = TraceRecord.model_validate_json(text)
+    if not record.nodes:
+        raise ValueError("the trace has no nodes")
+    last: TraceNode | None = None
+    for item in record.nodes:
+        if (last.id if last is not None else None) != item.parent_id:
+            raise ValueError(
+                f"trace node {item.id} names parent {item.parent_id}, but the node before "
+                f"it is {last.id if last is not None else None}: the trace is not one path"
+            )
+        last = TraceNode(
+            last,
+            NodeInput(NodeKind(item.input.kind), item.input.value),
+            tuple(entry_from_record(e) for e in item.entries),
+            run_id=item.run_id,
+            echo=item.echo,
+            hidden=item.hidden,
+            healed_bytes=item.healed_bytes,
+            usage=usage_from_record(item.usage) if item.usage is not None else None,
+            node_id=item.id,
+            created_at=item.created_at,
+        )
+    assert last is not None
+    return last

@@ -1,0 +1,178 @@
+"""The message protocol every view consumes: typed messages, one stream per run.
+
+Each message has a ``type`` tag, the protocol version ``v``, the ``run_id`` of its stream and
+``seq``, its place in that stream (0, 1, 2 ... from the run's ``run_started``). A client
+that sees a gap in ``seq``, or a first message whose ``seq`` is not 0, sends
+``replay_request`` with the last ``seq`` it holds, and gets everything after it. ``reset``
+tells a client to forget what it holds for the run; a replay follows it.
+
+The JSON schema (``protocol_schema()``, committed as ``protocol.schema.json``) is the
+contract; the client's TypeScript types are generated from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, TypeAdapter
+
+from rudder.trace._records import (
+    CaptureRecord,
+    NodeRecord,
+    Record,
+    RunRecord,
+    SampleRecord,
+    TokenRecord,
+    UsageRecord,
+)
+
+PROTOCOL_VERSION = 1
+
+
+class Message(Record):
+    v: Literal[1] = PROTOCOL_VERSION
+    seq: int = Field(ge=0)
+    run_id: str
+
+
+# -- from the kernel to clients -------------------------------------------------------------
+
+
+class RunStarted(Message):
+    type: Literal["run_started"] = "run_started"
+    run: RunRecord
+
+
+class RunFinished(Message):
+    type: Literal["run_finished"] = "run_finished"
+    run: RunRecord
+
+
+class NodeAdded(Message):
+    """A node: complete, or a generation that has just started (its tokens follow)."""
+
+    type: Literal["node_added"] = "node_added"
+    node: NodeRecord
+
+
+class TokensAppended(Message):
+    """Tokens a running generation added. ``healed_bytes`` are first taken from the end of
+    the parent's text (token healing re-makes them)."""
+
+    type: Literal["tokens_appended"] = "tokens_appended"
+    node_id: int
+    healed_bytes: int = 0
+    tokens: list[TokenRecord]
+
+
+class Backtrack(Message):
+    """A running generation took back its last ``tokens`` tokens."""
+
+    type: Literal["backtrack"] = "backtrack"
+    node_id: int
+    tokens: int = Field(ge=1)
+
+
+class CaptureSet(Message):
+    type: Literal["capture"] = "capture"
+    node_id: int
+    capture: CaptureRecord
+
+
+class Metrics(Message):
+    """Usage of one generation (``node_id`` set, when it ends) or of the run so far, and
+    the system samples taken since the previous metrics message."""
+
+    type: Literal["metrics"] = "metrics"
+    node_id: int | None = None
+    usage: UsageRecord
+    samples: list[SampleRecord] = Field(default_factory=list)
+
+
+class Status(Message):
+    type: Literal["status"] = "status"
+    state: Literal["generating", "idle", "error"]
+    node_id: int | None = None
+    message: str = ""
+
+
+class Reset(Message):
+    type: Literal["reset"] = "reset"
+    reason: str
+    # The stream before ``first_seq`` was dropped (history is bounded): a replay starts there.
+    first_seq: int = 0
+
+
+ServerMessage = Annotated[
+    Union[  # noqa: UP007
+        RunStarted,
+        RunFinished,
+        NodeAdded,
+        TokensAppended,
+        Backtrack,
+        CaptureSet,
+        Metrics,
+        Status,
+        Reset,
+    ],
+    Field(discriminator="type"),
+]
+
+
+# -- from clients to the kernel -------------------------------------------------------------
+
+
+class ClientMessage(Record):
+    v: Literal[1] = PROTOCOL_VERSION
+    seq: int = Field(ge=0)  # the client's own count of messages it sent
+
+
+class ClientReady(ClientMessage):
+    """A client (re)started. It holds the run's stream up to ``last_seq`` (None: nothing)."""
+
+    type: Literal["client_ready"] = "client_ready"
+    run_id: str | None = None
+    last_seq: int | None = None
+
+
+class ReplayRequest(ClientMessage):
+    """Send again every message of run ``run_id`` after ``after_seq`` (-1: all of them)."""
+
+    type: Literal["replay_request"] = "replay_request"
+    run_id: str
+    after_seq: int = Field(ge=-1)
+
+
+FromClient = Annotated[Union[ClientReady, ReplayRequest], Field(discriminator="type")]  # noqa: UP007
+
+AnyMessage = Annotated[Union[ServerMessage, FromClient], Field(discriminator="type")]  # noqa: UP007
+
+_server: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+_client: TypeAdapter[FromClient] = TypeAdapter(FromClient)
+
+
+def parse_server_message(data: str | bytes) -> ServerMessage:
+    return _server.validate_json(data)
+
+
+def parse_client_message(data: str | bytes | dict[str, object]) -> FromClient:
+    """A client's message; a clear ``pydantic.ValidationError`` when it is not one."""
+    if isinstance(data, dict):
+        return _client.validate_python(data)
+    return _client.validate_json(data)
+
+
+def protocol_schema() -> dict[str, object]:
+    """The JSON schema of every message, both ways."""
+    schema: dict[str, object] = TypeAdapter(AnyMessage).json_schema(mode="serialization")
+    schema["title"] = "RudderMessage"
+    schema["$comment"] = (
+        f"rudder message protocol v{PROTOCOL_VERSION}; generated by "
+        "`python -m rudder.visual.protocol`, do not edit"
+    )
+    return schema
+
+
+def schema_text() -> str:
+    return json.dumps(protocol_schema(), indent=2, sort_keys=True) + "\n"
