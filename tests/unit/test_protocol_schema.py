@@ -1,0 +1,131 @@
+"""The message protocol's three committed forms agree: the pydantic models, the JSON schema
+(``src/rudder/visual/protocol.schema.json``) and the client's TypeScript types
+(``client/src/protocol.ts``), which must stay a union that TypeScript narrows on ``type``.
+
+The generator and the type checker come from ``client/node_modules`` (``npm ci --prefix
+client``, which ``.ci/run`` does); when they are missing the tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rudder.visual._protocol import schema_text
+from rudder.visual.protocol import SCHEMA_PATH
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT = ROOT / "client"
+TYPES_PATH = CLIENT / "src" / "protocol.ts"
+GENERATOR = CLIENT / "scripts" / "protocol-types.mjs"
+TSC = CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
+TIMEOUT_S = 120
+
+REGENERATE = (
+    "regenerate with `python -m rudder.visual.protocol` (the schema), then "
+    "`npm run protocol-types --prefix client` (the TypeScript types), and commit both"
+)
+
+
+def schema() -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return doc
+
+
+def node() -> str:
+    path = shutil.which("node")
+    if path is None:
+        pytest.fail("`node` is not on PATH: install Node.js and npm (.ci/run does it with apt-get)")
+    return path
+
+
+def require_node_modules() -> None:
+    """The pinned devDependencies are installed, at the versions package.json pins."""
+    pinned = json.loads((CLIENT / "package.json").read_text())["devDependencies"]
+    for name, version in pinned.items():
+        manifest = CLIENT / "node_modules" / name / "package.json"
+        installed = json.loads(manifest.read_text())["version"] if manifest.exists() else None
+        if installed != version:
+            pytest.fail(
+                f"client/node_modules has {name} {installed or 'missing'}, package.json pins "
+                f"{version}: run `npm ci --prefix client`"
+            )
+
+
+def run_node(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    require_node_modules()
+    return subprocess.run(
+        [node(), *map(str, args)],
+        cwd=CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+
+
+def exported_types(ts: str) -> dict[str, str]:
+    """Each ``export interface``/``export type`` of ``ts``: name -> its declaration's text."""
+    starts = list(re.finditer(r"^export (?:interface|type) (\w+)", ts, flags=re.MULTILINE))
+    ends = [match.start() for match in starts[1:]] + [len(ts)]
+    return {match[1]: ts[match.start() : end] for match, end in zip(starts, ends, strict=True)}
+
+
+def test_committed_schema_matches_the_models() -> None:
+    assert SCHEMA_PATH.read_text() == schema_text(), (
+        f"{SCHEMA_PATH.relative_to(ROOT)} differs from the models in "
+        f"rudder.visual._protocol: {REGENERATE}"
+    )
+
+
+def test_generator_reproduces_the_committed_types(tmp_path: Path) -> None:
+    out = tmp_path / "protocol.ts"
+    result = run_node(GENERATOR, out)
+    assert result.returncode == 0, f"{GENERATOR.name} failed:\n{result.stdout}{result.stderr}"
+    assert out.read_text() == TYPES_PATH.read_text(), (
+        f"{TYPES_PATH.relative_to(ROOT)} is not what {GENERATOR.name} makes from the "
+        f"committed schema: {REGENERATE}"
+    )
+
+
+def test_types_name_every_model_once() -> None:
+    """One exported type per model and the RudderMessage union, under the models' own names:
+    no numbered copies (``UsageRecord1``), no aliases made from property titles (``RunId``)."""
+    doc = schema()
+    exported = exported_types(TYPES_PATH.read_text())
+    assert set(exported) == {doc["title"], *doc["$defs"]}
+    union = re.findall(r"\|\s*(\w+)", exported["RudderMessage"])
+    assert union == [ref["$ref"].removeprefix("#/$defs/") for ref in doc["oneOf"]]
+    assert {"RunStarted", "NodeAdded", "TokensAppended", "ClientReady", "ReplayRequest"} <= set(
+        union
+    )
+
+
+def test_every_message_has_its_literal_type_tag() -> None:
+    """Each union member declares ``type`` as a required string literal: the discriminator."""
+    doc = schema()
+    exported = exported_types(TYPES_PATH.read_text())
+    mapping = doc["discriminator"]["mapping"]
+    assert doc["discriminator"]["propertyName"] == "type"
+    assert len(mapping) == len(doc["oneOf"])
+    for tag, ref in mapping.items():
+        name = ref.removeprefix("#/$defs/")
+        assert f'\n  type: "{tag}";\n' in exported[name], f"{name} lacks `type: {tag!r}`"
+
+
+def test_typescript_narrows_the_union_on_type() -> None:
+    """``tsc`` accepts client/src/protocol.check.ts, which switches on ``message.type`` and
+    reads fields only one variant has (``tokens`` is a token list in tokens_appended and a
+    count in backtrack), and expects errors where no narrowing happened."""
+    result = run_node(TSC, "--noEmit", "--pretty", "false", "-p", CLIENT)
+    assert result.returncode == 0, (
+        "client/src/protocol.check.ts does not type-check against client/src/protocol.ts; "
+        "if the protocol changed on purpose, update the check (every message type has its "
+        "case there):\n" + result.stdout + result.stderr
+    )
