@@ -207,6 +207,10 @@ export interface Status {
   type: "status";
   v: 1;
 }
+/**
+ * Forget what you hold of this run: the messages from ``first_seq`` on follow. A reset
+ * is sent to one client, not kept in the stream; its ``seq`` is ``first_seq``.
+ */
 export interface Reset {
   first_seq: number;
   reason: string;

@@ -4,7 +4,7 @@ The names follow the guidance library, so a guidance program runs with only its 
 changed. Nothing heavy (torch, transformers, IPython) is imported here.
 """
 
-from rudder import errors, models
+from rudder import errors, models, trace
 from rudder._decorator import GuidanceFunction, StatefulCall, guidance
 from rudder._grammar._library import (
     at_most_n_repeats,
@@ -29,8 +29,14 @@ from rudder._grammar._library import (
 from rudder._grammar._match import Match
 from rudder._grammar._nodes import GrammarNode
 from rudder._roles import assistant, block, role, system, user
+from rudder._settings import settings
+from rudder.trace._run import hidden, run
+from rudder.visual._publisher import install as _install_publisher
 
 __version__ = "0.1.0"
+
+# Views attach late and replay: the trace is published to the bus from the first step.
+_install_publisher()
 
 __all__ = [
     "GrammarNode",
@@ -47,6 +53,7 @@ __all__ = [
     "gbnf_to_lark",
     "gen",
     "guidance",
+    "hidden",
     "json",
     "lark",
     "models",
@@ -54,13 +61,16 @@ __all__ = [
     "optional",
     "regex",
     "role",
+    "run",
     "select",
     "sequence",
+    "settings",
     "special_token",
     "string",
     "substring",
     "system",
     "token_limit",
+    "trace",
     "user",
     "with_temperature",
     "zero_or_more",

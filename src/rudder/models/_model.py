@@ -20,6 +20,7 @@ from rudder._grammar._lark import compile_grammar
 from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
+from rudder._settings import settings
 from rudder._state import (
     BlockMarker,
     Capture,
@@ -35,7 +36,6 @@ from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
 from rudder.engine._sampler import Sampling
-from rudder._settings import settings
 from rudder.errors import RoleError
 from rudder.trace import _events as events
 from rudder.trace._node import NodeInput, NodeKind, TraceNode

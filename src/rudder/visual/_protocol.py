@@ -31,7 +31,7 @@ PROTOCOL_VERSION = 1
 
 
 class Message(Record):
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     seq: int = Field(ge=0)
     run_id: str
 
@@ -98,6 +98,9 @@ class Status(Message):
 
 
 class Reset(Message):
+    """Forget what you hold of this run: the messages from ``first_seq`` on follow. A reset
+    is sent to one client, not kept in the stream; its ``seq`` is ``first_seq``."""
+
     type: Literal["reset"] = "reset"
     reason: str
     # The stream before ``first_seq`` was dropped (history is bounded): a replay starts there.
@@ -124,7 +127,7 @@ ServerMessage = Annotated[
 
 
 class ClientMessage(Record):
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     seq: int = Field(ge=0)  # the client's own count of messages it sent
 
 

@@ -1,0 +1,251 @@
+"""The bus: an in-process publisher with a bounded history per run, and subscriptions.
+
+Publishing appends a message to its run's stream and wakes the subscriptions; it never
+waits for a renderer. Each subscription delivers from the history in its own thread, so a
+slow renderer only falls behind (it is never skipped: it reads the same history), and a
+renderer that raises is logged and kept. A subscription can start at any point of a run
+(a late renderer gets a replay of everything so far, then the live stream) and can be sent
+back to any point (``replay``) when its client missed messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from rudder.visual._protocol import FromClient, Message, ServerMessage
+
+M = TypeVar("M", bound="Message")
+
+_log = logging.getLogger("rudder.visual")
+
+
+class Renderer(Protocol):
+    """Anything that shows or stores messages; ``send`` is called from a bus thread."""
+
+    def send(self, message: ServerMessage) -> None: ...
+
+
+class _Stream:
+    """One run's messages. ``first_seq`` is the seq of ``messages[0]`` (older ones were
+    dropped to bound the history)."""
+
+    __slots__ = ("first_seq", "messages", "run_id")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.messages: list[ServerMessage] = []
+        self.first_seq = 0
+
+    @property
+    def next_seq(self) -> int:
+        return self.first_seq + len(self.messages)
+
+
+class Bus:
+    """Streams of messages, one per run, and the subscriptions that read them."""
+
+    def __init__(self, *, max_runs: int = 32, max_messages_per_run: int = 50_000) -> None:
+        self.max_runs = max_runs
+        self.max_messages_per_run = max_messages_per_run
+        self._changed = threading.Condition()
+        self._streams: collections.OrderedDict[str, _Stream] = collections.OrderedDict()
+        self._subscriptions: list[Subscription] = []
+
+    def publish(self, run_id: str, kind: type[M], **fields: Any) -> M:
+        """Append a ``kind`` message with ``fields`` to the stream of ``run_id`` (its
+        ``seq`` is the stream's next); returns the message."""
+        with self._changed:
+            stream = self._streams.get(run_id)
+            if stream is None:
+                stream = self._streams[run_id] = _Stream(run_id)
+                self._bound_runs()
+            message = kind(seq=stream.next_seq, run_id=run_id, **fields)
+            stream.messages.append(message)  # type: ignore[arg-type]
+            if len(stream.messages) > self.max_messages_per_run:
+                dropped = len(stream.messages) - self.max_messages_per_run // 2
+                del stream.messages[:dropped]
+                stream.first_seq += dropped
+            self._changed.notify_all()
+        return message
+
+    def _bound_runs(self) -> None:
+        while len(self._streams) > self.max_runs:
+            self._streams.popitem(last=False)
+
+    def runs(self) -> list[str]:
+        """The runs whose streams the bus holds, oldest first."""
+        with self._changed:
+            return list(self._streams)
+
+    def messages(self, run_id: str, after_seq: int = -1) -> list[ServerMessage]:
+        """The held messages of ``run_id`` with ``seq > after_seq``."""
+        with self._changed:
+            stream = self._streams.get(run_id)
+            if stream is None:
+                return []
+            start = max(0, after_seq + 1 - stream.first_seq)
+            return stream.messages[start:]
+
+    def subscribe(
+        self, renderer: Renderer, *, run_id: str | None = None, after_seq: int = -1
+    ) -> Subscription:
+        """Deliver to ``renderer`` the messages of ``run_id`` (or of every run, present
+        and future) after ``after_seq``, then the live stream, until ``close()``."""
+        subscription = Subscription(self, renderer, run_id, after_seq)
+        with self._changed:
+            self._subscriptions.append(subscription)
+        subscription.start()
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._changed:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+            self._changed.notify_all()
+
+    def clear(self) -> None:
+        """Drop every stream (subscriptions stay and see new runs)."""
+        with self._changed:
+            self._streams.clear()
+            self._changed.notify_all()
+
+
+class Subscription:
+    """One renderer reading the bus from its own thread."""
+
+    def __init__(self, bus: Bus, renderer: Renderer, run_id: str | None, after_seq: int) -> None:
+        self.bus = bus
+        self.renderer = renderer
+        self.run_id = run_id
+        #: Failed ``send`` calls so far (each was logged; delivery went on).
+        self.failures = 0
+        self._cursors: dict[str, int] = {}  # run id -> next seq to deliver
+        self._start_after = after_seq
+        self._pending_resets: dict[str, int] = {}
+        self._delivered = 0
+        self._closed = False
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._deliver, name="rudder-renderer", daemon=True)
+        with bus._changed:
+            for stream_id in self._followed():
+                self._cursors[stream_id] = after_seq + 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop delivering (messages already handed to ``send`` are not taken back)."""
+        with self.bus._changed:
+            self._closed = True
+        self.bus._unsubscribe(self)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    def replay(self, run_id: str, after_seq: int) -> None:
+        """Deliver the messages of ``run_id`` after ``after_seq`` again (then go on live)."""
+        with self.bus._changed:
+            self._cursors[run_id] = after_seq + 1
+            self._changed_notify()
+
+    def handle(self, message: FromClient) -> None:
+        """Answer a client's message: ready (with what it holds) or a replay request."""
+        if message.type == "replay_request":
+            self.replay(message.run_id, message.after_seq)
+            return
+        last = -1 if message.last_seq is None else message.last_seq
+        runs: Iterable[str]
+        if message.run_id is not None:
+            runs = (message.run_id,)
+        else:
+            with self.bus._changed:
+                runs = tuple(self._followed())
+        for run_id in runs:
+            self.replay(run_id, last)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every message published so far was handed to the renderer."""
+        with self.bus._changed:
+            self._idle.clear()
+            self._changed_notify()
+        return self._idle.wait(timeout)
+
+    @property
+    def delivered(self) -> int:
+        """How many messages were handed to the renderer."""
+        return self._delivered
+
+    # -- the delivery thread --------------------------------------------------------------
+
+    def _changed_notify(self) -> None:
+        self.bus._changed.notify_all()
+
+    def _followed(self) -> list[str]:
+        streams = self.bus._streams
+        if self.run_id is None:
+            return list(streams)
+        return [self.run_id] if self.run_id in streams else []
+
+    def _take(self) -> list[ServerMessage]:
+        """Messages due now (called holding the bus lock); advances the cursors."""
+        from rudder.visual._protocol import Reset
+
+        due: list[ServerMessage] = []
+        for run_id in self._followed():
+            stream = self.bus._streams[run_id]
+            first = self._start_after + 1 if run_id == self.run_id else 0
+            cursor = self._cursors.setdefault(run_id, first)
+            if cursor < stream.first_seq:
+                # Part of what the renderer asked for was dropped: it starts over.
+                due.append(
+                    Reset(
+                        seq=stream.first_seq,
+                        run_id=run_id,
+                        reason="history bounded: older messages were dropped",
+                        first_seq=stream.first_seq,
+                    )
+                )
+                cursor = stream.first_seq
+            due.extend(stream.messages[cursor - stream.first_seq :])
+            self._cursors[run_id] = stream.next_seq
+        return due
+
+    def _deliver(self) -> None:
+        while True:
+            with self.bus._changed:
+                while True:
+                    if self._closed:
+                        self._idle.set()
+                        return
+                    due = self._take()
+                    if due:
+                        break
+                    self._idle.set()
+                    self.bus._changed.wait()
+            for message in due:
+                try:
+                    self.renderer.send(message)
+                except Exception:
+                    self.failures += 1
+                    _log.exception(
+                        "renderer %r failed on a %s message", self.renderer, message.type
+                    )
+                self._delivered += 1
+
+
+_bus: Bus | None = None
+_bus_lock = threading.Lock()
+
+
+def get_bus() -> Bus:
+    """The process's bus (made when first needed)."""
+    global _bus
+    if _bus is None:
+        with _bus_lock:
+            if _bus is None:
+                _bus = Bus()
+    return _bus

@@ -1,0 +1,181 @@
+"""The publisher: turns trace events into protocol messages on the bus.
+
+Each run's stream is self-contained: the first time a run's stream needs a node whose
+parents it has not carried (a notebook cell continuing a Model made in an earlier cell),
+those parents are sent first, complete. Tokens of a running generation are sent in
+batches: at once when the previous batch left more than ``BATCH_S`` ago, else when
+``BATCH_TOKENS`` are waiting or the generation ends. Tokens taken back before they were
+sent are simply not sent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rudder._state import Capture
+from rudder.trace._events import TraceListener
+from rudder.trace._node import NodeKind
+from rudder.visual._bus import Bus, get_bus
+
+if TYPE_CHECKING:
+    from rudder._state import Token
+    from rudder.trace._monitor import SystemSample
+    from rudder.trace._node import TraceNode
+    from rudder.trace._run import Run
+
+BATCH_TOKENS = 32
+BATCH_S = 0.05
+
+
+class _Batch:
+    __slots__ = ("healed_bytes", "last_sent", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens: list[Token] = []
+        self.healed_bytes = 0
+        self.last_sent = 0.0
+
+
+class Publisher(TraceListener):
+    """The trace listener that feeds a bus (by default the process's bus)."""
+
+    def __init__(self, bus: Bus | None = None) -> None:
+        self._bus = bus
+        self._lock = threading.Lock()
+        self._sent: dict[str, set[int]] = {}  # run id -> ids of the nodes its stream carries
+        self._batches: dict[int, _Batch] = {}
+
+    @property
+    def bus(self) -> Bus:
+        return self._bus if self._bus is not None else get_bus()
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def run_started(self, run: Run) -> None:
+        from rudder.trace._records import run_record
+        from rudder.visual._protocol import RunStarted
+
+        record = run_record(run)
+        self.bus.publish(run.id, RunStarted, run=record)
+
+    def run_finished(self, run: Run) -> None:
+        from rudder.trace._records import run_record, usage_record
+        from rudder.visual._protocol import Metrics, RunFinished
+
+        usage = usage_record(run.usage)
+        self.bus.publish(run.id, Metrics, usage=usage)
+        record = run_record(run)
+        self.bus.publish(run.id, RunFinished, run=record)
+        with self._lock:
+            self._sent.pop(run.id, None)
+
+    def system_sample(self, run: Run, sample: SystemSample) -> None:
+        from rudder.trace._records import sample_record, usage_record
+        from rudder.visual._protocol import Metrics
+
+        usage, record = usage_record(run.usage), sample_record(sample)
+        self.bus.publish(run.id, Metrics, usage=usage, samples=[record])
+
+    # -- nodes ----------------------------------------------------------------------------
+
+    def node_added(self, node: TraceNode) -> None:
+        from rudder.trace._records import node_record
+        from rudder.visual._protocol import NodeAdded, Status
+
+        run_id = node.run_id
+        for missing in self._unsent_path(node):
+            record = node_record(missing, for_view=True)
+            self.bus.publish(run_id, NodeAdded, node=record)
+        if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
+            self.bus.publish(run_id, Status, state="generating", node_id=node.id)
+
+    def _unsent_path(self, node: TraceNode) -> list[TraceNode]:
+        """``node`` and those of its parents the run's stream has not carried, oldest first."""
+        with self._lock:
+            sent = self._sent.setdefault(node.run_id, set())
+            missing: list[TraceNode] = []
+            current: TraceNode | None = node
+            while current is not None and current.id not in sent:
+                missing.append(current)
+                sent.add(current.id)
+                current = current.parent
+        missing.reverse()
+        return missing
+
+    def tokens_changed(
+        self, node: TraceNode, added: Sequence[Token], backtracked: int, healed_bytes: int
+    ) -> None:
+        if node.hidden:
+            return  # a hidden generation shows only its size, when it ends
+        from rudder.visual._protocol import Backtrack
+
+        batch = self._batches.get(node.id)
+        if batch is None:
+            batch = self._batches[node.id] = _Batch()
+        batch.healed_bytes += healed_bytes
+        if backtracked:
+            unsent = min(backtracked, len(batch.tokens))
+            if unsent:
+                del batch.tokens[-unsent:]
+            if backtracked > unsent:
+                count = backtracked - unsent
+                self.bus.publish(node.run_id, Backtrack, node_id=node.id, tokens=count)
+        batch.tokens.extend(added)
+        now = time.perf_counter()
+        # Healed bytes wait for the first tokens, so that they travel together.
+        due = len(batch.tokens) >= BATCH_TOKENS or now - batch.last_sent >= BATCH_S
+        if batch.tokens and due:
+            self._flush(node, batch)
+            batch.last_sent = now
+
+    def _flush(self, node: TraceNode, batch: _Batch) -> None:
+        if not batch.tokens and not batch.healed_bytes:
+            return
+        from rudder.trace._records import token_record
+        from rudder.visual._protocol import TokensAppended
+
+        tokens = [token_record(t) for t in batch.tokens]
+        healed = batch.healed_bytes
+        batch.tokens = []
+        batch.healed_bytes = 0
+        self.bus.publish(
+            node.run_id, TokensAppended, node_id=node.id, healed_bytes=healed, tokens=tokens
+        )
+
+    def node_finished(self, node: TraceNode, error: str | None) -> None:
+        from rudder.trace._records import capture_record, usage_record
+        from rudder.visual._protocol import CaptureSet, Metrics, Status
+
+        batch = self._batches.pop(node.id, None)
+        if batch is not None:
+            self._flush(node, batch)
+        run_id = node.run_id
+        if error is not None:
+            self.bus.publish(run_id, Status, state="error", node_id=node.id, message=error)
+            return
+        if not node.hidden:
+            for entry in node.entries:
+                if isinstance(entry, Capture):
+                    record = capture_record(entry)
+                    self.bus.publish(run_id, CaptureSet, node_id=node.id, capture=record)
+        if node.usage is not None:
+            usage = usage_record(node.usage)
+            self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage)
+        self.bus.publish(run_id, Status, state="idle", node_id=node.id)
+
+
+_installed: Publisher | None = None
+
+
+def install() -> Publisher:
+    """Register the process's publisher with the trace (once)."""
+    global _installed
+    if _installed is None:
+        from rudder.trace._events import add_listener
+
+        _installed = Publisher()
+        add_listener(_installed)
+    return _installed

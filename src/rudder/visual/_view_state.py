@@ -1,0 +1,123 @@
+"""What a view knows of a run, rebuilt from messages alone.
+
+``RunView.apply(message)`` folds one message in. Views (the terminal view, tests) use it to
+stay in step with the stream, and two views that received the same stream, however they
+attached, end with equal states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rudder.trace._records import (
+        CaptureRecord,
+        NodeRecord,
+        RunRecord,
+        SampleRecord,
+        TokenRecord,
+        UsageRecord,
+    )
+    from rudder.visual._protocol import ServerMessage
+
+
+@dataclass
+class NodeView:
+    record: NodeRecord
+    tokens: list[TokenRecord] = field(default_factory=list)  # streamed while generating
+    healed_bytes: int = 0
+    captures: list[CaptureRecord] = field(default_factory=list)
+    usage: UsageRecord | None = None
+    state: str = ""  # "generating", "idle" or "error" for generations
+    error: str = ""
+
+
+@dataclass
+class RunView:
+    """One run's state: its record, nodes in arrival order, usage and samples."""
+
+    run_id: str
+    run: RunRecord | None = None
+    nodes: dict[int, NodeView] = field(default_factory=dict)
+    usage: UsageRecord | None = None
+    samples: list[SampleRecord] = field(default_factory=list)
+    last_seq: int = -1
+    gaps: int = 0  # messages that arrived after a hole in the sequence
+
+    def apply(self, message: ServerMessage) -> None:
+        if message.run_id != self.run_id:
+            raise ValueError(f"a message of run {message.run_id} given to run {self.run_id}")
+        if message.type == "reset":
+            self.__init__(self.run_id)  # type: ignore[misc]
+            self.last_seq = message.first_seq - 1
+            return
+        if message.seq <= self.last_seq:
+            return  # already held (a replay overlapping what arrived live)
+        if message.seq != self.last_seq + 1:
+            self.gaps += 1
+        self.last_seq = message.seq
+        self._fold(message)
+
+    def _fold(self, message: ServerMessage) -> None:
+        if message.type in ("run_started", "run_finished"):
+            self.run = message.run
+            self.usage = message.run.usage
+        elif message.type == "node_added":
+            view = NodeView(message.node, usage=message.node.usage)
+            self.nodes[message.node.id] = view
+        elif message.type == "tokens_appended":
+            node = self.nodes[message.node_id]
+            node.healed_bytes += message.healed_bytes
+            node.tokens.extend(message.tokens)
+        elif message.type == "backtrack":
+            del self.nodes[message.node_id].tokens[-message.tokens :]
+        elif message.type == "capture":
+            self.nodes[message.node_id].captures.append(message.capture)
+        elif message.type == "metrics":
+            if message.node_id is None:
+                self.usage = message.usage
+            else:
+                self.nodes[message.node_id].usage = message.usage
+            self.samples.extend(message.samples)
+        elif message.type == "status" and message.node_id is not None:
+            node = self.nodes[message.node_id]
+            node.state = message.state
+            node.error = message.message
+
+    def text(self, node_id: int | None = None) -> str:
+        """The text of the path to ``node_id`` (default: the last node), as a view shows it:
+        hidden nodes as ``[hidden: N characters]``, roles as ``<role>`` markers."""
+        if not self.nodes:
+            return ""
+        node = self.nodes[node_id if node_id is not None else next(reversed(self.nodes))]
+        path: list[NodeView] = []
+        current: NodeView | None = node
+        while current is not None:
+            path.append(current)
+            parent = current.record.parent_id
+            current = self.nodes.get(parent) if parent is not None else None
+        out = ""
+        for view in reversed(path):
+            if view.healed_bytes or view.record.healed_bytes:
+                cut = max(view.healed_bytes, view.record.healed_bytes)
+                out = out.encode()[:-cut].decode("utf-8", errors="replace")
+            out += _node_text(view)
+        return out
+
+
+def _node_text(view: NodeView) -> str:
+    record = view.record
+    if record.hidden:
+        return f"[hidden: {record.hidden_chars or 0} characters]"
+    parts: list[str] = []
+    for entry in record.entries:
+        if entry.kind == "text" or entry.kind == "token":
+            parts.append(entry.text)
+        elif entry.kind == "role_open":
+            parts.append(f"<{entry.role}>")
+        elif entry.kind == "role_close":
+            parts.append(f"</{entry.role}>")
+    if not record.entries:
+        parts.extend(t.text for t in view.tokens)
+    return "".join(parts)
