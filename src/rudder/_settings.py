@@ -9,8 +9,9 @@ class Settings:
     """Switches that apply to every Model; each is checked when set.
 
     - ``echo``: views show Models whose own ``echo`` is on (off here silences all of them).
-    - ``monitor``: sample CPU, RAM, GPU and VRAM while a run generates.
-    - ``monitor_interval_s``: seconds between samples (at least 0.05).
+    - ``monitor``: sample CPU, RAM, GPU and VRAM while a run (``rudder.run()``, a notebook
+      cell) generates; work outside any run is not sampled.
+    - ``monitor_interval_s``: seconds between samples (0.05 to 3600).
     - ``monitor_max_samples``: samples a run keeps (the oldest are dropped).
     """
 
@@ -44,8 +45,11 @@ class Settings:
 
     @monitor_interval_s.setter
     def monitor_interval_s(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.05:
-            raise SettingsError(f"monitor_interval_s must be a number >= 0.05, got {value!r}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not 0.05 <= value <= 3600:
+            raise SettingsError(
+                f"monitor_interval_s must be a number of seconds from 0.05 to 3600, got {value!r}"
+            )
         self._monitor_interval_s = float(value)
 
     @property

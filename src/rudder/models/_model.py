@@ -39,7 +39,7 @@ from rudder.engine._sampler import Sampling
 from rudder.errors import RoleError
 from rudder.trace import _events as events
 from rudder.trace._node import NodeInput, NodeKind, TraceNode
-from rudder.trace._run import active_run, hiding
+from rudder.trace._run import active_run, describe_error, hiding
 from rudder.trace._usage import Usage
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ class Model:
             )
         except BaseException as error:
             if events.listeners and node.echo:
-                events.emit("node_finished", node, f"{type(error).__name__}: {error}")
+                events.emit("node_finished", node, describe_error(error))
             raise
         finally:
             run.deactivate()

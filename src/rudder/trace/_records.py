@@ -191,9 +191,13 @@ def _text_and_b64(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8", errors="replace"), base64.b64encode(data).decode("ascii")
 
 
+# Tokens are the bulk of the messages: their records are built without validation
+# (``model_construct``), from values that are already of the declared types.
+
+
 def candidate_record(candidate: Candidate) -> CandidateRecord:
     text, b64 = _text_and_b64(candidate.bytes)
-    return CandidateRecord(
+    return CandidateRecord.model_construct(
         id=candidate.token_id,
         text=text,
         bytes_b64=b64,
@@ -204,16 +208,16 @@ def candidate_record(candidate: Candidate) -> CandidateRecord:
 
 def token_record(token: Token) -> TokenRecord:
     text, b64 = _text_and_b64(token.bytes)
-    top = [candidate_record(c) for c in token.top]
-    same = token.top_allowed == token.top
-    return TokenRecord(
+    same = token.top_allowed is token.top or token.top_allowed == token.top
+    return TokenRecord.model_construct(
+        kind="token",
         id=token.token_id,
         text=text,
         bytes_b64=b64,
         source=token.kind.value,
         prob=token.prob,
         latency_s=token.latency,
-        top=top,
+        top=[candidate_record(c) for c in token.top],
         top_allowed=None if same else [candidate_record(c) for c in token.top_allowed],
         special=token.special,
     )

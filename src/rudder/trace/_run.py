@@ -32,7 +32,8 @@ class Run:
     """A group of trace nodes with a status. Use ``with rudder.run("name") as run:``.
 
     A run is entered once. Work outside any run belongs to the default run, which starts
-    when first used and stays running; its monitor samples only during top-level calls.
+    when first used, stays running and has no monitor (a script that wants samples wraps
+    its work in a run).
     """
 
     def __init__(self, name: str | None = None, *, run_id: str | None = None) -> None:
@@ -50,6 +51,8 @@ class Run:
         self._monitor: SystemMonitor | None = None
         self._samples: tuple[SystemSample, ...] = ()
         self._token: contextvars.Token[Run | None] | None = None
+        #: Whether a monitor samples while this run generates (not for the default run).
+        self.monitored = True
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -85,7 +88,7 @@ class Run:
         self.finished_at = time.time()
         if error is not None:
             self.status = RunStatus.ERROR
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = describe_error(error)
         else:
             self.status = RunStatus.DONE
         events.emit("run_finished", self)
@@ -105,7 +108,7 @@ class Run:
 
     def generating(self) -> None:
         """A generation starts: start the monitor if this run has none running."""
-        if not settings.monitor:
+        if not (settings.monitor and self.monitored):
             return
         with self._lock:
             if self._monitor is not None or self._active == 0:
@@ -156,6 +159,12 @@ class Run:
         return f"<Run {self.name!r} {self.status.value} {self.id[:8]}>"
 
 
+def describe_error(error: BaseException) -> str:
+    """``ExceptionType: message`` (just the type when there is no message)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 #: The run new trace nodes belong to (None: the default run).
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "rudder_current_run", default=None
@@ -172,6 +181,7 @@ def default_run() -> Run:
         with _default_lock:
             if _default is None:
                 made = Run("default")
+                made.monitored = False
                 made.start()
                 _default = made
     return _default
@@ -180,17 +190,6 @@ def default_run() -> Run:
 def active_run() -> Run:
     """The run new nodes go to."""
     return current_run.get() or default_run()
-
-
-@contextlib.contextmanager
-def top_level_call() -> Iterator[Run]:
-    """Mark the run active for one ``lm + x`` (the default run is active only then)."""
-    run = active_run()
-    run.activate()
-    try:
-        yield run
-    finally:
-        run.deactivate()
 
 
 def run(name: str | None = None) -> Run:

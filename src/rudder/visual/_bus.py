@@ -13,8 +13,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from rudder.visual._protocol import FromClient, Message, ServerMessage
@@ -30,6 +30,37 @@ class Renderer(Protocol):
     def send(self, message: ServerMessage) -> None: ...
 
 
+class _Later:
+    """A message whose fields are made when it is first read (by a subscription's thread,
+    or a replay), not when it is published: the generating thread pays only for a closure.
+    """
+
+    __slots__ = ("_fields", "_kind", "_message", "run_id", "seq")
+
+    def __init__(
+        self, kind: type[Message], seq: int, run_id: str, fields: Callable[[], dict[str, Any]]
+    ) -> None:
+        self._kind = kind
+        self.seq = seq
+        self.run_id = run_id
+        self._fields: Callable[[], dict[str, Any]] | None = fields
+        self._message: ServerMessage | None = None
+
+    def get(self) -> ServerMessage:
+        message = self._message
+        if message is None:
+            fields = self._fields
+            assert fields is not None
+            made = self._kind(seq=self.seq, run_id=self.run_id, **fields())
+            message = self._message = cast("ServerMessage", made)
+            self._fields = None
+        return message
+
+
+def _resolve(items: list[ServerMessage | _Later]) -> list[ServerMessage]:
+    return [item.get() if isinstance(item, _Later) else item for item in items]
+
+
 class _Stream:
     """One run's messages. ``first_seq`` is the seq of ``messages[0]`` (older ones were
     dropped to bound the history)."""
@@ -38,7 +69,7 @@ class _Stream:
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        self.messages: list[ServerMessage] = []
+        self.messages: list[ServerMessage | _Later] = []
         self.first_seq = 0
 
     @property
@@ -60,18 +91,34 @@ class Bus:
         """Append a ``kind`` message with ``fields`` to the stream of ``run_id`` (its
         ``seq`` is the stream's next); returns the message."""
         with self._changed:
-            stream = self._streams.get(run_id)
-            if stream is None:
-                stream = self._streams[run_id] = _Stream(run_id)
-                self._bound_runs()
+            stream = self._stream(run_id)
             message = kind(seq=stream.next_seq, run_id=run_id, **fields)
-            stream.messages.append(message)  # type: ignore[arg-type]
-            if len(stream.messages) > self.max_messages_per_run:
-                dropped = len(stream.messages) - self.max_messages_per_run // 2
-                del stream.messages[:dropped]
-                stream.first_seq += dropped
-            self._changed.notify_all()
+            self._append(stream, message)
         return message
+
+    def publish_later(
+        self, run_id: str, kind: type[Message], fields: Callable[[], dict[str, Any]]
+    ) -> None:
+        """Like ``publish``, but ``fields()`` is called when the message is first read.
+        The values it reads must not change (frozen entries, finished nodes)."""
+        with self._changed:
+            stream = self._stream(run_id)
+            self._append(stream, _Later(kind, stream.next_seq, run_id, fields))
+
+    def _stream(self, run_id: str) -> _Stream:
+        stream = self._streams.get(run_id)
+        if stream is None:
+            stream = self._streams[run_id] = _Stream(run_id)
+            self._bound_runs()
+        return stream
+
+    def _append(self, stream: _Stream, item: Message | _Later) -> None:
+        stream.messages.append(item)  # type: ignore[arg-type]
+        if len(stream.messages) > self.max_messages_per_run:
+            dropped = len(stream.messages) - self.max_messages_per_run // 2
+            del stream.messages[:dropped]
+            stream.first_seq += dropped
+        self._changed.notify_all()
 
     def _bound_runs(self) -> None:
         while len(self._streams) > self.max_runs:
@@ -89,7 +136,8 @@ class Bus:
             if stream is None:
                 return []
             start = max(0, after_seq + 1 - stream.first_seq)
-            return stream.messages[start:]
+            items = stream.messages[start:]
+        return _resolve(items)
 
     def subscribe(
         self, renderer: Renderer, *, run_id: str | None = None, after_seq: int = -1
@@ -190,11 +238,11 @@ class Subscription:
             return list(streams)
         return [self.run_id] if self.run_id in streams else []
 
-    def _take(self) -> list[ServerMessage]:
+    def _take(self) -> list[ServerMessage | _Later]:
         """Messages due now (called holding the bus lock); advances the cursors."""
         from rudder.visual._protocol import Reset
 
-        due: list[ServerMessage] = []
+        due: list[ServerMessage | _Later] = []
         for run_id in self._followed():
             stream = self.bus._streams[run_id]
             first = self._start_after + 1 if run_id == self.run_id else 0
@@ -226,7 +274,8 @@ class Subscription:
                         break
                     self._idle.set()
                     self.bus._changed.wait()
-            for message in due:
+            for item in due:
+                message = item.get() if isinstance(item, _Later) else item
                 try:
                     self.renderer.send(message)
                 except Exception:

@@ -10,10 +10,11 @@ sent are simply not sent.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rudder._state import Capture
 from rudder.trace._events import TraceListener
@@ -82,13 +83,15 @@ class Publisher(TraceListener):
     # -- nodes ----------------------------------------------------------------------------
 
     def node_added(self, node: TraceNode) -> None:
-        from rudder.trace._records import node_record
         from rudder.visual._protocol import NodeAdded, Status
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
-            record = node_record(missing, for_view=True)
-            self.bus.publish(run_id, NodeAdded, node=record)
+            # A node's record is made when first read; ``missing`` is complete by then,
+            # except a generation that is still running: it is sent as it started.
+            started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
+            fields = functools.partial(_node_fields, missing, started)
+            self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
 
@@ -134,16 +137,12 @@ class Publisher(TraceListener):
     def _flush(self, node: TraceNode, batch: _Batch) -> None:
         if not batch.tokens and not batch.healed_bytes:
             return
-        from rudder.trace._records import token_record
         from rudder.visual._protocol import TokensAppended
 
-        tokens = [token_record(t) for t in batch.tokens]
-        healed = batch.healed_bytes
+        fields = functools.partial(_tokens_fields, node.id, batch.healed_bytes, batch.tokens)
         batch.tokens = []
         batch.healed_bytes = 0
-        self.bus.publish(
-            node.run_id, TokensAppended, node_id=node.id, healed_bytes=healed, tokens=tokens
-        )
+        self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
         from rudder.trace._records import capture_record, usage_record
@@ -165,6 +164,22 @@ class Publisher(TraceListener):
             usage = usage_record(node.usage)
             self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage)
         self.bus.publish(run_id, Status, state="idle", node_id=node.id)
+
+
+def _node_fields(node: TraceNode, started: bool) -> dict[str, Any]:
+    from rudder.trace._records import node_record
+
+    record = node_record(node, for_view=True)
+    if started:
+        record = record.model_copy(update={"entries": [], "usage": None, "healed_bytes": 0})
+    return {"node": record}
+
+
+def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:
+    from rudder.trace._records import token_record
+
+    records = [token_record(t) for t in tokens]
+    return {"node_id": node_id, "healed_bytes": healed_bytes, "tokens": records}
 
 
 _installed: Publisher | None = None
