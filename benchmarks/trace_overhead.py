@@ -45,9 +45,8 @@ def one_generation(lm: Any) -> tuple[float, Any]:
         started = time.perf_counter()
         result = lm + "Once upon a time" + rudder.gen(regex="[a-z ]+", max_tokens=TOKENS)
         elapsed = time.perf_counter() - started
-    assert result.trace is not None and result.trace.usage is not None
     # Healing may add a token that re-makes the prompt's last bytes.
-    assert result.trace.usage.output_tokens >= TOKENS, result.trace.usage
+    assert result.usage.output_tokens >= TOKENS, result.usage
     return elapsed, run
 
 

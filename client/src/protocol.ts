@@ -124,7 +124,7 @@ export interface BlockRecord {
 export interface CaptureRecord {
   is_list: boolean;
   kind: "capture";
-  log_prob: number | null;
+  log_prob: number | "-Infinity" | null;
   name: string;
   removed: boolean;
   value: string;
@@ -179,6 +179,7 @@ export interface CaptureSet {
  * the system samples taken since the previous metrics message.
  */
 export interface Metrics {
+  hidden_chars: number | null;
   node_id: number | null;
   run_id: string;
   samples: SampleRecord[];

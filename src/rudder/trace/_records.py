@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from rudder._state import (
     BlockMarker,
@@ -42,6 +42,14 @@ class Record(BaseModel):
         ser_json_inf_nan="strings",
         json_schema_serialization_defaults_required=True,
     )
+
+
+# A log-probability may be -inf (the model gave a token probability 0); JSON carries it as
+# the string "-Infinity", and the schema says so.
+LogProb = Annotated[
+    float,
+    WithJsonSchema({"anyOf": [{"type": "number"}, {"const": "-Infinity", "type": "string"}]}),
+]
 
 
 class CandidateRecord(Record):
@@ -91,7 +99,7 @@ class CaptureRecord(Record):
     kind: Literal["capture"] = "capture"
     name: str
     value: str
-    log_prob: float | None = None
+    log_prob: LogProb | None = None
     is_list: bool = False
     removed: bool = False
 
@@ -254,8 +262,9 @@ def usage_record(usage: Usage) -> UsageRecord:
 
 
 def node_record(node: TraceNode, *, for_view: bool = False) -> NodeRecord:
-    """A node's record; ``for_view`` leaves out a hidden node's entries (their size stays)."""
-    elide = for_view and node.hidden
+    """A node's record; ``for_view`` leaves out the entries of a hidden node (their size
+    stays) and of a node made with echo off."""
+    elide = for_view and (node.hidden or not node.echo)
     return NodeRecord(
         id=node.id,
         parent_id=node.parent.id if node.parent is not None else None,
@@ -265,7 +274,7 @@ def node_record(node: TraceNode, *, for_view: bool = False) -> NodeRecord:
         healed_bytes=node.healed_bytes,
         echo=node.echo,
         hidden=node.hidden,
-        hidden_chars=_text_size(node.entries) if elide else None,
+        hidden_chars=text_size(node.entries) if elide else None,
         created_at=node.created_at,
         usage=usage_record(node.usage) if node.usage is not None else None,
     )
@@ -297,7 +306,7 @@ def run_record(run: Run) -> RunRecord:
     )
 
 
-def _text_size(entries: tuple[Entry, ...]) -> int:
+def text_size(entries: tuple[Entry, ...]) -> int:
     return sum(len(e.text) for e in entries if isinstance(e, Text | Token))
 
 

@@ -65,12 +65,13 @@ class _Stream:
     """One run's messages. ``first_seq`` is the seq of ``messages[0]`` (older ones were
     dropped to bound the history)."""
 
-    __slots__ = ("first_seq", "messages", "run_id")
+    __slots__ = ("finished", "first_seq", "messages", "run_id")
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, first_seq: int = 0) -> None:
         self.run_id = run_id
         self.messages: list[ServerMessage | _Later] = []
-        self.first_seq = 0
+        self.first_seq = first_seq
+        self.finished = False
 
     @property
     def next_seq(self) -> int:
@@ -85,6 +86,9 @@ class Bus:
         self.max_messages_per_run = max_messages_per_run
         self._changed = threading.Condition()
         self._streams: collections.OrderedDict[str, _Stream] = collections.OrderedDict()
+        # Where the streams dropped while their run was still going had got to: if such a
+        # run publishes again, its stream goes on from there (readers get a reset).
+        self._dropped: collections.OrderedDict[str, int] = collections.OrderedDict()
         self._subscriptions: list[Subscription] = []
 
     def publish(self, run_id: str, kind: type[M], **fields: Any) -> M:
@@ -108,12 +112,15 @@ class Bus:
     def _stream(self, run_id: str) -> _Stream:
         stream = self._streams.get(run_id)
         if stream is None:
-            stream = self._streams[run_id] = _Stream(run_id)
+            stream = _Stream(run_id, self._dropped.pop(run_id, 0))
+            self._streams[run_id] = stream
             self._bound_runs()
         return stream
 
     def _append(self, stream: _Stream, item: Message | _Later) -> None:
         stream.messages.append(item)  # type: ignore[arg-type]
+        if getattr(item, "type", None) == "run_finished":
+            stream.finished = True
         if len(stream.messages) > self.max_messages_per_run:
             dropped = len(stream.messages) - self.max_messages_per_run // 2
             del stream.messages[:dropped]
@@ -121,8 +128,16 @@ class Bus:
         self._changed.notify_all()
 
     def _bound_runs(self) -> None:
+        """Drop the oldest finished streams beyond ``max_runs`` (the oldest running ones
+        when every stream is running)."""
         while len(self._streams) > self.max_runs:
-            self._streams.popitem(last=False)
+            victim = next((s for s in self._streams.values() if s.finished), None)
+            if victim is None:
+                victim = next(iter(self._streams.values()))
+                self._dropped[victim.run_id] = victim.next_seq
+                while len(self._dropped) > 4 * self.max_runs:
+                    self._dropped.popitem(last=False)
+            del self._streams[victim.run_id]
 
     def runs(self) -> list[str]:
         """The runs whose streams the bus holds, oldest first."""
@@ -160,6 +175,7 @@ class Bus:
         """Drop every stream (subscriptions stay and see new runs)."""
         with self._changed:
             self._streams.clear()
+            self._dropped.clear()
             self._changed.notify_all()
 
 
@@ -216,8 +232,11 @@ class Subscription:
             self.replay(run_id, last)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every message published so far was handed to the renderer."""
+        """Wait until every message published so far was handed to the renderer (True at
+        once when the subscription is closed: nothing more will be)."""
         with self.bus._changed:
+            if self._closed:
+                return True
             self._idle.clear()
             self._changed_notify()
         return self._idle.wait(timeout)

@@ -145,7 +145,7 @@ class Publisher(TraceListener):
         self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
-        from rudder.trace._records import capture_record, usage_record
+        from rudder.trace._records import capture_record, text_size, usage_record
         from rudder.visual._protocol import CaptureSet, Metrics, Status
 
         batch = self._batches.pop(node.id, None)
@@ -162,7 +162,8 @@ class Publisher(TraceListener):
                     self.bus.publish(run_id, CaptureSet, node_id=node.id, capture=record)
         if node.usage is not None:
             usage = usage_record(node.usage)
-            self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage)
+            size = text_size(node.entries) if node.hidden else None
+            self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage, hidden_chars=size)
         self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
@@ -171,7 +172,13 @@ def _node_fields(node: TraceNode, started: bool) -> dict[str, Any]:
 
     record = node_record(node, for_view=True)
     if started:
-        record = record.model_copy(update={"entries": [], "usage": None, "healed_bytes": 0})
+        started_fields: dict[str, Any] = {
+            "entries": [],
+            "usage": None,
+            "healed_bytes": 0,
+            "hidden_chars": None,
+        }
+        record = record.model_copy(update=started_fields)
     return {"node": record}
 
 

@@ -31,6 +31,7 @@ class NodeView:
     usage: UsageRecord | None = None
     state: str = ""  # "generating", "idle" or "error" for generations
     error: str = ""
+    hidden_chars: int | None = None  # a hidden generation's size, known when it ends
 
 
 @dataclass
@@ -43,21 +44,39 @@ class RunView:
     usage: UsageRecord | None = None
     samples: list[SampleRecord] = field(default_factory=list)
     last_seq: int = -1
-    gaps: int = 0  # messages that arrived after a hole in the sequence
+    gaps: int = 0  # times a message arrived after a hole in the sequence
+    #: Set when a hole was seen: ask for a replay after this seq (then it clears).
+    wants_replay_after: int | None = None
+    #: Messages about nodes this view never received (their node_added was dropped from
+    #: a bounded history before this view attached).
+    unknown_nodes: int = 0
 
-    def apply(self, message: ServerMessage) -> None:
+    def apply(self, message: ServerMessage) -> bool:
+        """Fold ``message`` in; False when it was not (already held, or after a hole:
+        messages are folded strictly in order, the missing ones come from a replay)."""
         if message.run_id != self.run_id:
             raise ValueError(f"a message of run {message.run_id} given to run {self.run_id}")
         if message.type == "reset":
             self.__init__(self.run_id)  # type: ignore[misc]
             self.last_seq = message.first_seq - 1
-            return
+            return True
         if message.seq <= self.last_seq:
-            return  # already held (a replay overlapping what arrived live)
+            return False  # already held (a replay overlapping what arrived live)
         if message.seq != self.last_seq + 1:
-            self.gaps += 1
+            if self.wants_replay_after is None:
+                self.gaps += 1
+                self.wants_replay_after = self.last_seq
+            return False
+        self.wants_replay_after = None
         self.last_seq = message.seq
         self._fold(message)
+        return True
+
+    def _node(self, node_id: int) -> NodeView | None:
+        node = self.nodes.get(node_id)
+        if node is None:
+            self.unknown_nodes += 1
+        return node
 
     def _fold(self, message: ServerMessage) -> None:
         if message.type in ("run_started", "run_finished"):
@@ -67,27 +86,32 @@ class RunView:
             view = NodeView(message.node, usage=message.node.usage)
             self.nodes[message.node.id] = view
         elif message.type == "tokens_appended":
-            node = self.nodes[message.node_id]
-            node.healed_bytes += message.healed_bytes
-            node.tokens.extend(message.tokens)
+            if node := self._node(message.node_id):
+                node.healed_bytes += message.healed_bytes
+                node.tokens.extend(message.tokens)
         elif message.type == "backtrack":
-            del self.nodes[message.node_id].tokens[-message.tokens :]
+            if node := self._node(message.node_id):
+                del node.tokens[-message.tokens :]
         elif message.type == "capture":
-            self.nodes[message.node_id].captures.append(message.capture)
+            if node := self._node(message.node_id):
+                node.captures.append(message.capture)
         elif message.type == "metrics":
+            self.samples.extend(message.samples)
             if message.node_id is None:
                 self.usage = message.usage
-            else:
-                self.nodes[message.node_id].usage = message.usage
-            self.samples.extend(message.samples)
+            elif node := self._node(message.node_id):
+                node.usage = message.usage
+                node.hidden_chars = message.hidden_chars
         elif message.type == "status" and message.node_id is not None:
-            node = self.nodes[message.node_id]
-            node.state = message.state
-            node.error = message.message
+            node = self._node(message.node_id)
+            if node is not None:
+                node.state = message.state
+                node.error = message.message
 
     def text(self, node_id: int | None = None) -> str:
         """The text of the path to ``node_id`` (default: the last node), as a view shows it:
-        hidden nodes as ``[hidden: N characters]``, roles as ``<role>`` markers."""
+        hidden nodes as ``[hidden: N characters]``, roles as ``<role>`` markers, nodes made
+        with echo off not at all."""
         if not self.nodes:
             return ""
         node = self.nodes[node_id if node_id is not None else next(reversed(self.nodes))]
@@ -109,7 +133,10 @@ class RunView:
 def _node_text(view: NodeView) -> str:
     record = view.record
     if record.hidden:
-        return f"[hidden: {record.hidden_chars or 0} characters]"
+        size = record.hidden_chars if record.hidden_chars is not None else view.hidden_chars
+        return f"[hidden: {size} characters]" if size is not None else "[hidden]"
+    if not record.echo:
+        return ""
     parts: list[str] = []
     for entry in record.entries:
         if entry.kind == "text" or entry.kind == "token":
