@@ -734,3 +734,29 @@ def test_publish_numbers_each_runs_stream_from_zero() -> None:
     assert later.run_id == "a"
     assert bus.runs() == ["a", "b"]
     assert bus.messages("a") == [*first, later]
+
+
+def test_a_view_folds_in_order_and_asks_for_a_replay_after_a_hole(bus: Bus) -> None:
+    with rudder.run("holes") as run:
+        lm = models.Mock(PATTERNS, echo=True) + interview()
+    check_interview(lm)
+    messages = bus.messages(run.id)
+    assert len(messages) > 6
+    complete = fold(run.id, messages)
+
+    view = RunView(run.id)
+    for message in messages[:3]:
+        assert view.apply(message)
+    # Message 3 is lost: what follows is held back, and the view says where to resume.
+    assert not view.apply(messages[4])
+    assert not view.apply(messages[5])
+    assert view.gaps == 1
+    assert view.wants_replay_after == 2
+    assert view.last_seq == 2
+    # The replay after seq 2 fills the hole; messages already held are ignored.
+    for message in bus.messages(run.id, after_seq=view.wants_replay_after):
+        view.apply(message)
+    assert view.wants_replay_after is None
+    assert view.last_seq == messages[-1].seq
+    assert view.text() == complete.text()
+    assert view.nodes.keys() == complete.nodes.keys()

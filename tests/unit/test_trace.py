@@ -677,6 +677,24 @@ def test_no_monitor_runs_when_the_setting_is_off() -> None:
     assert run.samples == ()
 
 
+def test_work_outside_any_run_is_not_monitored() -> None:
+    rudder.settings.monitor = True
+    seen_inside: list[bool] = []
+
+    @guidance
+    def two_answers(lm):  # type: ignore[no-untyped-def]
+        lm += "Q=" + gen("a", max_tokens=2)
+        seen_inside.append(bool(_monitor_threads()))
+        return lm + "R=" + gen("b", max_tokens=2)
+
+    lm = models.Mock([b"Paris"]) + two_answers()
+    assert lm.trace is not None
+    assert lm.trace.run_id == default_run().id
+    assert seen_inside == [False]
+    assert not default_run().monitoring
+    assert default_run().samples == ()
+
+
 def test_a_run_keeps_at_most_monitor_max_samples(recorder: Recorder) -> None:
     rudder.settings.monitor_interval_s = 0.05
     rudder.settings.monitor_max_samples = 2

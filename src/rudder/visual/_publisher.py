@@ -183,9 +183,9 @@ def _node_fields(node: TraceNode, started: bool) -> dict[str, Any]:
 
 
 def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:
-    from rudder.trace._records import token_record
+    from rudder.trace._records import token_records
 
-    records = [token_record(t) for t in tokens]
+    records = token_records(tokens)
     return {"node_id": node_id, "healed_bytes": healed_bytes, "tokens": records}
 
 
