@@ -760,3 +760,17 @@ def test_a_view_folds_in_order_and_asks_for_a_replay_after_a_hole(bus: Bus) -> N
     assert view.last_seq == messages[-1].seq
     assert view.text() == complete.text()
     assert view.nodes.keys() == complete.nodes.keys()
+
+
+def test_a_long_run_forgets_old_nodes_but_never_resends_recent_ones(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publisher_module, "MAX_REMEMBERED_NODES", 4)
+    with rudder.run("long") as run:
+        lm = models.Mock(PATTERNS, echo=True)
+        for index in range(20):
+            lm += f"line {index}\n"
+    added = [m.node.id for m in bus.messages(run.id) if isinstance(m, NodeAdded)]
+    assert lm.trace is not None
+    assert added == [node.id for node in lm.trace.path()]  # each once, in order
+    assert fold(run.id, bus.messages(run.id)).text() == str(lm)

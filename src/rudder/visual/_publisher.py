@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 BATCH_TOKENS = 32
 BATCH_S = 0.05
+MAX_REMEMBERED_NODES = 100_000
 
 
 class _Batch:
@@ -46,7 +47,8 @@ class Publisher(TraceListener):
     def __init__(self, bus: Bus | None = None) -> None:
         self._bus = bus
         self._lock = threading.Lock()
-        self._sent: dict[str, set[int]] = {}  # run id -> ids of the nodes its stream carries
+        # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
+        self._sent: dict[str, dict[int, None]] = {}
         self._batches: dict[int, _Batch] = {}
 
     @property
@@ -98,12 +100,17 @@ class Publisher(TraceListener):
     def _unsent_path(self, node: TraceNode) -> list[TraceNode]:
         """``node`` and those of its parents the run's stream has not carried, oldest first."""
         with self._lock:
-            sent = self._sent.setdefault(node.run_id, set())
+            sent = self._sent.setdefault(node.run_id, {})
+            if len(sent) > MAX_REMEMBERED_NODES:
+                # A long run (the default run of a script) forgets the older half of what it
+                # sent; the recent nodes a new node descends from are still known.
+                for old in list(sent)[: len(sent) // 2]:
+                    del sent[old]
             missing: list[TraceNode] = []
             current: TraceNode | None = node
             while current is not None and current.id not in sent:
                 missing.append(current)
-                sent.add(current.id)
+                sent[current.id] = None
                 current = current.parent
         missing.reverse()
         return missing
