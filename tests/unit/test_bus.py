@@ -394,6 +394,15 @@ def test_a_blocked_renderer_does_not_block_generation(
         # The whole program ran and its run finished while the renderer held one message.
         everything = bus.messages(run.id)
         assert everything[-1].type == "run_finished"
+        # Built only now, the generations' node_added still show them as they started:
+        # their tokens travel in tokens_appended, once.
+        started = [
+            m.node
+            for m in everything
+            if isinstance(m, NodeAdded) and m.node.input.kind == "grammar"
+        ]
+        assert len(started) == 2
+        assert all(n.entries == [] and n.usage is None and n.healed_bytes == 0 for n in started)
         assert [m.type for m in slow.messages] == ["run_started"]
         assert subscription.delivered == 0
     finally:

@@ -8,6 +8,7 @@ bytes travel as text when they are valid UTF-8 on their own, else also as base64
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Sequence
 from typing import Annotated, Literal, Union
 
@@ -281,22 +282,25 @@ def usage_record(usage: Usage) -> UsageRecord:
     return UsageRecord.model_validate(usage.as_dict())
 
 
-def node_record(node: TraceNode, *, for_view: bool = False) -> NodeRecord:
+def node_record(node: TraceNode, *, for_view: bool = False, started: bool = False) -> NodeRecord:
     """A node's record; ``for_view`` leaves out the entries of a hidden node (their size
-    stays) and of a node made with echo off."""
+    stays) and of a node made with echo off; ``started`` gives a generation as it was when
+    it started (no entries, usage or healing yet)."""
     elide = for_view and (node.hidden or not node.echo)
+    entries = () if started else node.entries
+    usage = None if started else node.usage
     return NodeRecord(
         id=node.id,
         parent_id=node.parent.id if node.parent is not None else None,
         run_id=node.run_id,
         input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
-        entries=[] if elide else _entry_records(node.entries),
-        healed_bytes=node.healed_bytes,
+        entries=[] if elide else _entry_records(entries),
+        healed_bytes=0 if started else node.healed_bytes,
         echo=node.echo,
         hidden=node.hidden,
-        hidden_chars=text_size(node.entries) if elide else None,
+        hidden_chars=text_size(entries) if elide and not started else None,
         created_at=node.created_at,
-        usage=usage_record(node.usage) if node.usage is not None else None,
+        usage=usage_record(usage) if usage is not None else None,
     )
 
 
@@ -377,20 +381,8 @@ def entry_from_record(
 
 
 def usage_from_record(record: UsageRecord) -> Usage:
-    return Usage(
-        generations=record.generations,
-        prompt_tokens=record.prompt_tokens,
-        cached_prompt_tokens=record.cached_prompt_tokens,
-        healed_tokens=record.healed_tokens,
-        forward_passes=record.forward_passes,
-        forced_tokens=record.forced_tokens,
-        generated_tokens=record.generated_tokens,
-        backtracked_tokens=record.backtracked_tokens,
-        time_to_first_token_s=record.time_to_first_token_s,
-        total_s=record.total_s,
-        forward_s=record.forward_s,
-        mask_s=record.mask_s,
-    )
+    """The Usage a record was made from (its derived figures are recomputed, not read)."""
+    return Usage(**{f.name: getattr(record, f.name) for f in dataclasses.fields(Usage)})
 
 
 def run_from_record(record: RunRecord) -> Run:

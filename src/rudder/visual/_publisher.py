@@ -177,16 +177,7 @@ class Publisher(TraceListener):
 def _node_fields(node: TraceNode, started: bool) -> dict[str, Any]:
     from rudder.trace._records import node_record
 
-    record = node_record(node, for_view=True)
-    if started:
-        started_fields: dict[str, Any] = {
-            "entries": [],
-            "usage": None,
-            "healed_bytes": 0,
-            "hidden_chars": None,
-        }
-        record = record.model_copy(update=started_fields)
-    return {"node": record}
+    return {"node": node_record(node, for_view=True, started=started)}
 
 
 def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:
