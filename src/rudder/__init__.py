@@ -31,12 +31,15 @@ from rudder._grammar._nodes import GrammarNode
 from rudder._roles import assistant, block, role, system, user
 from rudder._settings import settings
 from rudder.trace._run import hidden, run
+from rudder.visual._notebook import install as _install_notebook
 from rudder.visual._publisher import install as _install_publisher
 
 __version__ = "0.1.0"
 
 # Views attach late and replay: the trace is published to the bus from the first step.
 _install_publisher()
+# In a Jupyter kernel, cells become runs shown by the widget.
+_install_notebook()
 
 __all__ = [
     "GrammarNode",

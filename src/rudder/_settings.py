@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from rudder.errors import SettingsError
+
+#: The views ``settings.view`` can pick.
+VIEWS = ("auto", "widget", "none")
 
 
 class Settings:
@@ -13,11 +18,14 @@ class Settings:
       cell) generates; work outside any run is not sampled.
     - ``monitor_interval_s``: seconds between samples (0.05 to 3600).
     - ``monitor_max_samples``: samples a run keeps (the oldest are dropped).
+    - ``view``: how runs are shown: ``"auto"`` (in a notebook, the widget), ``"widget"``
+      or ``"none"``. The ``RUDDER_VIEW`` environment variable sets it at import.
     """
 
-    __slots__ = ("_echo", "_monitor", "_monitor_interval_s", "_monitor_max_samples")
+    __slots__ = ("_echo", "_monitor", "_monitor_interval_s", "_monitor_max_samples", "_view")
 
     def __init__(self) -> None:
+        self._view = _view_from_environment()
         self._echo = True
         self._monitor = True
         self._monitor_interval_s = 0.5
@@ -62,12 +70,35 @@ class Settings:
             raise SettingsError(f"monitor_max_samples must be an int >= 1, got {value!r}")
         self._monitor_max_samples = value
 
+    @property
+    def view(self) -> str:
+        return self._view
+
+    @view.setter
+    def view(self, value: str) -> None:
+        if value not in VIEWS:
+            raise SettingsError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {value!r}")
+        self._view = value
+
     def __repr__(self) -> str:
         return (
-            f"Settings(echo={self.echo}, monitor={self.monitor}, "
+            f"Settings(view={self.view!r}, echo={self.echo}, monitor={self.monitor}, "
             f"monitor_interval_s={self.monitor_interval_s}, "
             f"monitor_max_samples={self.monitor_max_samples})"
         )
+
+
+def _view_from_environment() -> str:
+    value = os.environ.get("RUDDER_VIEW", "auto").strip().lower() or "auto"
+    if value not in VIEWS:
+        import warnings
+
+        warnings.warn(
+            f"RUDDER_VIEW={value!r} is not a view ({', '.join(VIEWS)}); using 'auto'",
+            stacklevel=2,
+        )
+        return "auto"
+    return value
 
 
 def _flag(name: str, value: object) -> bool:

@@ -1,9 +1,9 @@
 """The message protocol's three committed forms agree: the pydantic models, the JSON schema
 (``src/rudder/visual/protocol.schema.json``) and the client's TypeScript types
-(``client/src/protocol.ts``), which must stay a union that TypeScript narrows on ``type``.
+(``web/src/protocol.ts``), which must stay a union that TypeScript narrows on ``type``.
 
-The generator and the type checker come from ``client/node_modules`` (``npm ci --prefix
-client``, which ``.ci/run`` does); when they are missing the tests fail, they never skip.
+The generator and the type checker come from ``web/node_modules`` (``npm ci --prefix
+web``, which ``.ci/run`` does); when they are missing the tests fail, they never skip.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rudder.visual._protocol import schema_text
 from rudder.visual.protocol import SCHEMA_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT = ROOT / "client"
+CLIENT = ROOT / "web"
 TYPES_PATH = CLIENT / "src" / "protocol.ts"
 GENERATOR = CLIENT / "scripts" / "protocol-types.mjs"
 TSC = CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
@@ -29,7 +29,7 @@ TIMEOUT_S = 120
 
 REGENERATE = (
     "regenerate with `python -m rudder.visual.protocol` (the schema), then "
-    "`npm run protocol-types --prefix client` (the TypeScript types), and commit both"
+    "`npm run protocol-types --prefix web` (the TypeScript types), and commit both"
 )
 
 
@@ -53,8 +53,8 @@ def require_node_modules() -> None:
         installed = json.loads(manifest.read_text())["version"] if manifest.exists() else None
         if installed != version:
             pytest.fail(
-                f"client/node_modules has {name} {installed or 'missing'}, package.json pins "
-                f"{version}: run `npm ci --prefix client`"
+                f"web/node_modules has {name} {installed or 'missing'}, package.json pins "
+                f"{version}: run `npm ci --prefix web`"
             )
 
 
@@ -120,12 +120,12 @@ def test_every_message_has_its_literal_type_tag() -> None:
 
 
 def test_typescript_narrows_the_union_on_type() -> None:
-    """``tsc`` accepts client/src/protocol.check.ts, which switches on ``message.type`` and
+    """``tsc`` accepts web/src/protocol.check.ts, which switches on ``message.type`` and
     reads fields only one variant has (``tokens`` is a token list in tokens_appended and a
     count in backtrack), and expects errors where no narrowing happened."""
     result = run_node(TSC, "--noEmit", "--pretty", "false", "-p", CLIENT)
     assert result.returncode == 0, (
-        "client/src/protocol.check.ts does not type-check against client/src/protocol.ts; "
+        "web/src/protocol.check.ts does not type-check against web/src/protocol.ts; "
         "if the protocol changed on purpose, update the check (every message type has its "
         "case there):\n" + result.stdout + result.stderr
     )

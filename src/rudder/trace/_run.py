@@ -80,6 +80,18 @@ class Run:
         self.started_at = time.time()
         events.emit("run_started", self)
 
+    def start_once(self) -> Run:
+        """Start the run unless it has started (a notebook cell's run starts at its first
+        node, so that cells without rudder leave no runs behind)."""
+        if self.started_at is None:
+            with self._lock:
+                starting = self.started_at is None
+                if starting:
+                    self.started_at = time.time()
+            if starting:
+                events.emit("run_started", self)
+        return self
+
     def finish(self, error: BaseException | None = None) -> None:
         """End the run: done, or error with the exception's text."""
         if self.finished_at is not None:
@@ -187,9 +199,24 @@ def default_run() -> Run:
     return _default
 
 
+#: The run of the notebook cell executing now (set by rudder's IPython hooks): it holds
+#: for every thread, where ``current_run`` holds for one context.
+_cell_run: Run | None = None
+
+
+def set_cell_run(run: Run | None) -> None:
+    global _cell_run
+    _cell_run = run
+
+
 def active_run() -> Run:
-    """The run new nodes go to."""
-    return current_run.get() or default_run()
+    """The run new nodes go to: the innermost ``rudder.run()``, else the notebook cell's
+    run, else the default run."""
+    explicit = current_run.get()
+    if explicit is not None:
+        return explicit
+    cell = _cell_run
+    return cell.start_once() if cell is not None else default_run()
 
 
 def run(name: str | None = None) -> Run:

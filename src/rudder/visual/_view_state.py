@@ -7,6 +7,7 @@ attached, end with equal states.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -108,43 +109,96 @@ class RunView:
                 node.state = message.state
                 node.error = message.message
 
-    def text(self, node_id: int | None = None) -> str:
-        """The text of the path to ``node_id`` (default: the last node), as a view shows it:
-        hidden nodes as ``[hidden: N characters]``, roles as ``<role>`` markers, nodes made
-        with echo off not at all."""
+    def path(self, node_id: int | None = None) -> list[NodeView]:
+        """The nodes from the root to ``node_id`` (default: the last node), oldest first;
+        a parent this view never received ends the walk."""
         if not self.nodes:
-            return ""
-        node = self.nodes[node_id if node_id is not None else next(reversed(self.nodes))]
+            return []
+        current: NodeView | None = self.nodes[
+            node_id if node_id is not None else next(reversed(self.nodes))
+        ]
         path: list[NodeView] = []
-        current: NodeView | None = node
         while current is not None:
             path.append(current)
             parent = current.record.parent_id
             current = self.nodes.get(parent) if parent is not None else None
-        out = ""
-        for view in reversed(path):
-            if view.healed_bytes or view.record.healed_bytes:
-                cut = max(view.healed_bytes, view.record.healed_bytes)
-                out = out.encode()[:-cut].decode("utf-8", errors="replace")
-            out += _node_text(view)
+        path.reverse()
+        return path
+
+    def pieces(self, node_id: int | None = None) -> list[Piece]:
+        """What a view shows of the path to ``node_id``: fixed text, tokens, role labels,
+        hidden placeholders, with the bytes token healing re-made taken off."""
+        out: list[Piece] = []
+        for view in self.path(node_id):
+            cut = max(view.healed_bytes, view.record.healed_bytes)
+            if cut:
+                _cut_bytes(out, cut)
+            out.extend(_node_pieces(view))
         return out
 
+    def text(self, node_id: int | None = None) -> str:
+        """The text of the path to ``node_id`` (default: the last node), as a view shows it:
+        hidden nodes as ``[hidden: N characters]``, roles as ``<role>`` markers, nodes made
+        with echo off not at all."""
+        return "".join(piece.text() for piece in self.pieces(node_id))
 
-def _node_text(view: NodeView) -> str:
+
+@dataclass(frozen=True)
+class Piece:
+    """One visible part of a path: ``kind`` is text (fixed text), token, role_open,
+    role_close or hidden; ``value`` its text, role name or hidden size."""
+
+    kind: str
+    value: str
+    token: TokenRecord | None = None
+
+    def text(self) -> str:
+        if self.kind == "role_open":
+            return f"<{self.value}>"
+        if self.kind == "role_close":
+            return f"</{self.value}>"
+        return self.value
+
+    def size(self) -> int:
+        """Bytes of model text (labels and placeholders have none)."""
+        if self.kind == "token" and self.token is not None and self.token.bytes_b64:
+            return len(base64.b64decode(self.token.bytes_b64))
+        return len(self.value.encode()) if self.kind in ("text", "token") else 0
+
+
+def _node_pieces(view: NodeView) -> list[Piece]:
     record = view.record
     if record.hidden:
         size = record.hidden_chars if record.hidden_chars is not None else view.hidden_chars
-        return f"[hidden: {size} characters]" if size is not None else "[hidden]"
+        label = f"[hidden: {size} characters]" if size is not None else "[hidden]"
+        return [Piece("hidden", label)]
     if not record.echo:
-        return ""
-    parts: list[str] = []
+        return []
+    pieces: list[Piece] = []
     for entry in record.entries:
-        if entry.kind == "text" or entry.kind == "token":
-            parts.append(entry.text)
-        elif entry.kind == "role_open":
-            parts.append(f"<{entry.role}>")
-        elif entry.kind == "role_close":
-            parts.append(f"</{entry.role}>")
+        if entry.kind == "text":
+            pieces.append(Piece("text", entry.text))
+        elif entry.kind == "token":
+            pieces.append(Piece("token", entry.text, entry))
+        elif entry.kind in ("role_open", "role_close"):
+            pieces.append(Piece(entry.kind, entry.role))
     if not record.entries:
-        parts.extend(t.text for t in view.tokens)
-    return "".join(parts)
+        pieces.extend(Piece("token", token.text, token) for token in view.tokens)
+    return pieces
+
+
+def _cut_bytes(pieces: list[Piece], cut: int) -> None:
+    """Take ``cut`` bytes of model text off the end of ``pieces`` (in place); role labels
+    and placeholders are not model text and stay."""
+    index = len(pieces) - 1
+    while cut > 0 and index >= 0:
+        piece = pieces[index]
+        size = piece.size()
+        if size and size <= cut:
+            del pieces[index]
+            cut -= size
+        elif size:
+            kept = piece.value.encode()[: size - cut].decode("utf-8", errors="replace")
+            pieces[index] = Piece(piece.kind, kept, piece.token)
+            cut = 0
+        index -= 1

@@ -1,0 +1,75 @@
+"""The client page: one self-contained HTML document that shows a run.
+
+The built client (``static/client.js``, from ``web/``) and, optionally, the run's messages
+are inlined, so the page needs no network. A Content-Security-Policy forbids every fetch
+and any script but the page's own inline ones: hostile text in a run could not load or run
+anything even if it escaped the client's text-only rendering.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rudder.visual._protocol import ServerMessage
+
+CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data: blob:; media-src data: blob:"
+)
+
+
+@functools.cache
+def client_script() -> str:
+    """The built client; ``npm run build --prefix web`` makes it."""
+    path = resources.files("rudder.visual").joinpath("static", "client.js")
+    try:
+        script = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            "rudder's client (rudder/visual/static/client.js) is missing from this install; "
+            "build it with `npm ci --prefix web && npm run build --prefix web`"
+        ) from None
+    # A script element ends at the first "</script" whatever JavaScript thinks of it.
+    return script.replace("</script", "<\\/script")
+
+
+def messages_json(messages: Iterable[ServerMessage]) -> str:
+    """The messages as one JSON array (the form the client reads inline and the widget saves)."""
+    return "[" + ",".join(message.model_dump_json() for message in messages) + "]"
+
+
+def inline_json(text: str) -> str:
+    """JSON made safe inside ``<script type="application/json">``: no ``<`` can end the
+    element or open a comment, and the line separators JavaScript once disliked are escaped."""
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def client_page(messages: str | None = None, *, title: str = "rudder run") -> str:
+    """The client page; ``messages`` (a JSON array, see :func:`messages_json`) inlined."""
+    from html import escape
+
+    data = ""
+    if messages is not None:
+        json.loads(messages)  # a clear error here rather than a blank page later
+        data = f'<script id="rudder-data" type="application/json">{inline_json(messages)}</script>'
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title>"
+        "<style>html,body{margin:0;padding:0;background:transparent}</style>"
+        f'</head><body><div id="rudder-root"></div>{data}'
+        f"<script>{client_script()}</script></body></html>\n"
+    )

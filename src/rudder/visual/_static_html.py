@@ -1,0 +1,86 @@
+"""A run as static HTML: no script, inline styles only, every piece of run text escaped.
+
+For outputs read where widgets and scripts do not run (nbviewer, GitHub, a notebook opened
+without its kernel's widget state), and for the legacy display. Token type is shown as a
+background and the probability as a title.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rudder.trace._records import UsageRecord
+    from rudder.visual._view_state import RunView
+
+BACKGROUNDS = {"input": "transparent", "forced": "#dbeafe", "generated": "#dcfce7"}
+_BOX = (
+    "font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;"
+    "line-height:1.6;white-space:pre-wrap;overflow-wrap:anywhere;padding:6px 8px;"
+    "border:1px solid #d0d7de;border-radius:4px;color:#1f2328;background:#fff"
+)
+_ROLE = (
+    "display:block;margin:6px 0 2px;border-top:1px dashed #d0d7de;color:#7c3aed;"
+    "font:600 11px system-ui,sans-serif;text-transform:uppercase"
+)
+_FOOT = "font:11px system-ui,sans-serif;color:#6b7280;margin-top:4px"
+
+
+def static_html(view: RunView) -> str:
+    """The text of the run's last path, coloured by token type, and its figures."""
+    parts: list[str] = [f'<div class="rudder-static"><div style="{_BOX}">']
+    for piece in view.pieces():
+        if piece.kind == "text":
+            parts.append(escape(piece.value))
+        elif piece.kind == "token" and piece.token is not None:
+            token = piece.token
+            title = token.source
+            if token.prob is not None:
+                title += f", probability {token.prob:.1%}"
+            background = BACKGROUNDS[token.source]
+            parts.append(
+                f'<span style="background:{background}" title="{escape(title)}">'
+                f"{escape(piece.value)}</span>"
+            )
+        elif piece.kind == "role_open":
+            parts.append(f'<span style="{_ROLE}">{escape(piece.value)}</span>')
+        elif piece.kind == "role_close":
+            parts.append('<span style="display:block"></span>')
+        else:
+            parts.append(f'<span style="color:#6b7280;font-style:italic">{escape(piece.value)}</span>')
+    parts.append("</div>")
+    parts.append(f'<div style="{_FOOT}">{escape(summary(view))}</div></div>')
+    return "".join(parts)
+
+
+def summary(view: RunView) -> str:
+    """One line: the run's status and, when done, what it cost."""
+    run = view.run
+    if run is None:
+        return "waiting"
+    status = run.status if run.error is None else f"{run.status}: {run.error}"
+    usage = view.usage
+    if run.status == "running" or usage is None:
+        return status
+    return " · ".join([status, *figures(usage, run.started_at, run.finished_at)])
+
+
+def figures(usage: UsageRecord, started: float | None, finished: float | None) -> list[str]:
+    out = [
+        f"tokens {usage.prompt_tokens} in, {usage.output_tokens} out",
+        f"token reduction {usage.token_reduction:.0%}",
+    ]
+    if usage.time_to_first_token_s is not None:
+        out.append(f"time to first token {_seconds(usage.time_to_first_token_s)}")
+    if usage.per_token_s is not None:
+        out.append(f"latency {_seconds(usage.per_token_s)}/token")
+    if started is not None and finished is not None:
+        out.append(f"wall time {_seconds(finished - started)}")
+    return out
+
+
+def _seconds(value: float) -> str:
+    if value < 1:
+        return f"{value * 1e3:.1f} ms"
+    return f"{value:.2f} s"

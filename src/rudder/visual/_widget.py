@@ -1,0 +1,136 @@
+"""The notebook widget: an anywidget that streams one run's messages to the client.
+
+Messages go out as custom comm messages as they are published (never as an ever-growing
+synced trait); the widget's module keeps them per model and hosts the client in a
+sandboxed iframe. A client that missed some asks for a replay, answered from the bus.
+When the run is done its messages are saved once in ``_final``, so a saved notebook shows
+the output without a kernel, and the output's ``text/html`` becomes a static rendering for
+viewers without widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from rudder.visual._bus import Bus, Subscription, get_bus
+from rudder.visual._page import client_page, messages_json
+from rudder.visual._protocol import Reset, parse_client_message
+from rudder.visual._static_html import static_html
+from rudder.visual._view_state import RunView
+
+if TYPE_CHECKING:
+    from rudder.visual._protocol import ServerMessage
+
+_log = logging.getLogger("rudder.visual")
+
+WIDGET_MODULE = Path(str(resources.files("rudder.visual").joinpath("static", "widget.js")))
+#: Seconds the kernel waits, at the end of a cell, for the widget to be sent what was published.
+FLUSH_TIMEOUT_S = 10.0
+
+
+class RunWidget(anywidget.AnyWidget):  # type: ignore[misc]
+    """The live view of one run (``run_id``) in a notebook output."""
+
+    _esm = WIDGET_MODULE
+    _page = traitlets.Unicode("").tag(sync=True)
+    _final = traitlets.Unicode("").tag(sync=True)
+    run_id = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, run_id: str, *, bus: Bus | None = None, **kwargs: Any) -> None:
+        super().__init__(run_id=run_id, _page=client_page(), **kwargs)
+        self._bus = bus if bus is not None else get_bus()
+        self._view = RunView(run_id)
+        self._view_lock = threading.Lock()
+        self._finished = threading.Event()
+        self.on_msg(self._client_message)
+        self._subscription: Subscription | None = self._bus.subscribe(
+            _Relay(self), run_id=run_id
+        )
+
+    # -- the bus's side -----------------------------------------------------------------------
+
+    def deliver(self, message: ServerMessage) -> None:
+        """Send one message of the run to the frontend (from the subscription's thread)."""
+        self.send({"rudder": "messages", "json": messages_json([message])})
+        with self._view_lock:
+            self._view.apply(message)
+        if message.type == "run_finished":
+            self._save_final()
+
+    def _save_final(self) -> None:
+        messages = self._bus.messages(self.run_id)
+        if messages and messages[0].seq > 0:
+            # The bus's bounded history dropped the start: the saved stream says so.
+            first = messages[0].seq
+            reason = "history bounded: older messages were dropped"
+            messages.insert(0, Reset(seq=first, run_id=self.run_id, reason=reason, first_seq=first))
+        self._final = messages_json(messages)
+        self._finished.set()
+
+    # -- the client's side --------------------------------------------------------------------
+
+    def _client_message(self, _widget: object, content: Any, _buffers: object) -> None:
+        if not isinstance(content, dict) or content.get("rudder") != "client":
+            return
+        try:
+            message = parse_client_message(content.get("message") or {})
+        except ValueError as error:
+            _log.warning("ignored a malformed message from the notebook client: %s", error)
+            return
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.handle(message)
+            return
+        # Closed: answer from what the bus still holds.
+        after = message.after_seq if message.type == "replay_request" else message.last_seq
+        held = self._bus.messages(self.run_id, -1 if after is None else after)
+        if held:
+            self.send({"rudder": "messages", "json": messages_json(held)})
+
+    # -- the cell's end -----------------------------------------------------------------------
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until everything published so far was sent (True when it was)."""
+        subscription = self._subscription
+        return subscription.wait_idle(timeout) if subscription is not None else True
+
+    def close_stream(self) -> None:
+        """Stop following the bus (the run is over); replay requests are still answered."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.close()
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    def static_html(self) -> str:
+        """The run as it stands, as static HTML."""
+        with self._view_lock:
+            return static_html(self._view)
+
+    def mimebundle(self) -> dict[str, Any]:
+        """The output's data: the widget, and static HTML for viewers without widgets."""
+        made = self._repr_mimebundle_()
+        data: dict[str, Any] = dict((made[0] if isinstance(made, tuple) else made) or {})
+        data["text/html"] = self.static_html()
+        return data
+
+
+class _Relay:
+    """The widget as the bus sees it: a renderer."""
+
+    __slots__ = ("widget",)
+
+    def __init__(self, widget: RunWidget) -> None:
+        self.widget = widget
+
+    def send(self, message: ServerMessage) -> None:
+        self.widget.deliver(message)

@@ -1,0 +1,98 @@
+// src/messages.ts
+var e = "rudder-view";
+function t(e) {
+	return typeof e == "object" && !!e && e.envelope === "rudder-view" && typeof e.kind == "string";
+}
+// src/widget.ts
+var n = class {
+	bySeq = /* @__PURE__ */ new Map();
+	listeners = /* @__PURE__ */ new Set();
+	constructor(e) {
+		let t = e.get("_final");
+		typeof t == "string" && t && this.add(JSON.parse(t));
+	}
+	add(e) {
+		for (let t of e) t.type === "reset" ? this.bySeq.clear() : this.bySeq.set(t.seq, t);
+		for (let t of this.listeners) t(e);
+	}
+	after(e) {
+		let t = [...this.bySeq.keys()].filter((t) => t > e).sort((e, t) => e - t), n = e + 1, r = !0;
+		for (let e of t) e !== n && (r = !1), n = e + 1;
+		return {
+			messages: t.map((e) => this.bySeq.get(e)),
+			complete: r
+		};
+	}
+	get size() {
+		return this.bySeq.size;
+	}
+}, r = /* @__PURE__ */ new WeakMap();
+function i(e) {
+	let t = r.get(e);
+	return t === void 0 && (t = new n(e), r.set(e, t), e.on("msg:custom", (e) => {
+		e?.rudder === "messages" && typeof e.json == "string" && t?.add(JSON.parse(e.json));
+	})), t;
+}
+function a() {
+	let e = document.body;
+	return e.dataset.jpThemeLight === void 0 ? e.classList.contains("vscode-dark") || e.classList.contains("vscode-high-contrast") ? !0 : e.classList.contains("vscode-light") ? !1 : window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? !1 : e.dataset.jpThemeLight === "false";
+}
+function o(e, t) {
+	try {
+		e.send({
+			rudder: "client",
+			message: t
+		});
+	} catch {}
+}
+function s({ model: n, el: r }) {
+	let s = i(n), c = document.createElement("iframe");
+	c.setAttribute("sandbox", "allow-scripts"), c.setAttribute("title", "rudder run view"), c.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", c.srcdoc = String(n.get("_page") ?? ""), r.append(c);
+	let l = !1, u = (e) => c.contentWindow?.postMessage(e, "*"), d = (t) => {
+		l && u({
+			envelope: e,
+			kind: "messages",
+			messages: t
+		});
+	}, f = (t, r) => {
+		let i = s.after(t);
+		i.messages.length && u({
+			envelope: e,
+			kind: "messages",
+			messages: i.messages
+		}), i.complete && s.size !== 0 || o(n, r);
+	}, p = (n) => {
+		if (n.source !== c.contentWindow || !t(n.data)) return;
+		let r = n.data;
+		if (r.kind === "resize") c.style.height = `${Math.max(40, Math.min(r.height, 4e3))}px`;
+		else if (r.kind === "client") {
+			let t = r.message;
+			t.type === "client_ready" ? (l = !0, u({
+				envelope: e,
+				kind: "theme",
+				dark: a()
+			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" && f(t.after_seq, t);
+		}
+	};
+	window.addEventListener("message", p), s.listeners.add(d);
+	let m = new MutationObserver(() => {
+		l && u({
+			envelope: e,
+			kind: "theme",
+			dark: a()
+		});
+	});
+	return m.observe(document.body, {
+		attributes: !0,
+		attributeFilter: ["class", "data-jp-theme-light"]
+	}), () => {
+		window.removeEventListener("message", p), s.listeners.delete(d), m.disconnect(), c.remove();
+	};
+}
+var c = {
+	initialize({ model: e }) {
+		i(e);
+	},
+	render: s
+};
+export { c as default };

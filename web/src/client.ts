@@ -1,0 +1,85 @@
+// The client page: the view of one run. It runs in a sandboxed iframe (the notebook
+// widget) or alone (an exported file), and is fed protocol messages: inline, from a
+// `<script id="rudder-data" type="application/json">` element, and live, posted by the host
+// page. It tells the host when it is ready and asks for a replay when it sees a hole.
+
+import css from "./style.css?inline";
+import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
+import {ENVELOPE, isEnvelope} from "./messages";
+import {applyMessages, createRunState} from "./state";
+import type {RunState} from "./state";
+import {RunViewElement} from "./view";
+
+export interface Client {
+  readonly state: RunState;
+  readonly view: RunViewElement;
+  receive(messages: ServerMessage[]): void;
+}
+
+export function startClient(root: HTMLElement): Client {
+  const style = document.createElement("style");
+  style.textContent = css;
+  document.head.append(style);
+
+  const state = createRunState();
+  const view = new RunViewElement(root);
+  view.setTheme(window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false);
+  const embedded = window.parent !== window;
+  let sent = 0;
+  let replayAsked: number | null = null;
+  let frame = 0;
+
+  const post = (data: ClientToHost) => {
+    if (embedded) window.parent.postMessage(data, "*");
+  };
+  const postClient = (message: ClientMessage) => post({envelope: ENVELOPE, kind: "client", message});
+
+  const render = () => {
+    frame = 0;
+    view.update(state);
+  };
+  const receive = (messages: ServerMessage[]) => {
+    applyMessages(state, messages);
+    const after = state.wantsReplayAfter;
+    if (after !== null && after !== replayAsked && state.runId !== null) {
+      replayAsked = after;
+      postClient({type: "replay_request", v: 1, seq: sent++, run_id: state.runId, after_seq: after});
+    } else if (after === null) {
+      replayAsked = null;
+    }
+    if (frame === 0) frame = requestAnimationFrame(render);
+  };
+
+  const inline = document.getElementById("rudder-data");
+  if (inline?.textContent) receive(JSON.parse(inline.textContent) as ServerMessage[]);
+
+  if (embedded) {
+    window.addEventListener("message", (event: MessageEvent) => {
+      if (event.source !== window.parent || !isEnvelope(event.data)) return;
+      const data = event.data as HostToClient;
+      if (data.kind === "messages") receive(data.messages);
+      else if (data.kind === "theme") view.setTheme(data.dark);
+    });
+    let height = 0;
+    new ResizeObserver(() => {
+      const next = Math.ceil(document.documentElement.scrollHeight);
+      if (next !== height) {
+        height = next;
+        post({envelope: ENVELOPE, kind: "resize", height});
+      }
+    }).observe(document.body);
+    postClient({
+      type: "client_ready",
+      v: 1,
+      seq: sent++,
+      run_id: state.runId,
+      last_seq: state.lastSeq >= 0 ? state.lastSeq : null,
+    });
+  }
+  render();
+  return {state, view, receive};
+}
+
+const client = startClient(document.getElementById("rudder-root") ?? document.body);
+// For tests and for looking around in the browser's console.
+(window as unknown as {rudder: Client}).rudder = client;

@@ -1,0 +1,29 @@
+// The messages that cross the iframe's boundary: the protocol's, wrapped in an envelope
+// that says which side sent what. Anything else posted to a window is ignored.
+
+import type {ClientReady, ReplayRequest, RudderMessage} from "./protocol";
+
+/** A message from the kernel (everything but what clients send). */
+export type ServerMessage = Exclude<RudderMessage, ClientReady | ReplayRequest>;
+export type ClientMessage = ClientReady | ReplayRequest;
+
+export const ENVELOPE = "rudder-view";
+
+/** From the host page to the client in the iframe. */
+export type HostToClient =
+  | {envelope: typeof ENVELOPE; kind: "messages"; messages: ServerMessage[]}
+  | {envelope: typeof ENVELOPE; kind: "theme"; dark: boolean};
+
+/** From the client in the iframe to the host page. */
+export type ClientToHost =
+  | {envelope: typeof ENVELOPE; kind: "client"; message: ClientMessage}
+  | {envelope: typeof ENVELOPE; kind: "resize"; height: number};
+
+export function isEnvelope(data: unknown): data is {envelope: string; kind: string} {
+  return (
+    typeof data === "object" &&
+    data !== null &&
+    (data as {envelope?: unknown}).envelope === ENVELOPE &&
+    typeof (data as {kind?: unknown}).kind === "string"
+  );
+}

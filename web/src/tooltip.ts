@@ -1,0 +1,80 @@
+// The tooltip of one token: what it is, how sure the model was, and what else it could
+// have chosen, unconstrained (those the grammar forbade struck through) and, when the
+// chosen token was unlikely, the likeliest ones the grammar allowed.
+
+import type {CandidateRecord, TokenRecord} from "./protocol";
+import {percent, quoted, seconds} from "./format";
+
+/** Rows per candidate table. */
+export const CANDIDATE_ROWS = 5;
+/** Below this probability the chosen token is "unlikely": the allowed table is shown. */
+export const LOW_PROBABILITY = 0.5;
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function candidateTable(
+  title: string,
+  candidates: CandidateRecord[],
+  chosenId: number,
+  kind: string,
+): HTMLElement {
+  const section = element("div", `rd-tip-section rd-tip-${kind}`);
+  section.append(element("div", "rd-tip-heading", title));
+  const table = element("table", "rd-tip-table");
+  for (const candidate of candidates.slice(0, CANDIDATE_ROWS)) {
+    const row = element("tr", "rd-tip-row");
+    if (!candidate.allowed) row.classList.add("rd-forbidden");
+    if (candidate.id === chosenId) row.classList.add("rd-chosen");
+    row.title = candidate.allowed ? "" : "the grammar forbade this token";
+    row.append(element("td", "rd-tip-cand", quoted(candidate.text)));
+    const bar = element("td", "rd-tip-bar");
+    const fill = element("span", "rd-tip-fill");
+    fill.style.width = `${Math.round(Math.max(0, Math.min(1, candidate.prob)) * 100)}%`;
+    bar.append(fill);
+    row.append(bar, element("td", "rd-tip-prob", percent(candidate.prob)));
+    table.append(row);
+  }
+  section.append(table);
+  return section;
+}
+
+/** The tooltip's content for `token`. */
+export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLElement {
+  const root = element("div", "rd-tip-body");
+  const head = element("div", "rd-tip-head");
+  head.append(
+    element("span", "rd-tip-token", quoted(token.text)),
+    element("span", `rd-tip-source rd-src-${token.source}`, token.source),
+  );
+  if (backtracked) head.append(element("span", "rd-tip-backtracked", "backtracked"));
+  root.append(head);
+
+  const facts = element("div", "rd-tip-facts");
+  facts.append(
+    element("span", "rd-tip-fact", `probability ${percent(token.prob)}`),
+    element("span", "rd-tip-fact", `latency ${seconds(token.latency_s)}`),
+    element("span", "rd-tip-fact", `id ${token.id}`),
+  );
+  root.append(facts);
+
+  if (token.top.length) {
+    root.append(candidateTable("Model's top candidates", token.top, token.id, "top"));
+  }
+  const unlikely = token.prob !== null && token.prob < LOW_PROBABILITY;
+  if (unlikely) {
+    const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
+    if (allowed.length) {
+      root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed"));
+    }
+  }
+  return root;
+}

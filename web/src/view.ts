@@ -1,0 +1,286 @@
+// The view of one run: a toolbar with the legend and colour choices, the text of the run
+// (each token a span coloured by type, probability or latency), role labels, the tooltip
+// and the metrics bar.
+//
+// Rendering is incremental: each node of the shown path keeps its element, a node whose
+// changes only added tokens gets the new spans appended, any other change re-renders that
+// node alone. Every piece of untrusted text reaches the DOM as a text node, never as markup.
+
+import type {TokenRecord} from "./protocol";
+import type {NodeState, RunState} from "./state";
+import type {Piece} from "./pieces";
+import {pathParts} from "./pieces";
+import {latencyScale, visibleWhitespace} from "./format";
+import {metricsOf, runStatus} from "./metrics";
+import {tooltipContent} from "./tooltip";
+
+export type BackgroundMode = "type" | "probability" | "latency" | "none";
+export type UnderlineMode = "probability" | "latency" | "none";
+
+export interface ViewOptions {
+  background: BackgroundMode;
+  underline: UnderlineMode;
+}
+
+export const DEFAULT_OPTIONS: ViewOptions = {background: "type", underline: "probability"};
+
+interface RenderedNode {
+  element: HTMLElement;
+  revision: number;
+  tokensShown: number;
+  cut: number;
+}
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  text?: string,
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+export class RunViewElement {
+  readonly root: HTMLElement;
+  private readonly text: HTMLElement;
+  private readonly metrics: HTMLElement;
+  private readonly tooltip: HTMLElement;
+  private rendered = new Map<number, RenderedNode>();
+  private shownPath: number[] = [];
+  /** Token records by the index their span carries in `data-t`. */
+  private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
+  private tokenIndex = new Map<TokenRecord, number>();
+  private metricsKey = "";
+
+  constructor(
+    parent: HTMLElement,
+    private options: ViewOptions = {...DEFAULT_OPTIONS},
+  ) {
+    this.root = element("div", "rudder");
+    this.root.append(this.toolbar());
+    this.text = element("div", "rd-text");
+    this.text.setAttribute("role", "document");
+    this.metrics = element("div", "rd-metrics");
+    this.tooltip = element("div", "rd-tooltip");
+    this.tooltip.hidden = true;
+    this.root.append(this.text, this.metrics, this.tooltip);
+    this.applyOptions();
+    this.text.addEventListener("mouseover", (event) => this.hover(event));
+    this.text.addEventListener("mouseleave", () => this.hideTooltip());
+    parent.append(this.root);
+  }
+
+  setTheme(dark: boolean): void {
+    this.root.dataset.theme = dark ? "dark" : "light";
+  }
+
+  setOptions(options: Partial<ViewOptions>): void {
+    this.options = {...this.options, ...options};
+    this.applyOptions();
+  }
+
+  private applyOptions(): void {
+    this.root.dataset.background = this.options.background;
+    this.root.dataset.underline = this.options.underline;
+    for (const select of this.root.querySelectorAll<HTMLSelectElement>("select[data-option]")) {
+      select.value = this.options[select.dataset.option as keyof ViewOptions];
+    }
+  }
+
+  // -- toolbar and legend --------------------------------------------------------------------
+
+  private toolbar(): HTMLElement {
+    const bar = element("div", "rd-toolbar");
+    const legend = element("div", "rd-legend");
+    for (const [source, label, description] of [
+      ["input", "input", "text the program gave"],
+      ["forced", "forced", "tokens the grammar forced: no model choice"],
+      ["generated", "generated", "tokens the model chose"],
+    ]) {
+      const item = element("span", `rd-legend-item rd-legend-${source}`, label);
+      item.title = description;
+      legend.append(item);
+    }
+    const scale = element("span", "rd-legend-scale");
+    scale.append(
+      element("span", "rd-legend-low"),
+      element("span", "rd-legend-gradient"),
+      element("span", "rd-legend-high"),
+    );
+    scale.title = "probability: red is unlikely, green likely; latency: green is fast, red slow";
+    legend.append(scale);
+    bar.append(legend);
+    const controls = element("div", "rd-controls");
+    controls.append(
+      this.select("background", "colour", ["type", "probability", "latency", "none"]),
+      this.select("underline", "underline", ["probability", "latency", "none"]),
+    );
+    bar.append(controls);
+    return bar;
+  }
+
+  private select(option: keyof ViewOptions, label: string, values: string[]): HTMLElement {
+    const wrap = element("label", "rd-control");
+    wrap.append(element("span", "", `${label} `));
+    const select = element("select", "");
+    select.dataset.option = option;
+    for (const value of values) {
+      const item = element("option", "", value);
+      item.value = value;
+      select.append(item);
+    }
+    select.addEventListener("change", () => this.setOptions({[option]: select.value}));
+    wrap.append(select);
+    return wrap;
+  }
+
+  // -- text ---------------------------------------------------------------------------------
+
+  /** Bring the view in step with `state`. */
+  update(state: RunState): void {
+    const parts = pathParts(state);
+    const ids = parts.map((part) => part.node.record.id);
+    const samePrefix = (n: number) => this.shownPath[n] === ids[n];
+    let keep = 0;
+    while (keep < ids.length && keep < this.shownPath.length && samePrefix(keep)) keep++;
+    // Nodes no longer on the path leave the DOM (a branch switched).
+    for (const id of this.shownPath.slice(keep)) {
+      this.rendered.get(id)?.element.remove();
+      this.rendered.delete(id);
+    }
+    for (const part of parts) {
+      const id = part.node.record.id;
+      let shown = this.rendered.get(id);
+      const appendable =
+        shown !== undefined &&
+        part.node.appendOnly &&
+        part.cut === shown.cut &&
+        part.node.record.entries.length === 0 &&
+        !part.node.record.hidden;
+      if (shown === undefined) {
+        shown = {element: element("span", "rd-node"), revision: -1, tokensShown: 0, cut: -1};
+        shown.element.dataset.node = String(id);
+        this.text.append(shown.element);
+        this.rendered.set(id, shown);
+      }
+      if (shown.revision === part.node.revision && shown.cut === part.cut) continue;
+      if (appendable) {
+        this.appendTokens(shown, part.node);
+      } else {
+        shown.element.replaceChildren(...this.pieceElements(part.pieces));
+        shown.tokensShown = part.node.tokens.length;
+      }
+      shown.revision = part.node.revision;
+      shown.cut = part.cut;
+      shown.element.classList.toggle("rd-error", part.node.state === "error");
+    }
+    this.shownPath = ids;
+    this.root.dataset.status = runStatus(state);
+    this.updateMetrics(state);
+  }
+
+  private appendTokens(shown: RenderedNode, node: NodeState): void {
+    const fresh = node.tokens.slice(shown.tokensShown);
+    const fragment = document.createDocumentFragment();
+    for (const token of fresh) {
+      fragment.append(
+        this.tokenElement({kind: "token", token: token.record, backtracked: false, text: token.record.text}),
+      );
+    }
+    shown.element.append(fragment);
+    shown.tokensShown = node.tokens.length;
+  }
+
+  private pieceElements(pieces: Piece[]): Node[] {
+    const out: Node[] = [];
+    for (const piece of pieces) {
+      switch (piece.kind) {
+        case "text": {
+          const span = element("span", "rd-input", visibleWhitespace(piece.text));
+          out.push(span);
+          break;
+        }
+        case "token":
+          out.push(this.tokenElement(piece));
+          break;
+        case "role_open": {
+          const label = element("span", "rd-role", piece.role);
+          label.dataset.role = piece.role;
+          out.push(label);
+          break;
+        }
+        case "role_close":
+          out.push(element("span", "rd-role-end"));
+          break;
+        case "hidden":
+          out.push(
+            element(
+              "span",
+              "rd-hidden",
+              piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`,
+            ),
+          );
+          break;
+      }
+    }
+    return out;
+  }
+
+  private tokenElement(piece: Extract<Piece, {kind: "token"}>): HTMLElement {
+    const token = piece.token;
+    const span = element("span", `rd-token rd-src-${token.source}`, visibleWhitespace(piece.text));
+    if (piece.backtracked) span.classList.add("rd-backtracked");
+    let index = this.tokenIndex.get(token);
+    if (index === undefined) {
+      index = this.tokens.length;
+      this.tokens.push({record: token, backtracked: piece.backtracked});
+      this.tokenIndex.set(token, index);
+    } else {
+      this.tokens[index].backtracked = piece.backtracked;
+    }
+    span.dataset.t = String(index);
+    if (token.prob !== null) span.style.setProperty("--p", token.prob.toFixed(3));
+    else span.classList.add("rd-no-prob");
+    span.style.setProperty("--l", latencyScale(token.latency_s).toFixed(3));
+    return span;
+  }
+
+  // -- tooltip ------------------------------------------------------------------------------
+
+  private hover(event: MouseEvent): void {
+    const target = (event.target as HTMLElement).closest<HTMLElement>(".rd-token");
+    if (target === null || target.dataset.t === undefined) return;
+    const token = this.tokens[Number(target.dataset.t)];
+    if (token === undefined) return;
+    this.tooltip.replaceChildren(tooltipContent(token.record, token.backtracked));
+    this.tooltip.hidden = false;
+    const box = target.getBoundingClientRect();
+    const rootBox = this.root.getBoundingClientRect();
+    const left = Math.max(0, Math.min(box.left - rootBox.left, rootBox.width - this.tooltip.offsetWidth));
+    this.tooltip.style.left = `${left}px`;
+    this.tooltip.style.top = `${box.bottom - rootBox.top + 4}px`;
+  }
+
+  private hideTooltip(): void {
+    this.tooltip.hidden = true;
+  }
+
+  // -- metrics ------------------------------------------------------------------------------
+
+  private updateMetrics(state: RunState): void {
+    const metrics = metricsOf(state);
+    const key = JSON.stringify(metrics);
+    if (key === this.metricsKey) return;
+    this.metricsKey = key;
+    this.metrics.replaceChildren(
+      ...metrics.map((metric) => {
+        const item = element("span", `rd-metric rd-metric-${metric.key}`);
+        item.title = metric.description;
+        item.append(element("span", "rd-metric-label", metric.label), element("span", "rd-metric-value", metric.value));
+        return item;
+      }),
+    );
+  }
+}

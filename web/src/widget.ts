@@ -1,0 +1,148 @@
+// The notebook widget's module (anywidget): hosts the client page in a sandboxed iframe
+// (`allow-scripts` only: it runs in an opaque origin and cannot reach the notebook) and
+// relays messages both ways with postMessage.
+//
+// Every message the kernel sends for the widget's model is kept per model (ordered by
+// seq), so that a view made later (the output re-rendered, the page reloaded) starts from
+// all of it; a replay the client asks for is served from there when it can be, else
+// asked of the kernel. When the run is done the kernel saves its messages in `_final`, so
+// a saved notebook shows the output without a kernel.
+
+import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
+import {ENVELOPE, isEnvelope} from "./messages";
+
+interface Model {
+  get(name: string): unknown;
+  on(event: string, callback: (...args: any[]) => void): void;
+  off(event: string, callback: (...args: any[]) => void): void;
+  send(content: unknown): void;
+}
+
+interface KernelContent {
+  rudder?: string;
+  json?: string;
+}
+
+class Store {
+  private bySeq = new Map<number, ServerMessage>();
+  readonly listeners = new Set<(messages: ServerMessage[]) => void>();
+
+  constructor(model: Model) {
+    const saved = model.get("_final");
+    if (typeof saved === "string" && saved) this.add(JSON.parse(saved) as ServerMessage[]);
+  }
+
+  add(messages: ServerMessage[]): void {
+    for (const message of messages) {
+      if (message.type === "reset") this.bySeq.clear();
+      else this.bySeq.set(message.seq, message);
+    }
+    for (const listener of this.listeners) listener(messages);
+  }
+
+  /** The held messages after `afterSeq`, in order, and whether they follow on without a hole. */
+  after(afterSeq: number): {messages: ServerMessage[]; complete: boolean} {
+    const seqs = [...this.bySeq.keys()].filter((seq) => seq > afterSeq).sort((a, b) => a - b);
+    let expected = afterSeq + 1;
+    let complete = true;
+    for (const seq of seqs) {
+      if (seq !== expected) complete = false;
+      expected = seq + 1;
+    }
+    return {messages: seqs.map((seq) => this.bySeq.get(seq) as ServerMessage), complete};
+  }
+
+  get size(): number {
+    return this.bySeq.size;
+  }
+}
+
+const stores = new WeakMap<Model, Store>();
+
+function storeOf(model: Model): Store {
+  let store = stores.get(model);
+  if (store === undefined) {
+    store = new Store(model);
+    stores.set(model, store);
+    model.on("msg:custom", (content: KernelContent) => {
+      if (content?.rudder === "messages" && typeof content.json === "string") {
+        store?.add(JSON.parse(content.json) as ServerMessage[]);
+      }
+    });
+  }
+  return store;
+}
+
+function darkTheme(): boolean {
+  const body = document.body;
+  if (body.dataset.jpThemeLight !== undefined) return body.dataset.jpThemeLight === "false";
+  if (body.classList.contains("vscode-dark") || body.classList.contains("vscode-high-contrast")) {
+    return true;
+  }
+  if (body.classList.contains("vscode-light")) return false;
+  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
+}
+
+function sendToKernel(model: Model, message: ClientMessage): void {
+  try {
+    model.send({rudder: "client", message});
+  } catch {
+    // No kernel (a saved notebook opened alone): what the store holds is all there is.
+  }
+}
+
+function render({model, el}: {model: Model; el: HTMLElement}): () => void {
+  const store = storeOf(model);
+  const iframe = document.createElement("iframe");
+  iframe.setAttribute("sandbox", "allow-scripts");
+  iframe.setAttribute("title", "rudder run view");
+  iframe.style.cssText = "width: 100%; height: 80px; border: 0; display: block;";
+  iframe.srcdoc = String(model.get("_page") ?? "");
+  el.append(iframe);
+
+  let ready = false;
+  const toClient = (data: HostToClient) => iframe.contentWindow?.postMessage(data, "*");
+  const forward = (messages: ServerMessage[]) => {
+    if (ready) toClient({envelope: ENVELOPE, kind: "messages", messages});
+  };
+  const serve = (afterSeq: number, ask: ClientMessage) => {
+    const held = store.after(afterSeq);
+    if (held.messages.length) toClient({envelope: ENVELOPE, kind: "messages", messages: held.messages});
+    if (!held.complete || store.size === 0) sendToKernel(model, ask);
+  };
+  const onWindowMessage = (event: MessageEvent) => {
+    if (event.source !== iframe.contentWindow || !isEnvelope(event.data)) return;
+    const data = event.data as ClientToHost;
+    if (data.kind === "resize") {
+      iframe.style.height = `${Math.max(40, Math.min(data.height, 4000))}px`;
+    } else if (data.kind === "client") {
+      const message = data.message;
+      if (message.type === "client_ready") {
+        ready = true;
+        toClient({envelope: ENVELOPE, kind: "theme", dark: darkTheme()});
+        serve(message.last_seq ?? -1, message);
+      } else if (message.type === "replay_request") {
+        serve(message.after_seq, message);
+      }
+    }
+  };
+  window.addEventListener("message", onWindowMessage);
+  store.listeners.add(forward);
+  const themeWatch = new MutationObserver(() => {
+    if (ready) toClient({envelope: ENVELOPE, kind: "theme", dark: darkTheme()});
+  });
+  themeWatch.observe(document.body, {attributes: true, attributeFilter: ["class", "data-jp-theme-light"]});
+  return () => {
+    window.removeEventListener("message", onWindowMessage);
+    store.listeners.delete(forward);
+    themeWatch.disconnect();
+    iframe.remove();
+  };
+}
+
+export default {
+  initialize({model}: {model: Model}) {
+    storeOf(model);
+  },
+  render,
+};
