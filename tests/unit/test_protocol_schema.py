@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from web_tools import ROOT, WEB, run_node
 
 from rudder.visual._protocol import schema_text
 from rudder.visual.protocol import SCHEMA_PATH
 
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT = ROOT / "web"
+CLIENT = WEB
 TYPES_PATH = CLIENT / "src" / "protocol.ts"
 GENERATOR = CLIENT / "scripts" / "protocol-types.mjs"
 TSC = CLIENT / "node_modules" / "typescript" / "bin" / "tsc"
-TIMEOUT_S = 120
 
 REGENERATE = (
     "regenerate with `python -m rudder.visual.protocol` (the schema), then "
@@ -36,38 +32,6 @@ REGENERATE = (
 def schema() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
     return doc
-
-
-def node() -> str:
-    path = shutil.which("node")
-    if path is None:
-        pytest.fail("`node` is not on PATH: install Node.js and npm (.ci/run does it with apt-get)")
-    return path
-
-
-def require_node_modules() -> None:
-    """The pinned devDependencies are installed, at the versions package.json pins."""
-    pinned = json.loads((CLIENT / "package.json").read_text())["devDependencies"]
-    for name, version in pinned.items():
-        manifest = CLIENT / "node_modules" / name / "package.json"
-        installed = json.loads(manifest.read_text())["version"] if manifest.exists() else None
-        if installed != version:
-            pytest.fail(
-                f"web/node_modules has {name} {installed or 'missing'}, package.json pins "
-                f"{version}: run `npm ci --prefix web`"
-            )
-
-
-def run_node(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    require_node_modules()
-    return subprocess.run(
-        [node(), *map(str, args)],
-        cwd=CLIENT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
 
 
 def exported_types(ts: str) -> dict[str, str]:

@@ -65,6 +65,7 @@ def _restore_settings() -> Iterator[None]:
         settings.monitor,
         settings.monitor_interval_s,
         settings.monitor_max_samples,
+        settings.view,
     )
     yield
     (
@@ -72,6 +73,7 @@ def _restore_settings() -> Iterator[None]:
         settings.monitor,
         settings.monitor_interval_s,
         settings.monitor_max_samples,
+        settings.view,
     ) = saved
 
 
@@ -779,6 +781,9 @@ def test_every_interval_the_settings_accept_keeps_the_monitor_alive(
         ("monitor_max_samples", 2.0),
         ("monitor_max_samples", True),
         ("monitor_max_samples", "10"),
+        ("view", "browser"),
+        ("view", None),
+        ("view", True),
     ],
 )
 def test_bad_settings_are_refused_and_keep_the_old_value(name: str, bad: object) -> None:
@@ -801,6 +806,9 @@ def test_good_settings_are_taken() -> None:
     assert settings.monitor_max_samples == 3
     settings.monitor_interval_s = 0.05  # the smallest allowed
     assert settings.monitor_interval_s == 0.05
+    for view in ("none", "widget", "auto"):
+        settings.view = view
+        assert settings.view == view
     with pytest.raises(AttributeError):
         settings.unknown = 1  # type: ignore[attr-defined]
 
@@ -841,3 +849,44 @@ def test_hidden_nodes_are_marked_and_the_model_still_sees_them() -> None:
     assert record.input.value == ""
     assert record.hidden_chars == len("a long secret document")
     assert node_record(path[1]).entries != []
+
+
+def test_view_setting_comes_from_the_environment() -> None:
+    import subprocess
+    import sys
+
+    def view_with(value: str) -> subprocess.CompletedProcess[str]:
+        code = "import rudder; print(rudder.settings.view)"
+        env = {"RUDDER_VIEW": value, "PATH": ""}
+        return subprocess.run(
+            [sys.executable, "-W", "default", "-c", code],
+            capture_output=True, text=True, env=env, check=True, timeout=60,
+        )
+
+    assert view_with("none").stdout.strip() == "none"
+    assert view_with(" Widget ").stdout.strip() == "widget"
+    bad = view_with("browser")
+    assert bad.stdout.strip() == "auto"
+    assert "RUDDER_VIEW='browser' is not a view" in bad.stderr
+
+
+def test_a_cell_run_starts_at_its_first_node_and_holds_in_every_thread() -> None:
+    from rudder.trace._run import Run, active_run, set_cell_run
+
+    cell = Run("cell 7")
+    set_cell_run(cell)
+    try:
+        assert cell.started_at is None
+        seen: list[Run] = []
+        worker = threading.Thread(target=lambda: seen.append(active_run()))
+        worker.start()
+        worker.join()
+        assert seen == [cell]
+        assert cell.started_at is not None
+        with rudder.run("inner") as inner:
+            assert active_run() is inner  # an explicit run inside the cell wins
+        lm = models.Mock([b"Paris"], echo=True) + "x"
+        assert _node(lm).run_id == cell.id
+    finally:
+        set_cell_run(None)
+    assert active_run() is default_run()

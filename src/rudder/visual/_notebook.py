@@ -12,6 +12,7 @@ HTML brought up to date.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -75,11 +76,10 @@ class NotebookCells(TraceListener):
         self.pre_run_cell()
 
     def uninstall(self) -> None:
-        for name, hook in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
-            try:
+        hooks = (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell))
+        for name, hook in hooks:
+            with contextlib.suppress(ValueError):
                 self.shell.events.unregister(name, hook)
-            except ValueError:
-                pass
         events.remove_listener(self)
         self._end_cell(None)
 
@@ -138,7 +138,7 @@ class NotebookCells(TraceListener):
             if node.run_id in self._shown:
                 return
             widget = RunWidget(node.run_id)
-            handle = display(widget.mimebundle(), raw=True, display_id=True)
+            handle = display(widget.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
             self._shown[node.run_id] = _Shown(widget, handle)
 
     def _warn_once(self) -> None:

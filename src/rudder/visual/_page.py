@@ -26,7 +26,7 @@ CSP = (
 @functools.cache
 def client_script() -> str:
     """The built client; ``npm run build --prefix web`` makes it."""
-    path = resources.files("rudder.visual").joinpath("static", "client.js")
+    path = resources.files("rudder.visual") / "static" / "client.js"
     try:
         script = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -24,6 +24,7 @@ _ROLE = (
     "display:block;margin:6px 0 2px;border-top:1px dashed #d0d7de;color:#7c3aed;"
     "font:600 11px system-ui,sans-serif;text-transform:uppercase"
 )
+_HIDDEN = "color:#6b7280;font-style:italic"
 _FOOT = "font:11px system-ui,sans-serif;color:#6b7280;margin-top:4px"
 
 
@@ -35,9 +36,9 @@ def static_html(view: RunView) -> str:
             parts.append(escape(piece.value))
         elif piece.kind == "token" and piece.token is not None:
             token = piece.token
-            title = token.source
-            if token.prob is not None:
-                title += f", probability {token.prob:.1%}"
+            title = token.source + (
+                f", probability {token.prob:.1%}" if token.prob is not None else ""
+            )
             background = BACKGROUNDS[token.source]
             parts.append(
                 f'<span style="background:{background}" title="{escape(title)}">'
@@ -48,7 +49,7 @@ def static_html(view: RunView) -> str:
         elif piece.kind == "role_close":
             parts.append('<span style="display:block"></span>')
         else:
-            parts.append(f'<span style="color:#6b7280;font-style:italic">{escape(piece.value)}</span>')
+            parts.append(f'<span style="{_HIDDEN}">{escape(piece.value)}</span>')
     parts.append("</div>")
     parts.append(f'<div style="{_FOOT}">{escape(summary(view))}</div></div>')
     return "".join(parts)

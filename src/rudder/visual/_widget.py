@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("rudder.visual")
 
-WIDGET_MODULE = Path(str(resources.files("rudder.visual").joinpath("static", "widget.js")))
+WIDGET_MODULE = Path(str(resources.files("rudder.visual") / "static" / "widget.js"))
 #: Seconds the kernel waits, at the end of a cell, for the widget to be sent what was published.
 FLUSH_TIMEOUT_S = 10.0
 
 
-class RunWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class RunWidget(anywidget.AnyWidget):
     """The live view of one run (``run_id``) in a notebook output."""
 
     _esm = WIDGET_MODULE
@@ -50,9 +50,7 @@ class RunWidget(anywidget.AnyWidget):  # type: ignore[misc]
         self._view_lock = threading.Lock()
         self._finished = threading.Event()
         self.on_msg(self._client_message)
-        self._subscription: Subscription | None = self._bus.subscribe(
-            _Relay(self), run_id=run_id
-        )
+        self._subscription: Subscription | None = self._bus.subscribe(_Relay(self), run_id=run_id)
 
     # -- the bus's side -----------------------------------------------------------------------
 
