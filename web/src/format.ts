@@ -10,6 +10,16 @@ export function quoted(text: string): string {
   return `"${text.replace(/ /g, "·").replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵")}"`;
 }
 
+/** A token for a table cell: its text quoted, or, when its bytes are not valid UTF-8 on
+ * their own (`bytesB64` set), the bytes as `\xHH` escapes. */
+export function tokenLabel(text: string, bytesB64: string | null): string {
+  if (bytesB64 === null) return quoted(text);
+  const raw = atob(bytesB64);
+  let out = "";
+  for (let i = 0; i < raw.length; i++) out += `\\x${raw.charCodeAt(i).toString(16).padStart(2, "0")}`;
+  return `b"${out}"`;
+}
+
 export function percent(value: number | null | undefined, digits = 1): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
   return `${(value * 100).toFixed(digits)}%`;

@@ -3,7 +3,7 @@
 // chosen token was unlikely, the likeliest ones the grammar allowed.
 
 import type {CandidateRecord, TokenRecord} from "./protocol";
-import {percent, quoted, seconds} from "./format";
+import {percent, seconds, tokenLabel} from "./format";
 
 /** Rows per candidate table. */
 export const CANDIDATE_ROWS = 5;
@@ -35,7 +35,7 @@ function candidateTable(
     if (!candidate.allowed) row.classList.add("rd-forbidden");
     if (candidate.id === chosenId) row.classList.add("rd-chosen");
     row.title = candidate.allowed ? "" : "the grammar forbade this token";
-    row.append(element("td", "rd-tip-cand", quoted(candidate.text)));
+    row.append(element("td", "rd-tip-cand", tokenLabel(candidate.text, candidate.bytes_b64)));
     const bar = element("td", "rd-tip-bar");
     const fill = element("span", "rd-tip-fill");
     fill.style.width = `${Math.round(Math.max(0, Math.min(1, candidate.prob)) * 100)}%`;
@@ -52,7 +52,7 @@ export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLEl
   const root = element("div", "rd-tip-body");
   const head = element("div", "rd-tip-head");
   head.append(
-    element("span", "rd-tip-token", quoted(token.text)),
+    element("span", "rd-tip-token", tokenLabel(token.text, token.bytes_b64)),
     element("span", `rd-tip-source rd-src-${token.source}`, token.source),
   );
   if (backtracked) head.append(element("span", "rd-tip-backtracked", "backtracked"));
