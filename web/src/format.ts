@@ -27,10 +27,14 @@ export function percent(value: number | null | undefined, digits = 1): string {
 
 export function seconds(value: number | null | undefined): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "–";
-  if (value < 1e-3) return `${(value * 1e6).toFixed(0)} µs`;
-  if (value < 1) return `${(value * 1e3).toFixed(value < 0.01 ? 2 : 1)} ms`;
-  if (value < 120) return `${value.toFixed(2)} s`;
-  return `${Math.floor(value / 60)} min ${Math.round(value % 60)} s`;
+  // Each unit is chosen after rounding, so that 0.99996 s reads "1.00 s", not "1000.0 ms".
+  if (Math.round(value * 1e6) < 1000) return `${Math.round(value * 1e6)} µs`;
+  const ms = value * 1e3;
+  if (ms < 10 && Number(ms.toFixed(2)) < 10) return `${ms.toFixed(2)} ms`;
+  if (Number(ms.toFixed(1)) < 1000) return `${ms.toFixed(1)} ms`;
+  if (Number(value.toFixed(2)) < 120) return `${value.toFixed(2)} s`;
+  const whole = Math.round(value);
+  return `${Math.floor(whole / 60)} min ${whole % 60} s`;
 }
 
 export function bytes(value: number | null | undefined): string {
@@ -38,7 +42,8 @@ export function bytes(value: number | null | undefined): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let size = value;
   let unit = 0;
-  while (size >= 1024 && unit < units.length - 1) {
+  // Move up a unit when the rounded figure would read 1024 or more.
+  while (unit < units.length - 1 && Number(size.toFixed(unit === 0 ? 0 : 1)) >= 1024) {
     size /= 1024;
     unit += 1;
   }

@@ -193,6 +193,7 @@ function fold(state: RunState, message: ServerMessage): void {
       if (node === null) return;
       node.state = message.state;
       node.error = message.message;
+      node.revision += 1; // the view marks a failed node
       return;
     }
   }

@@ -1,6 +1,7 @@
 import {describe, expect, it} from "vitest";
 
 import {bytes, count, latencyScale, percent, quoted, seconds, visibleWhitespace} from "../src/format";
+import {tokenLabel} from "../src/format";
 
 describe("visibleWhitespace", () => {
   it("shows newlines (still breaking the line), tabs and carriage returns", () => {
@@ -142,5 +143,22 @@ describe("latencyScale", () => {
     for (let i = 1; i < values.length; i++) expect(values[i]).toBeGreaterThanOrEqual(values[i - 1]);
     expect(values[2]).toBeGreaterThan(0);
     expect(values[6]).toBeLessThan(1);
+  });
+});
+
+describe("unit boundaries after rounding", () => {
+  it("never prints a figure that belongs to the next unit", () => {
+    expect(seconds(0.00099999)).toBe("1.00 ms");
+    expect(seconds(0.99996)).toBe("1.00 s");
+    expect(seconds(119.999)).toBe("2 min 0 s");
+    expect(bytes(1048575)).toBe("1.0 MiB");
+    expect(bytes(1023)).toBe("1023 B");
+  });
+});
+
+describe("tokenLabel", () => {
+  it("quotes valid text and spells out bytes that are not UTF-8 on their own", () => {
+    expect(tokenLabel(" a\n", null)).toBe('"·a↵"');
+    expect(tokenLabel("\ufffd", btoa("\xdf\x84"))).toBe('b"\\xdf\\x84"');
   });
 });
