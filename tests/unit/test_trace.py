@@ -860,7 +860,11 @@ def test_view_setting_comes_from_the_environment() -> None:
         env = {"RUDDER_VIEW": value, "PATH": ""}
         return subprocess.run(
             [sys.executable, "-W", "default", "-c", code],
-            capture_output=True, text=True, env=env, check=True, timeout=60,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=60,
         )
 
     assert view_with("none").stdout.strip() == "none"

@@ -179,9 +179,7 @@ def test_the_client_page_inlines_messages_that_cannot_break_out() -> None:
     page = client_page(text)
     assert "Content-Security-Policy" in page
     assert "default-src 'none'" in page
-    data = re.search(
-        r'<script id="rudder-data" type="application/json">(.*?)</script>', page, re.S
-    )
+    data = re.search(r'<script id="rudder-data" type="application/json">(.*?)</script>', page, re.S)
     assert data is not None
     assert "<" not in data.group(1)
     assert "\u2028" not in data.group(1)

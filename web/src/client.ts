@@ -28,6 +28,12 @@ export function startClient(root: HTMLElement): Client {
   let sent = 0;
   let replayAsked: number | null = null;
   let frame = 0;
+  let timer = 0;
+  // The browser's style, layout and paint of a long run grow with its length, so frames are
+  // spaced by three times what the last one cost: a long run streams at a lower frame rate
+  // instead of spending every frame re-laying out the text.
+  let lastFrameCost = 0;
+  let lastFrameEnd = 0;
 
   const post = (data: ClientToHost) => {
     if (embedded) window.parent.postMessage(data, "*");
@@ -36,7 +42,25 @@ export function startClient(root: HTMLElement): Client {
 
   const render = () => {
     frame = 0;
+    const start = performance.now();
     view.update(state);
+    // A task queued in a frame callback runs after that frame's rendering.
+    setTimeout(() => {
+      lastFrameEnd = performance.now();
+      lastFrameCost = lastFrameEnd - start;
+    }, 0);
+  };
+  const schedule = () => {
+    if (frame !== 0 || timer !== 0) return;
+    const wait = lastFrameEnd + Math.min(1000, 3 * lastFrameCost) - performance.now();
+    if (wait <= 0) {
+      frame = requestAnimationFrame(render);
+      return;
+    }
+    timer = window.setTimeout(() => {
+      timer = 0;
+      frame = requestAnimationFrame(render);
+    }, wait);
   };
   const receive = (messages: ServerMessage[]) => {
     applyMessages(state, messages);
@@ -47,7 +71,7 @@ export function startClient(root: HTMLElement): Client {
     } else if (after === null) {
       replayAsked = null;
     }
-    if (frame === 0) frame = requestAnimationFrame(render);
+    schedule();
   };
 
   const inline = document.getElementById("rudder-data");

@@ -84,27 +84,39 @@ export function cutBytes(pieces: Piece[], bytes: number): Piece[] {
 
 export interface PathPart {
   node: NodeState;
-  pieces: Piece[];
-  /** Bytes the next node healed off this one (0 for the last). */
+  /** Bytes the nodes after this one healed off its end (0 for most). */
   cut: number;
 }
 
-/** The path the view shows, each node with its pieces after healing. */
-export function pathParts(state: RunState, nodeId: number | null = state.lastNodeId): PathPart[] {
-  const path = pathOf(state, nodeId);
-  const parts: PathPart[] = path.map((node) => ({node, pieces: nodePieces(node), cut: 0}));
-  // Healing takes bytes from the end of the text before a node, which may span nodes.
+/** The path the view shows, each node with the bytes token healing took off its end. Only
+ * the nodes before a healing node are flattened (to measure them): a long generation
+ * costs nothing here while nothing heals it. */
+export function pathCuts(state: RunState, nodeId: number | null = state.lastNodeId): PathPart[] {
+  const parts: PathPart[] = pathOf(state, nodeId).map((node) => ({node, cut: 0}));
   for (let i = parts.length - 1; i > 0; i--) {
     let left = parts[i].node.healedBytes;
     for (let j = i - 1; j >= 0 && left > 0; j--) {
-      const size = parts[j].pieces.reduce((sum, piece) => sum + byteLength(piece), 0);
-      const cut = Math.min(size, left);
+      const size = nodePieces(parts[j].node).reduce((sum, piece) => sum + byteLength(piece), 0);
+      const cut = Math.min(Math.max(0, size - parts[j].cut), left);
       parts[j].cut += cut;
-      parts[j].pieces = cutBytes(parts[j].pieces, cut);
       left -= cut;
     }
   }
   return parts;
+}
+
+/** A path part's pieces after healing. */
+export function partPieces(part: PathPart): Piece[] {
+  const pieces = nodePieces(part.node);
+  return part.cut ? cutBytes(pieces, part.cut) : pieces;
+}
+
+/** The path the view shows, each node with its pieces after healing. */
+export function pathParts(
+  state: RunState,
+  nodeId: number | null = state.lastNodeId,
+): (PathPart & {pieces: Piece[]})[] {
+  return pathCuts(state, nodeId).map((part) => ({...part, pieces: partPieces(part)}));
 }
 
 /** The path's text as the Python side's `RunView.text()` gives it: roles as `<role>`

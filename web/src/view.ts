@@ -9,7 +9,7 @@
 import type {TokenRecord} from "./protocol";
 import type {NodeState, RunState} from "./state";
 import type {Piece} from "./pieces";
-import {pathParts} from "./pieces";
+import {partPieces, pathCuts} from "./pieces";
 import {latencyScale, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {tooltipContent} from "./tooltip";
@@ -140,7 +140,7 @@ export class RunViewElement {
 
   /** Bring the view in step with `state`. */
   update(state: RunState): void {
-    const parts = pathParts(state);
+    const parts = pathCuts(state);
     const ids = parts.map((part) => part.node.record.id);
     const samePrefix = (n: number) => this.shownPath[n] === ids[n];
     let keep = 0;
@@ -169,7 +169,7 @@ export class RunViewElement {
       if (appendable) {
         this.appendTokens(shown, part.node);
       } else {
-        shown.element.replaceChildren(...this.pieceElements(part.pieces));
+        shown.element.replaceChildren(...this.pieceElements(partPieces(part)));
         shown.tokensShown = part.node.tokens.length;
       }
       shown.revision = part.node.revision;
