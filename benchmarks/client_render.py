@@ -46,16 +46,6 @@ from typing import Any
 TOKENS = 10_000
 REPEATS = 5
 BATCH = 32
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TIMEOUT_MS = 300_000
 
 # Runs in every frame before its scripts: notes when the first token span and the last of
@@ -294,6 +284,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from playwright.sync_api import sync_playwright
 
+    from rudder._chromium import launch_chromium
     from rudder.visual._page import client_page, messages_json
 
     started = time.perf_counter()
@@ -311,9 +302,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     inline: list[dict[str, Any]] = []
     live: list[dict[str, Any]] = []
     with serve(files) as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         chromium_version = browser.version
         empty_page = client_page()
         for repeat in range(args.warmup + args.repeats):

@@ -20,22 +20,13 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page, sync_playwright
 
 import rudder
+from rudder._chromium import launch_chromium
 from rudder.models import Mock
 from rudder.models._mock import DEFAULT_MERGES
 from rudder.visual import get_bus
 from rudder.visual._page import client_page, messages_json
 from rudder.visual._view_state import RunView
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WIDGET_JS = Path(str(resources.files("rudder.visual").joinpath("static", "widget.js")))
 
@@ -230,9 +221,7 @@ def healed_run() -> Recorded:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 
