@@ -170,6 +170,9 @@ def test_the_output_carries_the_widget_and_escaped_static_html() -> None:
     assert ">assistant<" in page
     assert "<|im_start|>" not in page
     assert "done" in page
+    assert bundle["text/plain"].startswith("<user>Where is Paris? " + HOSTILE)
+    assert bundle["text/plain"].endswith("]")
+    assert "done · tokens" in bundle["text/plain"]
     assert "tokens" in page
 
 

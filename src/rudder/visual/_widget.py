@@ -22,7 +22,7 @@ import traitlets
 from rudder.visual._bus import Bus, Subscription, get_bus
 from rudder.visual._page import client_page, messages_json
 from rudder.visual._protocol import Reset, parse_client_message
-from rudder.visual._static_html import static_html
+from rudder.visual._static_html import static_html, summary
 from rudder.visual._view_state import RunView
 
 if TYPE_CHECKING:
@@ -115,10 +115,13 @@ class RunWidget(anywidget.AnyWidget):
             return static_html(self._view)
 
     def mimebundle(self) -> dict[str, Any]:
-        """The output's data: the widget, and static HTML for viewers without widgets."""
+        """The output's data: the widget, static HTML for viewers without widgets, and the
+        run's text for plain-text readers (nbconvert to text, a terminal client)."""
         made = self._repr_mimebundle_()
         data: dict[str, Any] = dict((made[0] if isinstance(made, tuple) else made) or {})
-        data["text/html"] = self.static_html()
+        with self._view_lock:
+            data["text/html"] = static_html(self._view)
+            data["text/plain"] = f"{self._view.text()}\n[{summary(self._view)}]"
         return data
 
 
