@@ -162,7 +162,8 @@ class Mock(Model):
         chat_template: as for :class:`Transformers`; ChatML by default, whose markers are
             special tokens of the Mock vocabulary.
         merges: the multi-byte tokens of the vocabulary.
-        echo: reserved for the views; the Mock displays nothing by itself.
+        echo: show this Model's steps in the views (in a notebook, the widget); off by
+            default for the Mock, so that tests stay quiet.
     """
 
     def __init__(

@@ -190,7 +190,8 @@ class Transformers(Model):
         chat_template: None for the tokenizer's own template (the plain template when it has
             none), a built-in name (``"chatml"``, ``"llama3"``, ``"phi3"``, ``"plain"``),
             Jinja2 source, or a :class:`ChatTemplate`.
-        echo: reserved for the views (the notebook widget shows the program live).
+        echo: show this Model's steps in the views (in a notebook, the widget shows the
+            program live).
         device: ``"cpu"``, ``"cuda"`` ...; by default CUDA when available.
         dtype: passed to ``from_pretrained`` (default ``"auto"``).
         top_p, top_k, min_p, seed: sampling settings (see :class:`rudder.engine.Sampling`).
