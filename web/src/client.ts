@@ -84,14 +84,28 @@ export function startClient(root: HTMLElement): Client {
       if (data.kind === "messages") receive(data.messages);
       else if (data.kind === "theme") view.setTheme(data.dark);
     });
+    // The host sizes the iframe to the page, the open tooltip included (it is positioned
+    // out of the flow, so the body's size does not count it).
     let height = 0;
-    new ResizeObserver(() => {
-      const next = Math.ceil(document.documentElement.scrollHeight);
+    const tooltip = root.querySelector<HTMLElement>(".rd-tooltip");
+    const resize = () => {
+      let next = document.documentElement.scrollHeight;
+      if (tooltip !== null && !tooltip.hidden) {
+        next = Math.max(next, tooltip.getBoundingClientRect().bottom + window.scrollY + 4);
+      }
+      next = Math.ceil(next);
       if (next !== height) {
         height = next;
         post({envelope: ENVELOPE, kind: "resize", height});
       }
-    }).observe(document.body);
+    };
+    const observer = new ResizeObserver(resize);
+    observer.observe(document.body);
+    if (tooltip !== null) {
+      observer.observe(tooltip);
+      // Showing or hiding the tooltip toggles `hidden`, which a ResizeObserver may not see.
+      new MutationObserver(resize).observe(tooltip, {attributes: true, attributeFilter: ["hidden", "style"]});
+    }
     postClient({
       type: "client_ready",
       v: 1,

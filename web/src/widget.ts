@@ -57,18 +57,22 @@ class Store {
   }
 }
 
-const stores = new WeakMap<Model, Store>();
+// Stores are found by run id: anywidget hands `initialize` and each `render` a different
+// proxy of the same model, so the model object cannot be the key. Run ids are unique.
+const stores = new Map<string, Store>();
 
 function storeOf(model: Model): Store {
-  let store = stores.get(model);
+  const runId = String(model.get("run_id") ?? "");
+  let store = stores.get(runId);
   if (store === undefined) {
-    store = new Store(model);
-    stores.set(model, store);
+    const made = new Store(model);
+    stores.set(runId, made);
     model.on("msg:custom", (content: KernelContent) => {
       if (content?.rudder === "messages" && typeof content.json === "string") {
-        store?.add(JSON.parse(content.json) as ServerMessage[]);
+        made.add(JSON.parse(content.json) as ServerMessage[]);
       }
     });
+    store = made;
   }
   return store;
 }

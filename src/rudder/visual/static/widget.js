@@ -26,12 +26,16 @@ var n = class {
 	get size() {
 		return this.bySeq.size;
 	}
-}, r = /* @__PURE__ */ new WeakMap();
+}, r = /* @__PURE__ */ new Map();
 function i(e) {
-	let t = r.get(e);
-	return t === void 0 && (t = new n(e), r.set(e, t), e.on("msg:custom", (e) => {
-		e?.rudder === "messages" && typeof e.json == "string" && t?.add(JSON.parse(e.json));
-	})), t;
+	let t = String(e.get("run_id") ?? ""), i = r.get(t);
+	if (i === void 0) {
+		let a = new n(e);
+		r.set(t, a), e.on("msg:custom", (e) => {
+			e?.rudder === "messages" && typeof e.json == "string" && a.add(JSON.parse(e.json));
+		}), i = a;
+	}
+	return i;
 }
 function a() {
 	let e = document.body;
