@@ -36,16 +36,8 @@ import pytest
 from playwright.sync_api import Browser, FrameLocator, Locator, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from rudder._chromium import launch_chromium
+
 VIEW = 'iframe[title="rudder run view"]'
 STATUS = ".rd-metric-status .rd-metric-value"
 NOTEBOOK = "rudder_lab.ipynb"
@@ -233,9 +225,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterat
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = launch_chromium(playwright)
         try:
             yield chromium
         finally:
