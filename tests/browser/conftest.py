@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Frame, Page, sync_playwright
+from playwright.sync_api import Browser, Frame, Page
 
 import rudder
-from rudder._chromium import launch_chromium
 from rudder.models import Mock
 from rudder.models._mock import DEFAULT_MERGES
 from rudder.visual import get_bus
@@ -216,14 +215,6 @@ def healed_run() -> Recorded:
 
 
 # -- the browser ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        yield browser
-        browser.close()
 
 
 @dataclass

@@ -33,10 +33,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from playwright.sync_api import Browser, FrameLocator, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, FrameLocator, Locator, Page
 from playwright.sync_api import Error as PlaywrightError
-
-from rudder._chromium import launch_chromium
 
 VIEW = 'iframe[title="rudder run view"]'
 STATUS = ".rd-metric-status .rd-metric-value"
@@ -220,16 +218,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterat
             process.kill()
             process.wait(timeout=10)
         shutil.copy(log, artifacts_dir / "jupyterlab-server.log")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 # -- the notebook in the page ---------------------------------------------------------------
