@@ -87,7 +87,7 @@ class NotebookCells(TraceListener):
 
     def pre_run_cell(self, info: object = None) -> None:
         self._end_cell(None)  # a cell whose post hook never came
-        run = Run(f"cell {self.shell.execution_count}")
+        run = _CellRun(self.shell)
         run.activate()
         self.cell = run
         set_cell_run(run)
@@ -149,6 +149,24 @@ class NotebookCells(TraceListener):
                 "runs live in this notebook; rudder.settings.view = 'none' hides this note",
                 file=sys.stderr,
             )
+
+
+class _CellRun(Run):
+    """A cell's run, named after the cell's execution count when it starts (IPython 9 counts
+    the cell before ``pre_run_cell``, IPython 8 after it; the running cell's result holds
+    the number the notebook shows)."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__("cell")
+        self._shell = shell
+
+    def start_once(self) -> Run:
+        if self.started_at is None:
+            result = getattr(getattr(self._shell, "displayhook", None), "exec_result", None)
+            count = getattr(result, "execution_count", None)
+            if count is not None:
+                self.name = f"cell {count}"
+        return super().start_once()
 
 
 _installed: NotebookCells | None = None
