@@ -29,15 +29,11 @@ Python ``playwright`` package; nothing is fetched from anywhere but 127.0.0.1.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import platform
 import statistics
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
@@ -170,37 +166,6 @@ def build_stream(tokens: int, batch: int) -> list[Any]:
     return [m.model_copy(update={"seq": seq}) for seq, m in enumerate(stream)]
 
 
-@contextmanager
-def serve(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
-    """Serve ``files`` (path: body, content type) on 127.0.0.1."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path not in files:
-                self.send_error(404)
-                return
-            body, kind = files[self.path]
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
-
-
 def wait_painted(frame: Any) -> dict[str, float]:
     frame.wait_for_function(
         "() => window.__bench !== undefined && window.__bench.allPainted !== null",
@@ -284,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from playwright.sync_api import sync_playwright
 
-    from rudder._chromium import launch_chromium
+    from rudder._chromium import launch_chromium, serve_files
     from rudder.visual._page import client_page, messages_json
 
     started = time.perf_counter()
@@ -301,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     inline: list[dict[str, Any]] = []
     live: list[dict[str, Any]] = []
-    with serve(files) as base, sync_playwright() as playwright:
+    with serve_files(files) as base, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         chromium_version = browser.version
         empty_page = client_page()

@@ -1,4 +1,5 @@
-"""Debian's Chromium under Playwright, for tests, benchmarks and screenshots.
+"""Debian's Chromium under Playwright, and pages served to it on 127.0.0.1, for tests,
+benchmarks and screenshots.
 
 Playwright's own browser download cannot run on machines without network access, so the
 system's Chromium is launched instead, headless, with the background services that would
@@ -7,8 +8,12 @@ try the network switched off.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import os
 import shutil
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 #: Where Debian's ``chromium`` package puts the browser; ``RUDDER_CHROMIUM`` overrides it.
@@ -41,3 +46,34 @@ def launch_chromium(playwright: Any, **options: Any) -> Any:
     return playwright.chromium.launch(
         executable_path=chromium_path(), args=list(CHROMIUM_ARGS), **options
     )
+
+
+@contextlib.contextmanager
+def serve_files(files: dict[str, tuple[bytes, str]]) -> Iterator[str]:
+    """Serve ``files`` (path: body, content type) on 127.0.0.1; yields the base address."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path not in files:
+                self.send_error(404)
+                return
+            body, kind = files[self.path]
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # requests are not news
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -8,8 +8,6 @@ page is served from loopback. Screenshots go to ``tests/browser/artifacts/`` (gi
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Frame, Page
 
 import rudder
+from rudder._chromium import serve_files
 from rudder.models import Mock
 from rudder.models._mock import DEFAULT_MERGES
 from rudder.visual import get_bus
@@ -301,32 +300,12 @@ def tools() -> type[Tools]:
 def host_url() -> Iterator[str]:
     """A server on 127.0.0.1 serving the host page and the built widget module."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/host.html":
-                body, kind = HOST_PAGE.encode(), "text/html; charset=utf-8"
-            elif self.path == "/widget.js":
-                body, kind = WIDGET_JS.read_bytes(), "text/javascript; charset=utf-8"
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
-    server.server_close()
+    files = {
+        "/host.html": (HOST_PAGE.encode(), "text/html; charset=utf-8"),
+        "/widget.js": (WIDGET_JS.read_bytes(), "text/javascript; charset=utf-8"),
+    }
+    with serve_files(files) as base:
+        yield base
 
 
 @dataclass
