@@ -3,23 +3,13 @@
 // chosen token was unlikely, the likeliest ones the grammar allowed.
 
 import type {CandidateRecord, TokenRecord} from "./protocol";
+import {element} from "./dom";
 import {percent, seconds, tokenLabel} from "./format";
 
 /** Rows per candidate table. */
 export const CANDIDATE_ROWS = 5;
 /** Below this probability the chosen token is "unlikely": the allowed table is shown. */
 export const LOW_PROBABILITY = 0.5;
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function candidateTable(
   title: string,

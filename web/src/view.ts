@@ -12,6 +12,7 @@ import type {Piece} from "./pieces";
 import {partPieces, pathCuts} from "./pieces";
 import {latencyScale, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
+import {element} from "./dom";
 import {tooltipContent} from "./tooltip";
 
 export type BackgroundMode = "type" | "probability" | "latency" | "none";
@@ -29,17 +30,6 @@ interface RenderedNode {
   revision: number;
   tokensShown: number;
   cut: number;
-}
-
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className: string,
-  text?: string,
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 export class RunViewElement {

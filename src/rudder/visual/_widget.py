@@ -109,11 +109,6 @@ class RunWidget(anywidget.AnyWidget):
     def finished(self) -> bool:
         return self._finished.is_set()
 
-    def static_html(self) -> str:
-        """The run as it stands, as static HTML."""
-        with self._view_lock:
-            return static_html(self._view)
-
     def mimebundle(self) -> dict[str, Any]:
         """The output's data: the widget, static HTML for viewers without widgets, and the
         run's text for plain-text readers (nbconvert to text, a terminal client)."""
