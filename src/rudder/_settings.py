@@ -6,8 +6,10 @@ import os
 
 from rudder.errors import SettingsError
 
-#: The views ``settings.view`` can pick.
-VIEWS = ("auto", "widget", "none")
+#: The views ``settings.view`` can pick (see ``rudder.visual._environment``).
+VIEWS = ("auto", "widget", "legacy", "terminal", "none")
+#: How the terminal view colours tokens.
+TOKEN_COLORS = ("type", "probability")
 
 
 class Settings:
@@ -18,11 +20,24 @@ class Settings:
       cell) generates; work outside any run is not sampled.
     - ``monitor_interval_s``: seconds between samples (0.05 to 3600).
     - ``monitor_max_samples``: samples a run keeps (the oldest are dropped).
-    - ``view``: how runs are shown: ``"auto"`` (in a notebook, the widget), ``"widget"``
-      or ``"none"``. The ``RUDDER_VIEW`` environment variable sets it at import.
+    - ``view``: how runs are shown. ``"auto"`` picks by where the program runs: the widget
+      in a Jupyter kernel, the live terminal view in a terminal (or an IPython shell in
+      one), nothing when output goes to a pipe or a file. ``"widget"``, ``"legacy"``
+      (static HTML in notebooks, updated in place), ``"terminal"`` (live in a terminal,
+      append-only text elsewhere) and ``"none"`` choose one. The ``RUDDER_VIEW``
+      environment variable sets it at import.
+    - ``token_colors``: the terminal view colours tokens by ``"type"`` (input, forced,
+      generated) or by ``"probability"``.
     """
 
-    __slots__ = ("_echo", "_monitor", "_monitor_interval_s", "_monitor_max_samples", "_view")
+    __slots__ = (
+        "_echo",
+        "_monitor",
+        "_monitor_interval_s",
+        "_monitor_max_samples",
+        "_token_colors",
+        "_view",
+    )
 
     def __init__(self) -> None:
         self._view = _view_from_environment()
@@ -30,6 +45,7 @@ class Settings:
         self._monitor = True
         self._monitor_interval_s = 0.5
         self._monitor_max_samples = 1200
+        self._token_colors = "type"
 
     @property
     def echo(self) -> bool:
@@ -80,9 +96,21 @@ class Settings:
             raise SettingsError(f"view must be one of {', '.join(map(repr, VIEWS))}, got {value!r}")
         self._view = value
 
+    @property
+    def token_colors(self) -> str:
+        return self._token_colors
+
+    @token_colors.setter
+    def token_colors(self, value: str) -> None:
+        if value not in TOKEN_COLORS:
+            choices = ", ".join(map(repr, TOKEN_COLORS))
+            raise SettingsError(f"token_colors must be one of {choices}, got {value!r}")
+        self._token_colors = value
+
     def __repr__(self) -> str:
         return (
-            f"Settings(view={self.view!r}, echo={self.echo}, monitor={self.monitor}, "
+            f"Settings(view={self.view!r}, token_colors={self.token_colors!r}, "
+            f"echo={self.echo}, monitor={self.monitor}, "
             f"monitor_interval_s={self.monitor_interval_s}, "
             f"monitor_max_samples={self.monitor_max_samples})"
         )
@@ -99,6 +127,16 @@ def _view_from_environment() -> str:
         )
         return "auto"
     return value
+
+
+def legacy_mode(enabled: bool = True) -> None:
+    """Show runs in notebooks as static HTML, updated in place while they run, instead of
+    the widget (for hosts that cannot show widgets); ``legacy_mode(False)`` goes back to
+    ``"auto"``. The same as ``rudder.settings.view = "legacy"``."""
+    if _flag("enabled", enabled):
+        settings.view = "legacy"
+    elif settings.view == "legacy":
+        settings.view = "auto"
 
 
 def _flag(name: str, value: object) -> bool:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from rudder.visual._figures import summary
+
 if TYPE_CHECKING:
-    from rudder.trace._records import UsageRecord
     from rudder.visual._view_state import RunView
 
 BACKGROUNDS = {"input": "transparent", "forced": "#dbeafe", "generated": "#dcfce7"}
@@ -53,35 +54,3 @@ def static_html(view: RunView) -> str:
     parts.append("</div>")
     parts.append(f'<div style="{_FOOT}">{escape(summary(view))}</div></div>')
     return "".join(parts)
-
-
-def summary(view: RunView) -> str:
-    """One line: the run's status and, when done, what it cost."""
-    run = view.run
-    if run is None:
-        return "waiting"
-    status = run.status if run.error is None else f"{run.status}: {run.error}"
-    usage = view.usage
-    if run.status == "running" or usage is None:
-        return status
-    return " · ".join([status, *figures(usage, run.started_at, run.finished_at)])
-
-
-def figures(usage: UsageRecord, started: float | None, finished: float | None) -> list[str]:
-    out = [
-        f"tokens {usage.prompt_tokens} in, {usage.output_tokens} out",
-        f"token reduction {usage.token_reduction:.0%}",
-    ]
-    if usage.time_to_first_token_s is not None:
-        out.append(f"time to first token {_seconds(usage.time_to_first_token_s)}")
-    if usage.per_token_s is not None:
-        out.append(f"latency {_seconds(usage.per_token_s)}/token")
-    if started is not None and finished is not None:
-        out.append(f"wall time {_seconds(finished - started)}")
-    return out
-
-
-def _seconds(value: float) -> str:
-    if value < 1:
-        return f"{value * 1e3:.1f} ms"
-    return f"{value:.2f} s"

@@ -133,7 +133,7 @@ class RunView:
             cut = max(view.healed_bytes, view.record.healed_bytes)
             if cut:
                 _cut_bytes(out, cut)
-            out.extend(_node_pieces(view))
+            out.extend(node_pieces(view))
         return out
 
     def text(self, node_id: int | None = None) -> str:
@@ -166,7 +166,7 @@ class Piece:
         return len(self.value.encode()) if self.kind in ("text", "token") else 0
 
 
-def _node_pieces(view: NodeView) -> list[Piece]:
+def node_pieces(view: NodeView) -> list[Piece]:
     record = view.record
     if record.hidden:
         size = record.hidden_chars if record.hidden_chars is not None else view.hidden_chars

@@ -20,9 +20,10 @@ import anywidget
 import traitlets
 
 from rudder.visual._bus import Bus, Subscription, get_bus
+from rudder.visual._figures import summary
 from rudder.visual._page import client_page, messages_json
 from rudder.visual._protocol import Reset, parse_client_message
-from rudder.visual._static_html import static_html, summary
+from rudder.visual._static_html import static_html
 from rudder.visual._view_state import RunView
 
 if TYPE_CHECKING:

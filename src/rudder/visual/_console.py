@@ -1,0 +1,130 @@
+"""The process's terminal view: when it shows a run, the guard on the standard streams,
+and the default run's figures at exit.
+
+A trace listener looks at the first node each run shows (echo on) and, when
+``chosen_view()`` says the terminal view (live in a terminal, append-only elsewhere), has
+the one terminal view of the process follow that run. Until a view is chosen the check is
+repeated for later nodes (a program may set ``rudder.settings.view`` after its first step);
+once a run is followed, its nodes cost one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rudder.trace._events import TraceListener, add_listener
+from rudder.visual._environment import Environment, View, chosen_view, detect
+
+if TYPE_CHECKING:
+    from rudder.trace._node import TraceNode
+    from rudder.visual._terminal import TerminalView
+
+
+class GuardedStream:
+    """``sys.stdout`` or ``sys.stderr`` while the terminal view runs: writes wait for the
+    view to catch up, then go out through it (whole, in order, never mid-line)."""
+
+    def __init__(self, stream: TextIO, view: TerminalView) -> None:
+        self.guarded = stream
+        self._view = view
+
+    def write(self, data: str) -> int:
+        if not isinstance(data, str):
+            raise TypeError(f"write() argument must be str, not {type(data).__name__}")
+        if data:
+            self._view.user_write(data, self.guarded)
+        return len(data)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._view.user_flush(self.guarded)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.guarded, name)
+
+
+class TerminalViews(TraceListener):
+    """Attaches the process's terminal view to runs (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self.view: TerminalView | None = None
+        self._lock = threading.Lock()
+        self._followed: dict[str, None] = {}
+
+    def node_added(self, node: TraceNode) -> None:
+        if not node.echo or node.run_id in self._followed:
+            return
+        view = chosen_view()
+        if view not in (View.LIVE, View.APPEND):
+            return
+        with self._lock:
+            if node.run_id in self._followed:
+                return
+            if len(self._followed) > 10_000:
+                self._followed.clear()  # ids of long-finished runs
+            self._followed[node.run_id] = None
+            terminal = self._terminal(view)
+        terminal.follow(node.run_id)
+
+    def _terminal(self, view: View) -> TerminalView:
+        if self.view is None:
+            from rudder._settings import settings
+            from rudder.visual._terminal import TerminalView
+            from rudder.visual._terminal_output import AppendOutput, LiveOutput
+
+            stream = sys.stdout
+            output = (
+                LiveOutput(stream, settings.token_colors)
+                if view is View.LIVE
+                else AppendOutput(stream)
+            )
+            self.view = TerminalView(output)
+            if detect() is not Environment.JUPYTER:  # a kernel's streams are its own
+                sys.stdout = GuardedStream(sys.stdout, self.view)
+                sys.stderr = GuardedStream(sys.stderr, self.view)
+            atexit.register(self.close)
+        return self.view
+
+    def close(self) -> None:
+        """At exit: the default run's figures, then the streams as they were."""
+        view = self.view
+        if view is None:
+            return
+        view.close(_default_run_line())
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, GuardedStream):
+                setattr(sys, name, stream.guarded)
+
+
+def _default_run_line() -> str | None:
+    """The default run's figures, when it generated anything."""
+    import time
+
+    from rudder.trace import _run
+    from rudder.trace._records import usage_record
+    from rudder.visual._figures import figures
+
+    run = _run._default
+    if run is None or run.usage.output_tokens == 0:
+        return None
+    usage = usage_record(run.usage)
+    return "rudder: " + " · ".join(figures(usage, run.started_at, time.time()))
+
+
+_installed: TerminalViews | None = None
+
+
+def install() -> TerminalViews:
+    """Register the listener (once; ``import rudder`` does)."""
+    global _installed
+    if _installed is None:
+        _installed = TerminalViews()
+        add_listener(_installed)
+    return _installed

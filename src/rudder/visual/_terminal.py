@@ -1,0 +1,258 @@
+"""The terminal view: runs shown as text in a terminal, a pipe or a log.
+
+The view follows a run on the bus (one subscription per run) and writes what each message
+adds to a :class:`~rudder.visual._terminal_output.TerminalOutput`: fixed text and role labels
+as they come, a generation's tokens as they stream, the run's figures when it ends (for the
+process's default run, which never ends, at exit). A node whose text is already on screen
+(an earlier run's, carried again by a self-contained stream) is not written twice; a
+step that does not continue the last one written (a branch, a new program) is marked.
+
+The user's own ``print()`` output passes through a guard on ``sys.stdout``/``sys.stderr``
+that first lets the view catch up with what was published, so prints and run text come out
+in the order the program made them, and never inside a line of run text.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TextIO
+
+from rich.text import Text
+
+from rudder._settings import settings
+from rudder.visual._bus import Bus, Subscription, get_bus
+from rudder.visual._figures import summary
+from rudder.visual._terminal_output import TerminalOutput
+from rudder.visual._terminal_text import NOTE_STYLE, piece_text, safe
+from rudder.visual._view_state import Piece, RunView, node_pieces
+
+if TYPE_CHECKING:
+    from rudder.trace._records import TokenRecord
+    from rudder.visual._protocol import ServerMessage
+
+#: Node ids the view remembers having written (older ones are forgotten).
+REMEMBERED_NODES = 100_000
+#: Seconds user output waits for the view to write what was published before it.
+CATCH_UP_S = 2.0
+ERROR_STYLE = "bold red"
+
+
+@dataclass
+class _RunState:
+    view: RunView
+    name: str = ""
+    generating: int | None = None  # the node of the running generation
+    skip_bytes: int = 0  # bytes a generation re-makes that are already written (healing)
+    subscription: Subscription | None = None
+    nodes: int = 0
+    written: set[int] = field(default_factory=set)
+
+
+class TerminalView:
+    """Writes followed runs to ``output`` (see the module's docstring)."""
+
+    def __init__(self, output: TerminalOutput, *, bus: Bus | None = None) -> None:
+        self.output = output
+        self._bus = bus if bus is not None else get_bus()
+        self._lock = threading.RLock()
+        self._runs: dict[str, _RunState] = {}
+        self._written: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._last_node: int | None = None
+        self._last_run: str | None = None
+        self._local = threading.local()
+
+    # -- following runs -----------------------------------------------------------------------
+
+    def follow(self, run_id: str) -> None:
+        """Show ``run_id`` from its start (what was published already is replayed)."""
+        with self._lock:
+            if run_id in self._runs:
+                return
+            state = self._runs[run_id] = _RunState(RunView(run_id))
+        state.subscription = self._bus.subscribe(_Relay(self), run_id=run_id)
+
+    def following(self, run_id: str) -> bool:
+        return run_id in self._runs
+
+    def wait_idle(self, timeout: float = CATCH_UP_S) -> bool:
+        """Wait until every followed run's published messages were written."""
+        if getattr(self._local, "rendering", False):
+            return True  # called from a delivery thread (a log line it wrote): no waiting
+        subscriptions = [state.subscription for state in list(self._runs.values())]
+        return all(s.wait_idle(timeout) for s in subscriptions if s is not None)
+
+    def close(self, default_run_summary: str | None = None) -> None:
+        """Write what is pending and stop (at exit); ``default_run_summary`` is written last."""
+        self.wait_idle()
+        with self._lock:
+            for state in list(self._runs.values()):
+                if state.subscription is not None:
+                    state.subscription.close()
+            self._runs.clear()
+            if default_run_summary is not None:
+                self.output.line(Text(default_run_summary, style=NOTE_STYLE))
+            self.output.close()
+
+    # -- user output --------------------------------------------------------------------------
+
+    def user_write(self, data: str, stream: TextIO) -> None:
+        if getattr(self._local, "rendering", False):
+            stream.write(data)
+            return
+        self.wait_idle()
+        with self._lock:
+            self.output.user_write(data, stream)
+
+    def user_flush(self, stream: TextIO) -> None:
+        with self._lock:
+            self.output.user_flush(stream)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def send(self, message: ServerMessage) -> None:
+        self._local.rendering = True
+        try:
+            with self._lock:
+                self._apply(message)
+        finally:
+            self._local.rendering = False
+
+    def _apply(self, message: ServerMessage) -> None:
+        state = self._runs.get(message.run_id)
+        if state is None or not state.view.apply(message):
+            return
+        if message.type == "run_started":
+            state.name = message.run.name
+        elif message.type == "node_added":
+            self._node_added(state, message.node.id)
+        elif message.type == "tokens_appended" and message.node_id == state.generating:
+            state.skip_bytes += message.healed_bytes
+            self.output.tokens([self._token_text(state, token) for token in message.tokens])
+        elif message.type == "backtrack" and message.node_id == state.generating:
+            self.output.backtrack(message.tokens)
+        elif message.type == "status" and message.node_id == state.generating:
+            if message.state in ("idle", "error"):
+                self._generation_ended(state, message.state, message.message)
+        elif message.type == "run_finished":
+            self._run_finished(state)
+
+    def _label(self, state: _RunState) -> str:
+        return f"rudder · run {state.name or state.view.run_id}"
+
+    def _node_added(self, state: _RunState, node_id: int) -> None:
+        node = state.view.nodes[node_id]
+        record = node.record
+        if node_id in self._written:
+            return  # on screen already: an earlier run wrote it
+        self._switch_run(state)
+        self._continue_from(state, record.parent_id)
+        self._remember(node_id)
+        running = record.input.kind == "grammar" and record.usage is None and not record.entries
+        if running:
+            state.generating = node_id
+            state.skip_bytes = record.healed_bytes
+            self.output.generation_started(self._label(state))
+            return
+        self._write_pieces(node_pieces(node), record.healed_bytes)
+
+    def _generation_ended(self, state: _RunState, status: str, error: str) -> None:
+        node_id, state.generating = state.generating, None
+        self.output.generation_ended()
+        if node_id is not None:
+            node = state.view.nodes[node_id]
+            if node.record.hidden:
+                self._write_pieces(node_pieces(node), 0)
+        if status == "error":
+            self.output.line(Text(f"✗ generation failed: {safe(error)}", style=ERROR_STYLE))
+        self.output.idle(self._label(state))
+
+    def _run_finished(self, state: _RunState) -> None:
+        if state.generating is not None:
+            self._generation_ended(state, "idle", "")
+        run = state.view.run
+        ok = run is not None and run.status == "done"
+        mark = "✓" if ok else "✗"
+        line = f"{mark} run {state.name or state.view.run_id}: {safe(summary(state.view))}"
+        self.output.line(Text(line, style=NOTE_STYLE if ok else ERROR_STYLE))
+        self.output.close()
+        self._runs.pop(state.view.run_id, None)
+        if self._last_run == state.view.run_id:
+            self._last_run = None
+        if state.subscription is not None:
+            state.subscription.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _switch_run(self, state: _RunState) -> None:
+        run_id = state.view.run_id
+        if self._last_run is not None and self._last_run != run_id:
+            name = state.name or run_id
+            self.output.line(Text(f"── run {safe(name)} ──", style=NOTE_STYLE))
+        self._last_run = run_id
+
+    def _continue_from(self, state: _RunState, parent_id: int | None) -> None:
+        if self._last_node is None or parent_id == self._last_node:
+            return
+        if parent_id is None:
+            self.output.line(Text("── a new program ──", style=NOTE_STYLE))
+            return
+        tail = state.view.text(parent_id)[-40:].replace("\n", "⏎")
+        self.output.line(Text(f"↳ continues from “…{safe(tail)}”", style=NOTE_STYLE))
+
+    def _remember(self, node_id: int) -> None:
+        self._written[node_id] = None
+        self._last_node = node_id
+        if len(self._written) > REMEMBERED_NODES:
+            self._written.popitem(last=False)
+
+    def _write_pieces(self, pieces: list[Piece], skip_bytes: int) -> None:
+        colors = settings.token_colors
+        for piece in _drop_leading_bytes(pieces, skip_bytes):
+            if piece.kind == "role_open":
+                self.output.line(piece_text(piece, colors))
+            elif piece.kind == "role_close":
+                self.output.end_line()
+            else:
+                self.output.text(piece_text(piece, colors))
+
+    def _token_text(self, state: _RunState, token: TokenRecord) -> Text:
+        """A streamed token's text, less the bytes healing re-made (written already)."""
+        piece = Piece("token", token.text, token)
+        if state.skip_bytes:
+            size = piece.size()
+            kept = _drop_leading_bytes([piece], state.skip_bytes)
+            state.skip_bytes = max(0, state.skip_bytes - size)
+            if not kept:
+                return Text()
+            piece = kept[0]
+        return piece_text(piece, settings.token_colors)
+
+
+def _drop_leading_bytes(pieces: list[Piece], count: int) -> list[Piece]:
+    """``pieces`` without their first ``count`` bytes of model text (labels stay)."""
+    if count <= 0:
+        return pieces
+    out: list[Piece] = []
+    for piece in pieces:
+        size = piece.size()
+        if count and size:
+            if size <= count:
+                count -= size
+                continue
+            kept = piece.value.encode()[count:].decode("utf-8", errors="replace")
+            piece = Piece(piece.kind, kept, piece.token)
+            count = 0
+        out.append(piece)
+    return out
+
+
+class _Relay:
+    __slots__ = ("view",)
+
+    def __init__(self, view: TerminalView) -> None:
+        self.view = view
+
+    def send(self, message: ServerMessage) -> None:
+        self.view.send(message)

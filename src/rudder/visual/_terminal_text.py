@@ -1,0 +1,73 @@
+"""How the terminal view writes a run: rich ``Text`` with styles, never markup.
+
+Run text (program text, model output) is always made into ``Text`` as plain text, so
+``[bold]`` or escape sequences in it are shown, never obeyed: control characters other
+than newline and tab are written as visible escapes. Role labels are the view's own lines,
+styled apart from any text a model could write.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from rudder.trace._records import TokenRecord
+    from rudder.visual._view_state import Piece
+
+TYPE_STYLES = {"input": "", "forced": "blue", "generated": "green"}
+#: Lowest probability of each band, highest first, and its colour.
+PROBABILITY_STYLES = ((0.9, "green"), (0.5, "yellow"), (0.2, "dark_orange"), (0.0, "red"))
+ROLE_STYLE = "bold magenta"
+HIDDEN_STYLE = "italic bright_black"
+NOTE_STYLE = "bright_black"
+
+_CONTROL = {code: f"\\x{code:02x}" for code in range(32) if chr(code) not in "\n\t"}
+_CONTROL[0x7F] = "\\x7f"
+
+
+def safe(text: str) -> str:
+    """``text`` with control characters (escape sequences, carriage returns) made visible:
+    model output must not move the cursor or recolour the terminal."""
+    return text.translate(_CONTROL)
+
+
+def token_style(token: TokenRecord, colors: str) -> str:
+    if colors == "probability":
+        if token.source == "input" or token.prob is None:
+            return ""
+        return next(style for floor, style in PROBABILITY_STYLES if token.prob >= floor)
+    return TYPE_STYLES[token.source]
+
+
+def role_label(role: str) -> str:
+    """A role's label line (its text, without the newline)."""
+    return f"── {safe(role)} ──"
+
+
+def piece_text(piece: Piece, colors: str) -> Text:
+    """One piece of a path as styled text (role labels as whole lines)."""
+    if piece.kind == "token" and piece.token is not None:
+        return Text(safe(piece.value), style=token_style(piece.token, colors))
+    if piece.kind == "role_open":
+        return Text(role_label(piece.value), style=ROLE_STYLE)
+    if piece.kind == "hidden":
+        return Text(piece.value, style=HIDDEN_STYLE)
+    if piece.kind == "text":
+        return Text(safe(piece.value))
+    return Text()  # role_close: only ends the line
+
+
+def legend(colors: str) -> Text:
+    """What the colours mean, for the line under the live view."""
+    if colors == "probability":
+        parts = [("p≥90%", "green"), ("≥50%", "yellow"), ("≥20%", "dark_orange"), ("<20%", "red")]
+    else:
+        parts = [("forced", TYPE_STYLES["forced"]), ("generated", TYPE_STYLES["generated"])]
+    text = Text()
+    for index, (label, style) in enumerate(parts):
+        if index:
+            text.append(" ")
+        text.append(label, style=style)
+    return text
