@@ -31,6 +31,7 @@ from rudder._grammar._nodes import GrammarNode
 from rudder._roles import assistant, block, role, system, user
 from rudder._settings import settings
 from rudder.trace._run import hidden, run
+from rudder.visual._export import export_html
 from rudder.visual._notebook import install as _install_notebook
 from rudder.visual._publisher import install as _install_publisher
 
@@ -53,6 +54,7 @@ __all__ = [
     "capture",
     "errors",
     "exactly_n_repeats",
+    "export_html",
     "gbnf_to_lark",
     "gen",
     "guidance",

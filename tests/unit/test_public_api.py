@@ -19,6 +19,7 @@ EXPECTED_NAMES = [
     "capture",
     "errors",
     "exactly_n_repeats",
+    "export_html",
     "gbnf_to_lark",
     "gen",
     "guidance",

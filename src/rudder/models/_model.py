@@ -359,6 +359,14 @@ class Model:
 
         return ModelStream(self, ())
 
+    def to_html(self, title: str | None = None) -> str:
+        """The program so far as one self-contained HTML page (no network needed to open
+        it), shown as the notebook view shows a finished run; ``rudder.export_html(lm,
+        path)`` writes it to a file."""
+        from rudder.visual._export import to_html
+
+        return to_html(self, title=title)
+
 
 M = TypeVar("M", bound=Model)
 

@@ -1,0 +1,192 @@
+"""The HTML export: a Model's program or a run as one self-contained file.
+
+The file is the client page (:mod:`rudder.visual._page`) with a finished message stream
+inlined, so it opens anywhere without a network and shows what the notebook widget shows
+when the run is done, tooltips included.
+
+- A **Model** is exported as its trace path: the whole program up to that Model, with the
+  nodes made in earlier runs or cells. A private bus and publisher turn the path into the
+  stream a live view of the Model's run would have received, except that generations come
+  complete rather than token by token.
+- A **Run** (``rudder.run()``) is exported as its stream on the process bus, as it is now: a
+  run still going shows as running; a run whose start the bounded history dropped begins
+  with a ``reset``.
+
+Either way the views' rules hold: steps made with echo off show nothing, hidden ones only
+their size. This module imports no pydantic until an export is made.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+import tempfile
+from typing import TYPE_CHECKING
+
+from rudder.trace import _run as runs
+from rudder.trace._node import NodeKind
+from rudder.trace._run import Run, RunStatus
+from rudder.visual._bus import Bus, get_bus
+from rudder.visual._page import client_page, messages_json
+from rudder.visual._publisher import Publisher
+
+if TYPE_CHECKING:
+    from rudder.models._model import Model
+    from rudder.trace._node import TraceNode
+    from rudder.visual._protocol import ServerMessage
+
+#: The record name of a Model's export when its run cannot be named.
+EXPORT_NAME = "export"
+#: Permissions of a new export file (a temporary file is made private; the export is not).
+NEW_FILE_MODE = 0o644
+
+
+def export_messages(source: Model | Run) -> list[ServerMessage]:
+    """The complete message stream that shows ``source``: a Model's program so far, or a
+    run as the process's bus holds it."""
+    from rudder.models._model import Model
+
+    if isinstance(source, Model):
+        return _model_messages(source)
+    if isinstance(source, Run):
+        return _run_messages(source, get_bus())
+    raise TypeError(
+        f"only a Model or a Run (rudder.run()) can be exported, not {type(source).__name__}"
+    )
+
+
+def to_html(source: Model | Run, *, title: str | None = None) -> str:
+    """``source`` as one self-contained HTML page (see :func:`export_html`)."""
+    messages = export_messages(source)
+    if title is None:
+        title = f"{_run_name_of(messages)} · rudder"
+    return client_page(messages_json(messages), title=title)
+
+
+def export_html(
+    source: Model | Run, path: str | os.PathLike[str], *, title: str | None = None
+) -> pathlib.Path:
+    """Write ``source`` (a Model or a ``rudder.run()``) to ``path`` as one self-contained HTML
+    file that needs no network to open; returns the file's absolute path.
+
+    The folder must exist. The file is replaced whole or not at all: the page is written
+    to a temporary file beside it, then renamed over it.
+    """
+    target = pathlib.Path(path).absolute()
+    if target.is_dir():
+        raise IsADirectoryError(f"cannot export to {target}: it is a directory; name a file")
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"cannot export to {target}: the folder {folder} does not exist (or is not a folder)"
+        )
+    page = to_html(source, title=title).encode("utf-8")  # before touching the disk
+    _write_whole(target, page)
+    return target
+
+
+# -- a Model ---------------------------------------------------------------------------------
+
+
+def _model_messages(lm: Model) -> list[ServerMessage]:
+    last = lm.trace
+    if last is None:
+        raise ValueError(
+            "this Model has no steps yet, so there is nothing to export: add text or a "
+            "generation to it first (lm + ...)"
+        )
+    path = last.path()
+    run = Run(_known_run_name(last.run_id), run_id=last.run_id)
+    run.started_at = path[0].created_at
+    run.finished_at = max(_ended_at(node) for node in path)
+    run.status = RunStatus.DONE
+    run.add_usage(lm.usage)
+
+    # A history large enough for any path: an export must not start with a reset.
+    bus = Bus(max_runs=1, max_messages_per_run=sys.maxsize)
+    publisher = Publisher(bus)
+    publisher.run_started(run)
+    # The last node brings the whole path, oldest first, into its run's stream.
+    publisher.node_added(last)
+    for node in path:
+        # What the end of a generation sends (captures, usage, status), for the generations
+        # of the Model's own run: a live view of it got ancestors from earlier runs without.
+        ended = node.input.kind is NodeKind.GRAMMAR and node.usage is not None
+        if ended and node.echo and node.run_id == last.run_id:
+            publisher.node_finished(node, None)
+    publisher.run_finished(run)
+    return bus.messages(run.id)
+
+
+def _ended_at(node: TraceNode) -> float:
+    return node.created_at + (node.usage.total_s if node.usage is not None else 0.0)
+
+
+def _known_run_name(run_id: str) -> str:
+    """The name of run ``run_id`` when it is one rudder still knows (the current run, the
+    notebook cell's, the default run); nodes keep only their run's id."""
+    for run in (runs.current_run.get(), runs._cell_run, runs._default):
+        if run is not None and run.id == run_id:
+            return run.name
+    return EXPORT_NAME
+
+
+# -- a Run -----------------------------------------------------------------------------------
+
+
+def _run_messages(run: Run, bus: Bus) -> list[ServerMessage]:
+    if run.started_at is None:
+        raise ValueError(f"run {run.name!r} has not started, so there is nothing to export")
+    messages = complete_stream(bus, run.id)
+    if not messages:
+        raise LookupError(
+            f"run {run.name!r} is no longer held: views keep the messages of the latest "
+            f"{bus.max_runs} runs only; export a Model the run made instead (lm.to_html())"
+        )
+    return messages
+
+
+def complete_stream(bus: Bus, run_id: str) -> list[ServerMessage]:
+    """The messages ``bus`` holds for ``run_id``, led by a ``reset`` when its bounded history
+    dropped the start, so that a view folds them without asking for a replay."""
+    from rudder.visual._protocol import Reset
+
+    messages = bus.messages(run_id)
+    if messages and messages[0].seq > 0:
+        first = messages[0].seq
+        reason = "history bounded: older messages were dropped"
+        messages.insert(0, Reset(seq=first, run_id=run_id, reason=reason, first_seq=first))
+    return messages
+
+
+def _run_name_of(messages: list[ServerMessage]) -> str:
+    for message in messages:
+        if message.type in ("run_started", "run_finished"):
+            return message.run.name
+    return EXPORT_NAME
+
+
+# -- the file --------------------------------------------------------------------------------
+
+
+def _write_whole(target: pathlib.Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file in the same folder and a rename,
+    so that a failure leaves the old file (or none), never half a page."""
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"cannot write the export to {target}: {error.strerror}"
+        ) from error
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        mode = target.stat().st_mode & 0o777 if target.exists() else NEW_FILE_MODE
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
