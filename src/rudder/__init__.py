@@ -29,8 +29,9 @@ from rudder._grammar._library import (
 from rudder._grammar._match import Match
 from rudder._grammar._nodes import GrammarNode
 from rudder._roles import assistant, block, role, system, user
-from rudder._settings import settings
+from rudder._settings import legacy_mode, settings
 from rudder.trace._run import hidden, run
+from rudder.visual._console import install as _install_terminal
 from rudder.visual._export import export_html
 from rudder.visual._notebook import install as _install_notebook
 from rudder.visual._publisher import install as _install_publisher
@@ -41,6 +42,8 @@ __version__ = "0.1.0"
 _install_publisher()
 # In a Jupyter kernel, cells become runs shown by the widget.
 _install_notebook()
+# In a terminal (or when asked for), runs are shown as text.
+_install_terminal()
 
 __all__ = [
     "GrammarNode",
@@ -61,6 +64,7 @@ __all__ = [
     "hidden",
     "json",
     "lark",
+    "legacy_mode",
     "models",
     "one_or_more",
     "optional",

@@ -121,6 +121,12 @@ def _default_run_line() -> str | None:
 _installed: TerminalViews | None = None
 
 
+def catch_up() -> None:
+    """Wait until the terminal view (if any) has written what was published."""
+    if _installed is not None and _installed.view is not None:
+        _installed.view.wait_idle()
+
+
 def install() -> TerminalViews:
     """Register the listener (once; ``import rudder`` does)."""
     global _installed

@@ -1,13 +1,14 @@
-"""Notebook cells as runs, and the widget that shows them.
+"""IPython cells as runs, and the notebook outputs that show them.
 
-When rudder is imported in a Jupyter kernel, IPython's ``pre_run_cell`` and
-``post_run_cell`` hooks make each cell a run (started at its first node, so cells without
-rudder leave nothing behind), and the first node a cell shows (echo on) puts a widget for
-its run in the cell's output. The run's stream carries the nodes an earlier cell made, so a
-cell that continues an old Model shows the whole path in its own output. A re-run cell
-gets a new run and a new output (Jupyter clears the old one): nothing is shown twice.
-At the end of the cell the widget is flushed, its stream closed and its output's static
-HTML brought up to date.
+When rudder is imported in IPython, its ``pre_run_cell`` and ``post_run_cell`` hooks make
+each cell a run (started at its first node, so cells without rudder leave nothing behind).
+In a Jupyter kernel, the first node a cell shows (echo on) puts a widget for its run in the
+cell's output, or with ``rudder.legacy_mode(True)`` static HTML that the hooks update in
+place while the cell runs; in IPython in a terminal, the terminal view shows the runs. The
+run's stream carries the nodes an earlier cell made, so a cell that continues an old Model
+shows the whole path in its own output. A re-run cell gets a new run and a new output
+(Jupyter clears the old one): nothing is shown twice. At the end of the cell the output is
+flushed, its stream closed and its static HTML brought up to date.
 """
 
 from __future__ import annotations
@@ -16,30 +17,35 @@ import contextlib
 import logging
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rudder._settings import settings
 from rudder.trace import _events as events
 from rudder.trace._events import TraceListener
 from rudder.trace._run import Run, set_cell_run
+from rudder.visual._environment import Environment, View, chosen_view, ipython_shell, is_kernel
 
 if TYPE_CHECKING:
+    from rudder._state import Token
     from rudder.trace._node import TraceNode
-    from rudder.visual._widget import RunWidget
 
 _log = logging.getLogger("rudder.visual")
 
 
-def kernel_shell() -> Any | None:
-    """The IPython shell of a Jupyter kernel this process is, else None (IPython is not
-    imported here: a kernel has imported it already)."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return None
-    shell = ipython.get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return None
-    return shell
+class CellOutput(Protocol):
+    """What the hooks need of a run's output: the widget or the legacy display."""
+
+    run_id: str
+
+    def flush(self, timeout: float = ...) -> bool: ...
+
+    def close_stream(self) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def mimebundle(self) -> dict[str, Any]: ...
 
 
 def widget_available() -> bool:
@@ -51,20 +57,24 @@ def widget_available() -> bool:
 
 
 class _Shown:
-    __slots__ = ("handle", "widget")
+    __slots__ = ("handle", "output")
 
-    def __init__(self, widget: RunWidget, handle: Any) -> None:
-        self.widget = widget
+    def __init__(self, output: CellOutput, handle: Any) -> None:
+        self.output = output
         self.handle = handle
 
 
 class NotebookCells(TraceListener):
-    """The hooks and the trace listener that turn cells into runs shown by widgets."""
+    """The hooks and the trace listener that turn cells into runs, shown in the cells'
+    outputs when ``shows_outputs`` (a Jupyter kernel)."""
 
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, *, shows_outputs: bool = True) -> None:
         self.shell = shell
+        self.shows_outputs = shows_outputs
         self.cell: Run | None = None
         self._shown: dict[str, _Shown] = {}
+        self._legacy: list[_Shown] = []  # outputs the hooks update while the cell runs
+        self._last_update = 0.0
         self._lock = threading.Lock()
         self._warned = False
 
@@ -104,42 +114,84 @@ class NotebookCells(TraceListener):
         run.deactivate()
         if run.started_at is not None:
             run.finish(error)
+        from rudder.visual import _console
+
+        _console.catch_up()  # the terminal view, when it shows cells, writes into this one
         with self._lock:
-            shown, self._shown = self._shown, {}
+            shown, self._shown, self._legacy = self._shown, {}, []
         for item in shown.values():
             self._finish_output(item)
 
     def _finish_output(self, item: _Shown) -> None:
-        widget = item.widget
-        if not widget.flush():
-            _log.warning("the view of run %s did not catch up before the cell ended", widget.run_id)
-        if widget.finished:
-            widget.close_stream()
+        output = item.output
+        if not output.flush():
+            _log.warning("the view of run %s did not catch up before the cell ended", output.run_id)
+        if output.finished:
+            output.close_stream()
+        self._update(item)
+
+    def _update(self, item: _Shown) -> None:
         try:
-            item.handle.update(widget.mimebundle(), raw=True)
+            item.handle.update(item.output.mimebundle(), raw=True)
         except Exception:
-            _log.exception("could not update the output of run %s", widget.run_id)
+            _log.exception("could not update the output of run %s", item.output.run_id)
 
     # -- the trace ----------------------------------------------------------------------------
 
     def node_added(self, node: TraceNode) -> None:
-        if self.cell is None or not node.echo or node.run_id in self._shown:
+        if self.cell is None or not node.echo or not self.shows_outputs:
             return
-        if settings.view == "none":
+        if node.run_id in self._shown:
+            self._update_legacy()
             return
-        if not widget_available():
+        view = chosen_view(Environment.JUPYTER)
+        if view is View.WIDGET and not widget_available():
             self._warn_once()
-            return
+        elif view in (View.WIDGET, View.LEGACY):
+            self._show(node.run_id, view)
+
+    def tokens_changed(
+        self, node: TraceNode, added: Sequence[Token], backtracked: int, healed_bytes: int
+    ) -> None:
+        if self._legacy:
+            self._update_legacy()
+
+    def node_finished(self, node: TraceNode, error: str | None) -> None:
+        if self._legacy:
+            self._update_legacy(force=True)
+
+    def _show(self, run_id: str, view: View) -> None:
         from IPython.display import display
 
-        from rudder.visual._widget import RunWidget
-
         with self._lock:
-            if node.run_id in self._shown:
+            if run_id in self._shown:
                 return
-            widget = RunWidget(node.run_id)
-            handle = display(widget.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
-            self._shown[node.run_id] = _Shown(widget, handle)
+            output: CellOutput
+            if view is View.WIDGET:
+                from rudder.visual._widget import RunWidget
+
+                output = RunWidget(run_id)
+            else:
+                from rudder.visual._legacy import LegacyDisplay
+
+                output = LegacyDisplay(run_id)
+            handle = display(output.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+            item = self._shown[run_id] = _Shown(output, handle)
+            if view is View.LEGACY:
+                self._legacy.append(item)
+
+    def _update_legacy(self, *, force: bool = False) -> None:
+        """Bring the legacy outputs up to date, at most every ``UPDATE_INTERVAL_S`` (from
+        the generating thread, which is the cell's: its outputs go to the right cell)."""
+        from rudder.visual._legacy import UPDATE_INTERVAL_S
+
+        now = time.monotonic()
+        if not force and now - self._last_update < UPDATE_INTERVAL_S:
+            return
+        self._last_update = now
+        for item in list(self._legacy):
+            item.output.flush(1.0)
+            self._update(item)
 
     def _warn_once(self) -> None:
         if not self._warned:
@@ -173,11 +225,11 @@ _installed: NotebookCells | None = None
 
 
 def install() -> NotebookCells | None:
-    """Install the notebook hooks when this process is a Jupyter kernel (once)."""
+    """Install the cell hooks when this process runs IPython (once)."""
     global _installed
     if _installed is None:
-        shell = kernel_shell()
-        if shell is not None:
-            _installed = NotebookCells(shell)
+        shell = ipython_shell()
+        if shell is not None and hasattr(shell, "events"):
+            _installed = NotebookCells(shell, shows_outputs=is_kernel(shell))
             _installed.install()
     return _installed

@@ -54,3 +54,11 @@ def static_html(view: RunView) -> str:
     parts.append("</div>")
     parts.append(f'<div style="{_FOOT}">{escape(summary(view))}</div></div>')
     return "".join(parts)
+
+
+def static_outputs(view: RunView) -> dict[str, str]:
+    """The output data of a run for viewers without scripts: HTML and plain text."""
+    return {
+        "text/html": static_html(view),
+        "text/plain": f"{view.text()}\n[{summary(view)}]",
+    }

@@ -20,10 +20,9 @@ import anywidget
 import traitlets
 
 from rudder.visual._bus import Bus, Subscription, get_bus
-from rudder.visual._figures import summary
 from rudder.visual._page import client_page, messages_json
 from rudder.visual._protocol import Reset, parse_client_message
-from rudder.visual._static_html import static_html
+from rudder.visual._static_html import static_outputs
 from rudder.visual._view_state import RunView
 
 if TYPE_CHECKING:
@@ -116,8 +115,7 @@ class RunWidget(anywidget.AnyWidget):
         made = self._repr_mimebundle_()
         data: dict[str, Any] = dict((made[0] if isinstance(made, tuple) else made) or {})
         with self._view_lock:
-            data["text/html"] = static_html(self._view)
-            data["text/plain"] = f"{self._view.text()}\n[{summary(self._view)}]"
+            data.update(static_outputs(self._view))
         return data
 
 
