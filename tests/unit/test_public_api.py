@@ -26,6 +26,7 @@ EXPECTED_NAMES = [
     "hidden",
     "json",
     "lark",
+    "legacy_mode",
     "models",
     "one_or_more",
     "optional",

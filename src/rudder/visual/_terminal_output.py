@@ -176,7 +176,8 @@ class LiveOutput(TerminalOutput):
         rows = max(self.console.height - 2, 1)
         lines = list(body.wrap(self.console, width)) if body else []
         state = f"generating · {len(self._token_lengths)} tokens" if self._generating else "idle"
-        status = Text(f"{self._label} · {state}", style=NOTE_STYLE)
+        status = Text(f"{self._label} · {state}", style=NOTE_STYLE, no_wrap=True)
+        status.overflow = "ellipsis"  # one line, whatever the width
         status.append("  ")
         status.append_text(legend(self.colors))
         return Group(*lines[-rows:], status)

@@ -21,7 +21,7 @@ import traitlets
 
 from rudder.visual._bus import Bus, Subscription, get_bus
 from rudder.visual._page import client_page, messages_json
-from rudder.visual._protocol import Reset, parse_client_message
+from rudder.visual._protocol import parse_client_message
 from rudder.visual._static_html import static_outputs
 from rudder.visual._view_state import RunView
 
@@ -63,13 +63,9 @@ class RunWidget(anywidget.AnyWidget):
             self._save_final()
 
     def _save_final(self) -> None:
-        messages = self._bus.messages(self.run_id)
-        if messages and messages[0].seq > 0:
-            # The bus's bounded history dropped the start: the saved stream says so.
-            first = messages[0].seq
-            reason = "history bounded: older messages were dropped"
-            messages.insert(0, Reset(seq=first, run_id=self.run_id, reason=reason, first_seq=first))
-        self._final = messages_json(messages)
+        from rudder.visual._export import complete_stream
+
+        self._final = messages_json(complete_stream(self._bus, self.run_id))
         self._finished.set()
 
     # -- the client's side --------------------------------------------------------------------

@@ -1,0 +1,169 @@
+"""The terminal view as users meet it: a script in a real terminal (tmux) and in a pipe.
+
+tmux gives the script a terminal of a fixed size; ``capture-pane`` reads the screen while
+the script generates and after it ends. The pipe tests read what a log or CI would hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PROGRAM = Path(__file__).with_name("program.py")
+ESCAPE = re.compile(r"\x1b")
+
+
+def run_piped(tmp_path: Path, view: str | None) -> tuple[str, dict[str, str]]:
+    result = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    env.pop("RUDDER_VIEW", None)
+    if view is not None:
+        env["RUDDER_VIEW"] = view
+    done = subprocess.run(
+        [sys.executable, str(PROGRAM), str(result)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout, json.loads(result.read_text(encoding="utf-8"))
+
+
+def test_in_a_pipe_the_view_is_off_unless_asked_for(tmp_path: Path) -> None:
+    out, _ = run_piped(tmp_path, None)
+    assert out == "USER LINE ONE\nUSER LINE TWO\nUSER LINE THREE\n"
+
+
+def test_append_only_output_in_a_pipe_has_every_character_once_in_order(tmp_path: Path) -> None:
+    out, result = run_piped(tmp_path, "terminal")
+    assert not ESCAPE.search(out), "escape codes in a pipe"
+    lines = out.splitlines()
+    assert lines[:10] == [
+        "── system ──",
+        "You are terse.",
+        "── user ──",
+        "Where is Paris?",
+        "USER LINE ONE",
+        "── assistant ──",
+        f"{result['answer']}.",
+        "USER LINE TWO",
+        f" Sure? {result['sure']}",
+        "USER LINE THREE",
+    ]
+    assert out.count(result["answer"]) == 1
+    assert lines[10].startswith("rudder: tokens ")  # the default run's figures, at exit
+    assert len(lines) == 11
+
+
+# -- a real terminal ----------------------------------------------------------------------------
+
+
+class Tmux:
+    """One tmux server of its own (a private socket) with one window of a fixed size."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str) -> str:
+        done = subprocess.run(
+            ["tmux", "-S", str(self.socket), *args],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            check=True,
+            timeout=30,
+        )
+        return done.stdout
+
+    def screen(self, *, escapes: bool = False) -> str:
+        return self("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "main")
+
+    def wait_for(self, found: Callable[[str], bool], timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if found(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the screen never showed what was awaited:\n{screen}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    assert shutil.which("tmux"), "tmux is missing: scripts/install-test-tools installs it"
+    server = Tmux(tmp_path / "tmux.sock")
+    yield server
+    subprocess.run(["tmux", "-S", str(server.socket), "kill-server"], check=False)
+
+
+def start(tmux: Tmux, tmp_path: Path, delay: float) -> Path:
+    result = tmp_path / "result.json"
+    command = (
+        f"env -u RUDDER_VIEW TERM=xterm-256color PYTHONIOENCODING=utf-8 "
+        f"{sys.executable} {PROGRAM} {result} {delay}; echo EXITED $?; sleep 600"
+    )
+    tmux("new-session", "-d", "-s", "main", "-x", "100", "-y", "30", command)
+    return result
+
+
+def test_live_view_updates_in_place_and_keeps_the_users_prints(tmux: Tmux, tmp_path: Path) -> None:
+    result_path = start(tmux, tmp_path, delay=0.08)
+    during = tmux.wait_for(lambda screen: "generating ·" in screen)
+    # While generating: the run so far, the user's first print after the text it followed,
+    # and the status line under the growing answer.
+    lines = [line.rstrip() for line in during.splitlines() if line.strip()]
+    assert lines[:5] == [
+        "── system ──",
+        "You are terse.",
+        "── user ──",
+        "Where is Paris?",
+        "USER LINE ONE",
+    ]
+    status = next(line for line in lines if "generating ·" in line)
+    assert status.startswith("rudder · run default · generating · ")
+    assert "forced generated" in status
+
+    final = tmux.wait_for(lambda screen: "EXITED" in screen)
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    lines = [line.rstrip() for line in final.splitlines() if line.strip()]
+    assert lines[:10] == [
+        "── system ──",
+        "You are terse.",
+        "── user ──",
+        "Where is Paris?",
+        "USER LINE ONE",
+        "── assistant ──",
+        f"{result['answer']}.",
+        "USER LINE TWO",
+        f" Sure? {result['sure']}",
+        "USER LINE THREE",
+    ]
+    assert lines[10].startswith("rudder: tokens ")
+    assert lines[-1] == "EXITED 0"
+    assert "generating ·" not in final  # the live region is gone, nothing left behind
+    assert final.count(result["answer"]) == 1
+
+
+def test_live_view_colours_generated_tokens(tmux: Tmux, tmp_path: Path) -> None:
+    result_path = start(tmux, tmp_path, delay=0.0)
+    tmux.wait_for(lambda screen: "EXITED" in screen)
+    answer = json.loads(result_path.read_text(encoding="utf-8"))["answer"]
+    coloured = tmux.screen(escapes=True)
+    line = next(line for line in coloured.splitlines() if answer[:12] in line)
+    # Generated tokens are green (SGR 32); the program's own text is not coloured.
+    assert "\x1b[32m" in line
+    plain = next(line for line in coloured.splitlines() if "Where is Paris?" in line)
+    assert "\x1b[32m" not in plain
+    assert "\x1b[34m" not in plain
