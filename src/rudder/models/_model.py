@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rudder._chat import ChatTemplate, render_state
 from rudder._decorator import StatefulCall
@@ -366,6 +367,14 @@ class Model:
         from rudder.visual._export import to_html
 
         return to_html(self, title=title)
+
+    def describe(self, file: TextIO | None = None) -> None:
+        """Print the program's text message by message (role by role), what each
+        message's generations cost, the captures and the totals. ``print(lm)`` stays the
+        plain text; this is the summary to read in a terminal or a log."""
+        from rudder._describe import describe
+
+        print(describe(self), file=sys.stdout if file is None else file)
 
 
 M = TypeVar("M", bound=Model)
