@@ -6,6 +6,7 @@ the script generates and after it ends. The pipe tests read what a log or CI wou
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -167,3 +168,25 @@ def test_live_view_colours_generated_tokens(tmux: Tmux, tmp_path: Path) -> None:
     plain = next(line for line in coloured.splitlines() if "Where is Paris?" in line)
     assert "\x1b[32m" not in plain
     assert "\x1b[34m" not in plain
+
+
+def test_ipython_in_a_terminal_shows_each_cell_as_a_run(tmux: Tmux) -> None:
+    command = (
+        f"env -u RUDDER_VIEW TERM=xterm-256color {sys.executable} -m IPython --no-banner "
+        "--colors=NoColor --simple-prompt"
+    )
+    tmux("new-session", "-d", "-s", "main", "-x", "120", "-y", "40", command)
+    tmux.wait_for(lambda screen: "In [1]:" in screen)
+    tmux("send-keys", "-t", "main", "import rudder; from rudder import models, gen", "Enter")
+    tmux.wait_for(lambda screen: "In [2]:" in screen)
+    program = "lm = models.Mock(['Hello there.'], echo=True) + 'Say: ' + gen('x', max_tokens=9)"
+    tmux("send-keys", "-t", "main", program, "Enter")
+    tmux.wait_for(lambda screen: "In [3]:" in screen)
+    tmux("send-keys", "-t", "main", "print('CAPTURED', repr(lm['x']))", "Enter")
+    screen = tmux.wait_for(lambda screen: "In [4]:" in screen)
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    captured = next(line for line in lines if line.startswith("CAPTURED "))
+    said = ast.literal_eval(captured.removeprefix("CAPTURED "))
+    at = lines.index(f"In [2]: {program}")
+    assert lines[at + 1] == f"Say: {said}"
+    assert lines[at + 2].startswith("✓ run cell 2: done · tokens ")
