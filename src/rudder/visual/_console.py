@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rudder._settings import settings
 from rudder.trace._events import TraceListener, add_listener
 from rudder.visual._environment import Environment, View, chosen_view, detect
 
@@ -56,11 +57,13 @@ class TerminalViews(TraceListener):
         self.view: TerminalView | None = None
         self._lock = threading.Lock()
         self._followed: dict[str, None] = {}
+        self._key: tuple[object, ...] | None = None
+        self._view = View.NONE
 
     def node_added(self, node: TraceNode) -> None:
         if not node.echo or node.run_id in self._followed:
             return
-        view = chosen_view()
+        view = self._chosen_view()
         if view not in (View.LIVE, View.APPEND):
             return
         with self._lock:
@@ -72,9 +75,17 @@ class TerminalViews(TraceListener):
             terminal = self._terminal(view)
         terminal.follow(node.run_id)
 
+    def _chosen_view(self) -> View:
+        """``chosen_view()``, worked out again only when the setting, stdout or the IPython
+        module changed: this runs for every shown node until a run is followed."""
+        key = (settings.view, sys.stdout, sys.modules.get("IPython"))
+        if key != self._key:  # streams and modules compare by identity
+            self._key = key
+            self._view = chosen_view()
+        return self._view
+
     def _terminal(self, view: View) -> TerminalView:
         if self.view is None:
-            from rudder._settings import settings
             from rudder.visual._terminal import TerminalView
             from rudder.visual._terminal_output import AppendOutput, LiveOutput
 
