@@ -1,0 +1,144 @@
+"""Samples to figures: medians, spreads and ratios, written as Markdown and JSON."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from benchmarks.compare.cases import SIDES, Case, Figure
+
+
+def summary(samples: list[float]) -> dict[str, Any]:
+    """Median, quartiles (inclusive method), extremes and the samples themselves."""
+    ordered = sorted(samples)
+    if len(ordered) > 1:
+        q1, _, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = q3 = ordered[0]
+    return {
+        "median": statistics.median(ordered),
+        "q1": q1,
+        "q3": q3,
+        "min": ordered[0],
+        "max": ordered[-1],
+        "runs": len(ordered),
+        "samples": samples,
+    }
+
+
+def figure_record(figure: Figure) -> dict[str, Any]:
+    sides = {side: summary(figure.samples[side]) for side in SIDES}
+    guidance = sides["guidance"]["median"]
+    return {
+        "label": figure.label,
+        "unit": figure.unit,
+        "better": figure.better,
+        **sides,
+        # rudder's median over guidance's: below 1, rudder's figure is the smaller one.
+        "ratio": sides["rudder"]["median"] / guidance if guidance else None,
+        "bounds": figure.bounds,
+    }
+
+
+def case_record(case: Case) -> dict[str, Any]:
+    return {
+        "number": case.number,
+        "title": case.title,
+        "measures": case.measures,
+        "notes": case.notes,
+        "figures": [figure_record(figure) for figure in case.figures],
+    }
+
+
+def _number(value: float) -> str:
+    magnitude = abs(value)
+    if value == int(value) and magnitude < 1e6:
+        return f"{int(value):,}"
+    if magnitude >= 100:
+        return f"{value:,.0f}"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    if magnitude >= 0.01:
+        return f"{value:.3g}" if magnitude < 1 else f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def _cell(side: dict[str, Any], unit: str, bound: str | None) -> str:
+    median = ("≥ " if bound else "") + _number(side["median"]) + (f" {unit}" if unit else "")
+    if side["runs"] == 1:
+        return median
+    spread = f"IQR {_number(side['q1'])}–{_number(side['q3'])}"
+    return f"{median} <br><sub>{spread}, range {_number(side['min'])}–{_number(side['max'])}</sub>"
+
+
+def _ratio(record: dict[str, Any]) -> str:
+    ratio = record["ratio"]
+    if ratio is None:
+        return "–"
+    text = _number(ratio)
+    return f"≤ {text}" if "guidance" in record["bounds"] else text
+
+
+def case_markdown(record: dict[str, Any]) -> list[str]:
+    lines = [f"## {record['number']}. {record['title']}", "", record["measures"], ""]
+    lines += ["| figure | rudder | guidance | rudder / guidance |", "| --- | --- | --- | --- |"]
+    bounds = []
+    for figure in record["figures"]:
+        cells = [_cell(figure[side], figure["unit"], figure["bounds"].get(side)) for side in SIDES]
+        lines.append(f"| {figure['label']} | {cells[0]} | {cells[1]} | {_ratio(figure)} |")
+        bounds += [f"{side}, {figure['label']}: {why}." for side, why in figure["bounds"].items()]
+    lines.append("")
+    lines += [f"- {note}" for note in [*record["notes"], *bounds]]
+    return [*lines, ""] if record["notes"] or bounds else lines
+
+
+def write(directory: Path, header: dict[str, Any], cases: list[Case]) -> tuple[Path, Path]:
+    """``results.md`` and ``results/compare.json`` under ``directory``."""
+    records = [case_record(case) for case in cases]
+    data = {**header, "cases": records}
+    json_path = directory / "results" / "compare.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    markdown_path = directory / "results.md"
+    markdown_path.write_text("\n".join(_header_markdown(header) + _cases_markdown(records)))
+    return markdown_path, json_path
+
+
+def _cases_markdown(records: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for record in records:
+        lines += case_markdown(record)
+    return lines
+
+
+def _header_markdown(header: dict[str, Any]) -> list[str]:
+    machine = header["machine"]
+    versions = header["libraries"]
+    library_lines = [
+        f"- {side}: {versions[side]['library']} {versions[side]['version']}, llguidance "
+        f"{versions[side]['llguidance']}, transformers {versions[side]['transformers']}, "
+        f"torch {versions[side]['torch']} ({versions[side]['torch_threads']} thread), "
+        f"Python {versions[side]['python']}"
+        for side in SIDES
+    ]
+    return [
+        "# rudder and guidance, side by side",
+        "",
+        f"Made by `{header['command']}` on {header['date']} in {header['seconds']:.0f} s.",
+        "",
+        f"- machine: {machine['processor']}, {machine['cores']} cores usable, "
+        f"{machine['memory_gb']:.0f} GB memory, {machine['system']}; load average "
+        f"{machine['load_before']} before and {machine['load_after']} after",
+        *library_lines,
+        f"- models: {header['models']}",
+        "",
+        "Each figure is the median of the runs (the number is in the JSON), with its "
+        "interquartile range and its range; the two libraries run in separate worker "
+        "processes, one after the other, their order swapped every run, so that the noise of "
+        "this shared machine falls on both. The ratio is rudder's median over guidance's: "
+        "below 1, rudder's figure is smaller (faster, fewer passes, less memory). `≥` marks "
+        "a figure that is a lower bound (a program stopped at a time limit), and its ratio `≤`.",
+        "",
+    ]
