@@ -39,6 +39,13 @@ class GuidanceAdapter:
         # guidance 0.3 has no public list of a Model's captures; its state holds them.
         return {name: lm[name] for name in lm._interpreter.state.captures}
 
+    def forget_cache(self, lm: Any) -> None:
+        # The three attributes TransformersEngine.get_logits keeps its cache in (no public reset).
+        engine = lm.engine
+        engine._past_key_values = None
+        engine._cached_token_ids = []
+        engine._cached_logits = None
+
     def _monitor(self, on: bool) -> None:
         # guidance's monitor is a process-wide singleton that, once started, runs for good:
         # "off" stops it and pauses its metrics messages, "on" starts it again.

@@ -145,6 +145,11 @@ def appends(lm: Any, steps: int, start: int = 0) -> Any:
     return lm
 
 
+def long_prefix(lm: Any, lines: int) -> Any:
+    """Case 3: one append of ``lines`` lines, the prefix the branches share."""
+    return lm + "".join(f"line {index}\n" for index in range(lines))
+
+
 def branches(prefix: Any, count: int) -> list[Any]:
     """Case 3: ``count`` programs that continue one prefix."""
     return [prefix + f"branch {index}: what comes next?\n" for index in range(count)]

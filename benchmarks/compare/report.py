@@ -34,7 +34,6 @@ def figure_record(figure: Figure) -> dict[str, Any]:
     return {
         "label": figure.label,
         "unit": figure.unit,
-        "better": figure.better,
         **sides,
         # rudder's median over guidance's: below 1, rudder's figure is the smaller one.
         "ratio": sides["rudder"]["median"] / guidance if guidance else None,
@@ -90,7 +89,8 @@ def case_markdown(record: dict[str, Any]) -> list[str]:
         lines.append(f"| {figure['label']} | {cells[0]} | {cells[1]} | {_ratio(figure)} |")
         bounds += [f"{side}, {figure['label']}: {why}." for side, why in figure["bounds"].items()]
     lines.append("")
-    lines += [f"- {note}" for note in [*record["notes"], *bounds]]
+    # Notes may quote model output: no raw HTML.
+    lines += [f"- {note}".replace("<", "&lt;") for note in [*record["notes"], *bounds]]
     return [*lines, ""] if record["notes"] or bounds else lines
 
 

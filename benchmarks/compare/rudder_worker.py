@@ -31,6 +31,9 @@ class RudderAdapter:
     def captures(self, lm: Any) -> dict[str, Any]:
         return dict(lm.captures)
 
+    def forget_cache(self, lm: Any) -> None:
+        lm.engine.reset_cache()
+
     @contextlib.contextmanager
     def instrumentation(self, lm: Any, on: bool) -> Iterator[tuple[Any, list[Any]]]:
         from benchmarks.trace_overhead import Recorder

@@ -33,6 +33,10 @@ class Adapter(Protocol):
 
     def captures(self, lm: Any) -> dict[str, Any]: ...
 
+    def forget_cache(self, lm: Any) -> None:
+        """Empty the engine's KV cache, so that a run cannot reuse the last one's work."""
+        ...
+
     def instrumentation(self, lm: Any, on: bool) -> contextlib.AbstractContextManager[Any]:
         """Views and metrics on or off for the block; yields the Model to run in place of
         ``lm`` and a list that collects what a view was sent."""
@@ -108,48 +112,58 @@ class Commands:
         return measure.mask_floor(self.models[model].tokenizer, grammar, text)
 
     def build(
-        self, model: str, kind: str, size: int, memory: bool, prefix: int, time_limit_s: float
+        self,
+        model: str,
+        kind: str,
+        size: int,
+        memory: bool,
+        prefix: int,
+        time_limit_s: float,
+        then_token: bool = False,
     ) -> dict[str, Any]:
-        """Case 3: ``appends`` of ``size`` steps (``appends_then_token``: then one generated
-        token), or ``branches``: ``size`` continuations of a prefix of ``prefix`` appends.
-        Appends stop early, between chunks, once ``time_limit_s`` has passed."""
+        """Case 3: ``appends`` of ``size`` steps (``then_token``: and one generated token), or
+        ``branches``: ``size`` continuations of a prefix of ``prefix`` lines. Appends stop
+        early, between chunks, once ``time_limit_s`` has passed (and then no token follows)."""
         loaded = self.models[model]
-        lm = loaded.lm
-        deadline = time.perf_counter() + time_limit_s
         if kind == "branches":
             start = self._prefix(model, prefix)
-            action = lambda: (programs.branches(start, size), size)  # noqa: E731
+            action = lambda: (programs.branches(start, size), size, 0.0)  # noqa: E731
         else:
-            action = lambda: self._appends(lm, size, deadline, then_token=kind != "appends")  # noqa: E731
+            # Each run starts cold: the last run's program must not be in the KV cache.
+            self.adapter.forget_cache(loaded.lm)
+            action = lambda: self._appends(loaded.lm, size, time_limit_s, then_token)  # noqa: E731
         if memory:
-            (result, done), peak = measure.peak_python_memory(action)
+            (built, done, appends_s), peak = measure.peak_python_memory(action)
             figures: dict[str, Any] = {"peak_bytes": peak}
         else:
-            (result, done), figures = measure.timed(loaded.counter, action)
+            (built, done, appends_s), figures = measure.timed(loaded.counter, action)
         figures["steps_done"] = done
+        figures["appends_s"] = appends_s
         # The programs hold what was appended (checked outside the measurement).
-        lines = {
-            str(program).count("\n") for program in (result if kind == "branches" else [result])
-        }
+        lines = min(str(program).count("\n") for program in built)
         expected = prefix + 1 if kind == "branches" else done
-        if min(lines) < expected:
-            raise RuntimeError(f"{kind}: a program holds {min(lines)} lines, not {expected}")
+        if lines < expected:
+            raise RuntimeError(f"{kind}: a program holds {lines} lines, not {expected}")
         return figures
 
-    def _appends(self, lm: Any, size: int, deadline: float, then_token: bool) -> tuple[Any, int]:
+    def _appends(
+        self, lm: Any, size: int, time_limit_s: float, then_token: bool
+    ) -> tuple[list[Any], int, float]:
+        started = time.perf_counter()
         done = 0
-        while done < size and time.perf_counter() < deadline:
+        while done < size and time.perf_counter() - started < time_limit_s:
             chunk = min(50, size - done)
             lm = programs.appends(lm, chunk, start=done)
             done += chunk
+        appends_s = time.perf_counter() - started
         if then_token and done == size:
             lm += self.adapter.lib.gen(max_tokens=1)
-        return lm, done
+        return [lm], done, appends_s
 
-    def _prefix(self, model: str, steps: int) -> Any:
-        key = (model, steps)
+    def _prefix(self, model: str, lines: int) -> Any:
+        key = (model, lines)
         if key not in self._prefixes:
-            self._prefixes[key] = programs.appends(self.models[model].lm, steps)
+            self._prefixes[key] = programs.long_prefix(self.models[model].lm, lines)
         return self._prefixes[key]
 
     def instrumented(self, model: str, on: bool, tokens: int) -> dict[str, Any]:
