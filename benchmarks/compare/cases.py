@@ -33,7 +33,7 @@ class Config:
     appends: tuple[int, int] = (1_000, 10_000)  # case 3
     prefix: int = 1_000  # case 3: lines of the prefix the branches share
     branches: int = 100
-    build_runs: int = 3  # case 3
+    build_runs: int = 3  # case 3: at most this many runs
     # Case 3: a program that takes longer than this is not run again (guidance runs each
     # append through the model: its 1,000 appends take minutes), and none may take longer
     # than the limit (its appends stop there).
@@ -228,13 +228,14 @@ def forward_passes(setting: Setting) -> Case:
 def program_building(setting: Setting) -> Case:
     config = setting.config
     small, large = config.appends
+    runs = min(config.runs, config.build_runs)
 
     def build(kind: str, size: int, memory: bool = False) -> dict[str, list[Any]]:
         # Only the small program ends with a generated token: a prefill of the large one
         # would be a single forward over some 60,000 tokens.
         return alternate(
             setting,
-            1 if memory else config.build_runs,
+            1 if memory else runs,
             lambda worker, _: worker.call(
                 "build", model="wide", kind=kind, size=size, memory=memory,
                 prefix=config.prefix, time_limit_s=config.time_limit_s, then_token=size == small,
@@ -305,7 +306,7 @@ def program_building(setting: Setting) -> Case:
         "times, on the 32k-vocabulary model; "
         f"{config.branches} programs continuing one prefix of {config.prefix:,} lines "
         "(appended in one step, outside the measurement). Time: up to "
-        f"{config.build_runs} runs (a program that took over {config.slow_program_s:.0f} s is "
+        f"{runs} runs (a program that took over {config.slow_program_s:.0f} s is "
         "not run again); memory: the peak of Python allocations during the build "
         "(tracemalloc, one run; tensors such as the KV cache are not counted).",
         figures,
