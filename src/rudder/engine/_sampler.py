@@ -86,7 +86,11 @@ def step(
         top = [(i, float(weights[i]) / total) for i in top_indices(logits, count)]
         if not all(allowed[i] for i, _ in top):
             count = min(count, int(np.count_nonzero(allowed)))
-            top_allowed = [(i, float(weights[i]) / total) for i in top_indices(masked, count)]
+            # Over the allowed tokens only: a partition of an array that is mostly -inf
+            # is over ten times slower than one of distinct values.
+            candidates = np.flatnonzero(allowed)
+            best = candidates[top_indices(masked[candidates], count)]
+            top_allowed = [(int(i), float(weights[i]) / total) for i in best]
     return Step(token, float(weights[token]) / total, top, top_allowed)
 
 
