@@ -9,7 +9,9 @@ both with ``save_pretrained``, so they load through the same code path as any hu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from rudder._chat import CHATML
 
@@ -28,11 +30,19 @@ _CORPUS = (
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 
-def build_tokenizer(vocab_size: int = 512) -> object:
-    """A fast tokenizer (``PreTrainedTokenizerFast``) trained on the built-in corpus."""
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, *, eos_token: str = "<|endoftext|>"
+) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts``, with ChatML.
+
+    Its special tokens are :data:`SPECIAL_TOKENS`; ``<|endoftext|>`` starts and pads
+    sequences, ``eos_token`` (one of them) ends a generation.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if eos_token not in SPECIAL_TOKENS:
+        raise ValueError(f"eos_token must be one of {SPECIAL_TOKENS}, got {eos_token!r}")
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
@@ -42,15 +52,20 @@ def build_tokenizer(vocab_size: int = 512) -> object:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    backend.train_from_iterator(list(_CORPUS) * 20, trainer)
+    backend.train_from_iterator(texts, trainer)
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=backend,
-        eos_token="<|endoftext|>",
+        eos_token=eos_token,
         bos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
     )
     tokenizer.chat_template = CHATML
     return tokenizer
+
+
+def build_tokenizer(vocab_size: int = 512) -> Any:
+    """A fast tokenizer (``PreTrainedTokenizerFast``) trained on the built-in corpus."""
+    return train_tokenizer(list(_CORPUS) * 20, vocab_size)
 
 
 def build_tiny_model(
@@ -69,10 +84,10 @@ def build_tiny_model(
     if (path / "config.json").exists() and (path / "tokenizer.json").exists():
         return path
     tokenizer = build_tokenizer()
-    vocab = len(tokenizer)  # type: ignore[arg-type]
+    vocab = len(tokenizer)
     special = {
-        "bos_token_id": tokenizer.bos_token_id,  # type: ignore[attr-defined]
-        "eos_token_id": tokenizer.eos_token_id,  # type: ignore[attr-defined]
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
     }
     if architecture == "llama":
         config: object = LlamaConfig(
@@ -96,5 +111,5 @@ def build_tiny_model(
     model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(path)
     return path

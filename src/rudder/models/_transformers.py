@@ -9,9 +9,11 @@ new tokens.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from rudder._builtin import builtin_model_path
 from rudder._chat import ChatTemplate
 from rudder.engine._engine import Engine
 from rudder.engine._loop import common_prefix
@@ -183,9 +185,13 @@ def load_tokenizer(tokenizer: Any, model: Any, hf_model: Any) -> Any:
 class Transformers(Model):
     """A Hugging Face causal LM: ``models.Transformers("path/or/hub-id")``.
 
+    ``models.Transformers()`` loads rudder's built-in model (a small chat model trained on
+    a generated corpus of travel-guide conversations, see :mod:`rudder._builtin`) and says so
+    on stderr.
+
     Args:
         model: a local path, a hub id (from the local cache when offline), or a loaded
-            ``transformers`` model.
+            ``transformers`` model; None for the built-in model.
         tokenizer: a path, a hub id or a loaded fast tokenizer; by default the model's own.
         chat_template: None for the tokenizer's own template (the plain template when it has
             none), a built-in name (``"chatml"``, ``"llama3"``, ``"phi3"``, ``"plain"``),
@@ -200,7 +206,7 @@ class Transformers(Model):
 
     def __init__(
         self,
-        model: Any,
+        model: Any = None,
         tokenizer: Any = None,
         chat_template: str | ChatTemplate | None = None,
         echo: bool = True,
@@ -214,6 +220,9 @@ class Transformers(Model):
         **kwargs: Any,
     ) -> None:
         sampling = Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed)
+        if model is None:
+            model = str(builtin_model_path())
+            print(f"rudder: no model given; using the built-in model ({model})", file=sys.stderr)
         hf_model = load_model(model, device, dtype, **kwargs)
         hf_tokenizer = load_tokenizer(tokenizer, model, hf_model)
         engine = TransformersEngine(hf_model, HuggingFaceTokenizer(hf_tokenizer))
