@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -99,17 +99,16 @@ class DemoError(Exception):
     """Something the user can fix: the message says what and how."""
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the demo with parsed arguments; returns the exit status."""
-    out = out if out is not None else sys.stdout
     try:
-        return _run(args, out)
+        return _run(args)
     except DemoError as error:
         print(f"rudder demo: {error}", file=sys.stderr)
         return USAGE_ERROR
 
 
-def _run(args: argparse.Namespace, out: TextIO) -> int:
+def _run(args: argparse.Namespace) -> int:
     import rudder
     from rudder.errors import RudderError
 
@@ -141,13 +140,15 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     wall = time.perf_counter() - started
 
-    _print_captures(lm, out)
-    _print_usage(lm, loaded, wall, out)
+    # Printed through sys.stdout as it is now: the terminal view guards it while it shows
+    # the run, so these lines come after the view's own.
+    _print_captures(lm)
+    _print_usage(lm, loaded, wall)
     try:
         rudder.export_html(lm, path)
     except OSError as error:
         raise DemoError(f"cannot write the report to {str(path)!r}: {error}") from None
-    print(f"\nReport: {path} (open it in a browser)", file=out)
+    print(f"\nReport: {path} (open it in a browser)")
     return 0
 
 
@@ -187,21 +188,21 @@ def _load(args: argparse.Namespace) -> Model:
         raise DemoError(f"cannot load {what} on device {args.device or 'auto'}: {detail}") from None
 
 
-def _print_captures(lm: Model, out: TextIO) -> None:
-    print("\nCaptures", file=out)
+def _print_captures(lm: Model) -> None:
+    print("\nCaptures")
     for name in ("country", "summary", "founded"):
-        print(f"  {name}: {lm[name]}", file=out)
+        print(f"  {name}: {lm[name]}")
     record = str(lm["record"])
     try:
         parsed = json_module.loads(record)
     except ValueError:
-        print(f"  record (incomplete JSON): {record}", file=out)
+        print(f"  record (incomplete JSON): {record}")
         return
-    print("  record:", file=out)
-    print(json_module.dumps(parsed, indent=2, ensure_ascii=False), file=out)
+    print("  record:")
+    print(json_module.dumps(parsed, indent=2, ensure_ascii=False))
 
 
-def _print_usage(lm: Model, loaded: float, wall: float, out: TextIO) -> None:
+def _print_usage(lm: Model, loaded: float, wall: float) -> None:
     usage = lm.usage
     first = usage.time_to_first_token_s
     per_token = usage.per_token_s
@@ -217,9 +218,9 @@ def _print_usage(lm: Model, loaded: float, wall: float, out: TextIO) -> None:
         ("per output token", "-" if per_token is None else f"{per_token * 1000:.1f} ms"),
         ("program wall time", f"{wall:.2f} s (model loaded in {loaded:.1f} s)"),
     )
-    print("\nUsage", file=out)
+    print("\nUsage")
     for label, value in rows:
-        print(f"  {label + ':':<21}{value}", file=out)
+        print(f"  {label + ':':<21}{value}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

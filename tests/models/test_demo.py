@@ -43,6 +43,8 @@ def test_the_demo_prints_a_valid_record_and_writes_its_report(tmp_path: Path) ->
     record = City.model_validate(_printed_record(result.stdout))
     assert record.name == "Rome"
     assert record.country == "Italy"
+    # The terminal view shows the program first; the captures come after it.
+    assert result.stdout.index('Record: {"name":"Rome"') < result.stdout.index("Captures")
     assert "country: Italy" in result.stdout
     assert "founded: 753 BC" in result.stdout
     for figure in ("prompt tokens", "output tokens", "forced share", "time to first token"):
