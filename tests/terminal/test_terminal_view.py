@@ -23,6 +23,22 @@ PROGRAM = Path(__file__).with_name("program.py")
 ESCAPE = re.compile(r"\x1b")
 
 
+def program_lines(result: dict[str, str]) -> list[str]:
+    """What the view shows of program.py, the user's prints where the program made them."""
+    return [
+        "── system ──",
+        "You are terse.",
+        "── user ──",
+        "Where is Paris?",
+        "USER LINE ONE",
+        "── assistant ──",
+        f"{result['answer']}.",
+        "USER LINE TWO",
+        f" Sure? {result['sure']}",
+        "USER LINE THREE",
+    ]
+
+
 def run_piped(tmp_path: Path, view: str | None) -> tuple[str, dict[str, str]]:
     result = tmp_path / "result.json"
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
@@ -50,18 +66,7 @@ def test_append_only_output_in_a_pipe_has_every_character_once_in_order(tmp_path
     out, result = run_piped(tmp_path, "terminal")
     assert not ESCAPE.search(out), "escape codes in a pipe"
     lines = out.splitlines()
-    assert lines[:10] == [
-        "── system ──",
-        "You are terse.",
-        "── user ──",
-        "Where is Paris?",
-        "USER LINE ONE",
-        "── assistant ──",
-        f"{result['answer']}.",
-        "USER LINE TWO",
-        f" Sure? {result['sure']}",
-        "USER LINE THREE",
-    ]
+    assert lines[:10] == program_lines(result)
     assert out.count(result["answer"]) == 1
     assert lines[10].startswith("rudder: tokens ")  # the default run's figures, at exit
     assert len(lines) == 11
@@ -139,18 +144,7 @@ def test_live_view_updates_in_place_and_keeps_the_users_prints(tmux: Tmux, tmp_p
     final = tmux.wait_for(lambda screen: "EXITED" in screen)
     result = json.loads(result_path.read_text(encoding="utf-8"))
     lines = [line.rstrip() for line in final.splitlines() if line.strip()]
-    assert lines[:10] == [
-        "── system ──",
-        "You are terse.",
-        "── user ──",
-        "Where is Paris?",
-        "USER LINE ONE",
-        "── assistant ──",
-        f"{result['answer']}.",
-        "USER LINE TWO",
-        f" Sure? {result['sure']}",
-        "USER LINE THREE",
-    ]
+    assert lines[:10] == program_lines(result)
     assert lines[10].startswith("rudder: tokens ")
     assert lines[-1] == "EXITED 0"
     assert "generating ·" not in final  # the live region is gone, nothing left behind

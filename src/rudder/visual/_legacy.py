@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from rudder.visual._bus import Bus, Subscription, get_bus
+from rudder.visual._followed import FollowedRun
 from rudder.visual._static_html import static_outputs
 from rudder.visual._view_state import RunView
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 UPDATE_INTERVAL_S = 0.25
 
 
-class LegacyDisplay:
+class LegacyDisplay(FollowedRun):
     """The static HTML output of one run (``run_id``)."""
 
     def __init__(self, run_id: str, *, bus: Bus | None = None) -> None:
@@ -39,20 +40,6 @@ class LegacyDisplay:
             self._view.apply(message)
         if message.type == "run_finished":
             self._finished.set()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything published so far was folded in (True when it was)."""
-        subscription = self._subscription
-        return subscription.wait_idle(timeout) if subscription is not None else True
-
-    def close_stream(self) -> None:
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            subscription.close()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
 
     def mimebundle(self) -> dict[str, Any]:
         with self._lock:

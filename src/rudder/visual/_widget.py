@@ -20,6 +20,7 @@ import anywidget
 import traitlets
 
 from rudder.visual._bus import Bus, Subscription, get_bus
+from rudder.visual._followed import FollowedRun
 from rudder.visual._page import client_page, messages_json
 from rudder.visual._protocol import parse_client_message
 from rudder.visual._static_html import static_outputs
@@ -31,11 +32,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger("rudder.visual")
 
 WIDGET_MODULE = Path(str(resources.files("rudder.visual") / "static" / "widget.js"))
-#: Seconds the kernel waits, at the end of a cell, for the widget to be sent what was published.
-FLUSH_TIMEOUT_S = 10.0
 
 
-class RunWidget(anywidget.AnyWidget):
+class RunWidget(anywidget.AnyWidget, FollowedRun):
     """The live view of one run (``run_id``) in a notebook output."""
 
     _esm = WIDGET_MODULE
@@ -89,21 +88,6 @@ class RunWidget(anywidget.AnyWidget):
             self.send({"rudder": "messages", "json": messages_json(held)})
 
     # -- the cell's end -----------------------------------------------------------------------
-
-    def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> bool:
-        """Wait until everything published so far was sent (True when it was)."""
-        subscription = self._subscription
-        return subscription.wait_idle(timeout) if subscription is not None else True
-
-    def close_stream(self) -> None:
-        """Stop following the bus (the run is over); replay requests are still answered."""
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            subscription.close()
-
-    @property
-    def finished(self) -> bool:
-        return self._finished.is_set()
 
     def mimebundle(self) -> dict[str, Any]:
         """The output's data: the widget, static HTML for viewers without widgets, and the
