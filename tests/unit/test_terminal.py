@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from rich.console import Console
@@ -34,13 +34,13 @@ def plain() -> Iterator[tuple[TerminalView, io.StringIO]]:
     view.close()
 
 
-def run_shown(view: TerminalView, name: str, program: object) -> rudder.models.Model:
-    """Run ``program(run)`` in a new run the view follows; returns its Model."""
+def run_shown(view: TerminalView, name: str, program: Callable[[], models.Model]) -> models.Model:
+    """Run ``program()`` in a new run the view follows; returns its Model."""
     with rudder.run(name) as run:
         view.follow(run.id)
-        lm = program()  # type: ignore[operator]
+        lm = program()
     view.wait_idle()
-    return lm  # type: ignore[no-any-return]
+    return lm
 
 
 def test_append_only_output_is_the_program_text_with_role_labels_and_figures(

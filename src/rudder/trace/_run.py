@@ -199,6 +199,11 @@ def default_run() -> Run:
     return _default
 
 
+def started_default_run() -> Run | None:
+    """The default run if anything used it, without starting one."""
+    return _default
+
+
 #: The run of the notebook cell executing now (set by rudder's IPython hooks): it holds
 #: for every thread, where ``current_run`` holds for one context.
 _cell_run: Run | None = None

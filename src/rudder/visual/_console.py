@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from rudder._settings import settings
 from rudder.trace._events import TraceListener, add_listener
+from rudder.trace._run import started_default_run
 from rudder.visual._environment import Environment, View, chosen_view, detect
 
 if TYPE_CHECKING:
@@ -118,11 +119,10 @@ def _default_run_line() -> str | None:
     """The default run's figures, when it generated anything."""
     import time
 
-    from rudder.trace import _run
     from rudder.trace._records import usage_record
     from rudder.visual._figures import figures
 
-    run = _run._default
+    run = started_default_run()
     if run is None or run.usage.output_tokens == 0:
         return None
     usage = usage_record(run.usage)

@@ -20,9 +20,6 @@ from rudder.visual._view_state import RunView
 if TYPE_CHECKING:
     from rudder.visual._protocol import ServerMessage
 
-#: Seconds between updates of a running cell's output.
-UPDATE_INTERVAL_S = 0.25
-
 
 class LegacyDisplay(FollowedRun):
     """The static HTML output of one run (``run_id``)."""

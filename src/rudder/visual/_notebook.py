@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from rudder.trace._node import TraceNode
 
 _log = logging.getLogger("rudder.visual")
+#: Seconds between updates of a legacy output while its cell runs.
+UPDATE_INTERVAL_S = 0.25
 
 
 class CellOutput(Protocol):
@@ -183,8 +185,6 @@ class NotebookCells(TraceListener):
     def _update_legacy(self, *, force: bool = False) -> None:
         """Bring the legacy outputs up to date, at most every ``UPDATE_INTERVAL_S`` (from
         the generating thread, which is the cell's: its outputs go to the right cell)."""
-        from rudder.visual._legacy import UPDATE_INTERVAL_S
-
         now = time.monotonic()
         if not force and now - self._last_update < UPDATE_INTERVAL_S:
             return

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from rich.text import Text
@@ -46,8 +46,6 @@ class _RunState:
     generating: int | None = None  # the node of the running generation
     skip_bytes: int = 0  # bytes a generation re-makes that are already written (healing)
     subscription: Subscription | None = None
-    nodes: int = 0
-    written: set[int] = field(default_factory=set)
 
 
 class TerminalView:
