@@ -89,6 +89,7 @@ class TransformersEngine(Engine):
         self._cache: Any = None
         self._cached_ids: list[int] = []
         self._last_logits: npt.NDArray[np.float32] | None = None
+        self._cache_argument = cache_argument(model)
 
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         import torch
@@ -110,11 +111,14 @@ class TransformersEngine(Engine):
         inputs = torch.tensor([ids[common:]], device=self.device)
         try:
             with torch.inference_mode():
-                output = self.model(input_ids=inputs, past_key_values=self._cache, use_cache=True)
+                output = self.model(
+                    input_ids=inputs, use_cache=True, **{self._cache_argument: self._cache}
+                )
         except BaseException:
             self.reset_cache()  # the cache may hold part of a failed step
             raise
-        self._cache = output.past_key_values
+        # The model fills the cache it was given in place (older versions return it too).
+        self._cache = getattr(output, self._cache_argument, None) or self._cache
         self._cached_ids = ids
         logits = output.logits[0, -1].float().cpu().numpy()
         self._last_logits = logits
@@ -124,6 +128,21 @@ class TransformersEngine(Engine):
         self._cache = None
         self._cached_ids = []
         self._last_logits = None
+
+
+def cache_argument(model: Any) -> str:
+    """The name the model's forward takes its KV cache under.
+
+    transformers 5.x renamed ``past_key_values`` to ``cache`` and warns on the old name;
+    earlier versions know only ``past_key_values``.
+    """
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _looks_like_path(name: str) -> bool:
