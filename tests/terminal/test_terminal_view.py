@@ -114,11 +114,12 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     subprocess.run(["tmux", "-S", str(server.socket), "kill-server"], check=False)
 
 
-def start(tmux: Tmux, tmp_path: Path, delay: float) -> Path:
+def start(tmux: Tmux, tmp_path: Path, delay: float, *options: str) -> Path:
     result = tmp_path / "result.json"
     command = (
         f"env -u RUDDER_VIEW TERM=xterm-256color PYTHONIOENCODING=utf-8 "
-        f"{sys.executable} {PROGRAM} {result} {delay}; echo EXITED $?; sleep 600"
+        f"{sys.executable} {PROGRAM} {result} {delay} {' '.join(options)}; "
+        "echo EXITED $?; sleep 600"
     )
     tmux("new-session", "-d", "-s", "main", "-x", "100", "-y", "30", command)
     return result
@@ -149,6 +150,28 @@ def test_live_view_updates_in_place_and_keeps_the_users_prints(tmux: Tmux, tmp_p
     assert lines[-1] == "EXITED 0"
     assert "generating ·" not in final  # the live region is gone, nothing left behind
     assert final.count(result["answer"]) == 1
+
+
+def test_warnings_and_library_logs_during_a_live_generation_get_lines_of_their_own(
+    tmux: Tmux, tmp_path: Path
+) -> None:
+    result_path = start(tmux, tmp_path, 0.05, "warn")
+    final = tmux.wait_for(lambda screen: "EXITED" in screen)
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    lines = [line.rstrip() for line in final.splitlines() if line.strip()]
+    warning = next(i for i, line in enumerate(lines) if "A LIBRARY WARNING" in line)
+    assert lines[warning].endswith("FutureWarning: A LIBRARY WARNING")
+    assert (
+        lines[warning + 1].strip()
+        == 'warnings.warn("A LIBRARY WARNING", FutureWarning, stacklevel=1)'
+    )
+    assert "library: A LIBRARY LOG LINE" in lines
+    # The run's text is whole around them: the warnings are out of the way of every line
+    # of model text, and no status line is left behind.
+    shown = [line for line in lines if "LIBRARY" not in line and "warnings.warn" not in line]
+    assert shown[:10] == program_lines(result)
+    assert shown[10].startswith("rudder: tokens ")
+    assert "generating ·" not in final
 
 
 def test_live_view_colours_generated_tokens(tmux: Tmux, tmp_path: Path) -> None:

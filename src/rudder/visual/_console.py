@@ -11,6 +11,7 @@ once a run is followed, its nodes cost one dictionary lookup.
 from __future__ import annotations
 
 import atexit
+import logging
 import sys
 import threading
 from typing import TYPE_CHECKING, Any, TextIO
@@ -60,6 +61,7 @@ class TerminalViews(TraceListener):
         self._followed: dict[str, None] = {}
         self._key: tuple[object, ...] | None = None
         self._view = View.NONE
+        self._redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def node_added(self, node: TraceNode) -> None:
         if not node.echo or node.run_id in self._followed:
@@ -100,6 +102,9 @@ class TerminalViews(TraceListener):
             if detect() is not Environment.JUPYTER:  # a kernel's streams are its own
                 sys.stdout = GuardedStream(sys.stdout, self.view)
                 sys.stderr = GuardedStream(sys.stderr, self.view)
+                self._redirected = redirect_log_handlers(
+                    {id(s.guarded): s for s in (sys.stdout, sys.stderr)}
+                )
             atexit.register(self.close)
         return self.view
 
@@ -113,6 +118,26 @@ class TerminalViews(TraceListener):
             stream = getattr(sys, name)
             if isinstance(stream, GuardedStream):
                 setattr(sys, name, stream.guarded)
+        for handler, stream in self._redirected:
+            if isinstance(handler.stream, GuardedStream):
+                handler.setStream(stream)
+        self._redirected = []
+
+
+def redirect_log_handlers(
+    guards: dict[int, GuardedStream],
+) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point logging handlers made before the guard (``logging.basicConfig``, a library's
+    own) at the guarded streams: a line they wrote straight to the terminal would land
+    inside the live region and be drawn over. Returns each handler with its old stream."""
+    loggers: list[Any] = [logging.getLogger()]
+    loggers += list(logging.Logger.manager.loggerDict.values())
+    redirected = []
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if type(handler) is logging.StreamHandler and id(handler.stream) in guards:
+                redirected.append((handler, handler.setStream(guards[id(handler.stream)])))
+    return redirected
 
 
 def _default_run_line() -> str | None:
