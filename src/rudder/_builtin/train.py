@@ -231,9 +231,15 @@ def train(
     model.to(torch.float16).save_pretrained(output)
     config_path = output / "config.json"
     config = json.loads(config_path.read_text())
-    config["dtype"] = "float32"
+    config["dtype"] = config["torch_dtype"] = "float32"  # the second for transformers < 4.56
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     tokenizer.save_pretrained(output)
+    # transformers 5 names the class TokenizersBackend, which 4.x cannot load; both know
+    # PreTrainedTokenizerFast.
+    tokenizer_config_path = output / "tokenizer_config.json"
+    tokenizer_config = json.loads(tokenizer_config_path.read_text())
+    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tokenizer_config_path.write_text(json.dumps(tokenizer_config, indent=2) + "\n")
     metadata = {
         "seed": seed,
         "steps": plan.steps,

@@ -8,7 +8,6 @@ new tokens.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,12 @@ from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ModelLoadError
 from rudder.models._model import Model
+from rudder.models._transformers_loading import (
+    checked_device,
+    checked_dtype,
+    load_model,
+    load_tokenizer,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,62 +150,6 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in parameters else "past_key_values"
 
 
-def _looks_like_path(name: str) -> bool:
-    return (
-        name.startswith(("/", "./", "../", "~", "\\"))
-        or os.path.isabs(name)
-        or name.count("/") > 1
-        or os.path.exists(os.path.expanduser(name))
-    )
-
-
-def load_model(model: Any, device: str | None, dtype: Any, **kwargs: Any) -> Any:
-    """A causal LM from a path, a hub id or an already loaded model."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if not isinstance(model, str):
-        if not isinstance(model, torch.nn.Module):
-            raise ModelLoadError(
-                "model must be a path, a hub id or a loaded transformers model; "
-                f"got {type(model).__name__}"
-            )
-        return model.eval()
-    path = os.path.expanduser(model)
-    if _looks_like_path(model) and not os.path.exists(path):
-        raise ModelLoadError(f"no model at {model!r}: that path does not exist")
-    try:
-        loaded = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype if dtype is not None else "auto", **kwargs
-        )
-    except (OSError, ValueError, KeyError) as error:
-        raise ModelLoadError(
-            f"cannot load a causal language model from {model!r}: {error}"
-        ) from None
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return loaded.to(device).eval()  # type: ignore[arg-type]
-
-
-def load_tokenizer(tokenizer: Any, model: Any, hf_model: Any) -> Any:
-    from transformers import AutoTokenizer
-
-    source = tokenizer
-    if source is None:
-        source = model if isinstance(model, str) else getattr(hf_model, "name_or_path", None)
-        if not source:
-            raise ModelLoadError(
-                "pass tokenizer= with a loaded model object: rudder cannot tell where its "
-                "tokenizer is"
-            )
-    if not isinstance(source, str):
-        return source
-    try:
-        return AutoTokenizer.from_pretrained(os.path.expanduser(source))
-    except (OSError, ValueError, KeyError) as error:
-        raise ModelLoadError(f"cannot load a tokenizer from {source!r}: {error}") from None
-
-
 class Transformers(Model):
     """A Hugging Face causal LM: ``models.Transformers("path/or/hub-id")``.
 
@@ -239,6 +188,7 @@ class Transformers(Model):
         **kwargs: Any,
     ) -> None:
         sampling = Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed)
+        device, dtype = checked_device(device), checked_dtype(dtype)
         if model is None:
             model = str(builtin_model_path())
             print(f"rudder: no model given; using the built-in model ({model})", file=sys.stderr)
