@@ -1,8 +1,10 @@
 """The peer: guidance 0.3.x in a virtual environment of its own, made on first use.
 
 rudder and guidance share their function names and pin different llguidance versions, so
-they cannot share an interpreter. The environment lives in ``benchmarks/.peer-venv`` (or
-where ``RUDDER_BENCH_PEER`` says) and is reused while it holds the pinned versions below.
+they cannot share an interpreter. The environment (about 1.2 GB) lives outside the clone,
+in the user's cache directory (``$XDG_CACHE_HOME/rudder/benchmark-peer``, by default
+``~/.cache/rudder/benchmark-peer``), or where ``RUDDER_BENCH_PEER`` says, and is reused while
+it holds the pinned versions below.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 ENVIRONMENT_VARIABLE = "RUDDER_BENCH_PEER"
-DEFAULT_LOCATION = Path(__file__).resolve().parents[1] / ".peer-venv"
 # Installed in this order: PyTorch's CPU build first, or guidance's dependencies would pull
 # CUDA packages. transformers is pinned to the version guidance 0.3.1's extra names.
 INSTALL_STEPS: tuple[tuple[str, ...], ...] = (
@@ -28,7 +29,11 @@ _MARKER = "rudder-peer.json"
 
 
 def peer_location() -> Path:
-    return Path(os.environ.get(ENVIRONMENT_VARIABLE) or DEFAULT_LOCATION).expanduser()
+    chosen = os.environ.get(ENVIRONMENT_VARIABLE)
+    if chosen:
+        return Path(chosen).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "rudder" / "benchmark-peer"
 
 
 def peer_python(location: Path) -> Path:

@@ -2,7 +2,7 @@
 
 The full comparison takes minutes and is not part of the suite; this runs its tiny
 configuration (two runs, short programs) so that the command cannot rot. The first run
-creates guidance's virtual environment (``benchmarks/.peer-venv``, or where
+creates guidance's virtual environment (``~/.cache/rudder/benchmark-peer``, or where
 ``RUDDER_BENCH_PEER`` says) from PyPI; later runs reuse it, and the built models in
 ``benchmarks/.cache``.
 """
