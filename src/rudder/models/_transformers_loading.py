@@ -3,7 +3,7 @@
 Arguments are checked before any weight is read (a bad device or dtype fails at once), a
 hub id that is neither in the local cache nor reachable fails at once instead of retrying
 the network, and transformers' progress bars are kept out of output that is not a
-terminal. Works with transformers 4.47 to 5.x (the range pyproject.toml allows).
+terminal. Works across the range of transformers that pyproject.toml allows (4.52.4 to 5.25).
 """
 
 from __future__ import annotations
