@@ -101,7 +101,7 @@ def load_model(model: Any, device: str | None, dtype: Any, **kwargs: Any) -> Any
         ) from None
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return loaded.to(device).eval()
+    return loaded.to(device).eval()  # type: ignore[arg-type]
 
 
 def load_tokenizer(tokenizer: Any, model: Any, hf_model: Any) -> Any:
@@ -176,8 +176,8 @@ def _quiet_progress() -> Iterator[None]:
     if sys.stderr.isatty() or not hf_logging.is_progress_bar_enabled():
         yield
         return
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
-        hf_logging.enable_progress_bar()
+        hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
