@@ -206,3 +206,14 @@ def test_static_html_and_the_legacy_display_show_hostile_text_as_text() -> None:
     assert_nothing_raw(plain_text)
     assert visible(f"Quote: {HOSTILE}") in plain_text
     assert lm["split"] == SPLIT
+
+
+def test_a_hidden_step_counts_split_characters_once() -> None:
+    with rudder.run("hidden") as run:
+        lm = models.Mock([SPLIT], merges=(), echo=True) + "A: "
+        with rudder.hidden():
+            lm += regex(SPLIT)
+    view = RunView(run.id)
+    for message in get_bus().messages(run.id):
+        view.apply(message)
+    assert view.text() == f"A: [hidden: {len(SPLIT)} characters]"

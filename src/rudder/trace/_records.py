@@ -334,7 +334,14 @@ def run_record(run: Run) -> RunRecord:
 
 
 def text_size(entries: tuple[Entry, ...]) -> int:
-    return sum(len(e.text) for e in entries if isinstance(e, Text | Token))
+    """Characters of the entries' text, decoded as one run (a character split over byte
+    tokens counts once)."""
+    data = b"".join(
+        e.text.encode() if isinstance(e, Text) else e.bytes
+        for e in entries
+        if isinstance(e, Text | Token)
+    )
+    return len(data.decode("utf-8", errors="replace"))
 
 
 # -- from records ----------------------------------------------------------------------------
