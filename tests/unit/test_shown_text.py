@@ -9,6 +9,7 @@ tokens (Mock's vocabulary has one token per byte), so their characters are split
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import re
@@ -217,3 +218,45 @@ def test_a_hidden_step_counts_split_characters_once() -> None:
     for message in get_bus().messages(run.id):
         view.apply(message)
     assert view.text() == f"A: [hidden: {len(SPLIT)} characters]"
+
+
+def fold_nodes(*nodes: tuple[list[object], int]) -> RunView:
+    """A run of nodes, each (entries, healed bytes), one the child of the one before."""
+    from rudder.trace._records import InputRecord, NodeRecord
+    from rudder.visual._protocol import NodeAdded
+
+    view = RunView("r")
+    for index, (entries, healed) in enumerate(nodes):
+        record = NodeRecord(
+            id=index,
+            parent_id=index - 1 if index else None,
+            run_id="r",
+            input=InputRecord(kind="text"),
+            entries=entries,  # type: ignore[arg-type]
+            healed_bytes=healed,
+            created_at=0.0,
+        )
+        assert view.apply(NodeAdded(seq=index, run_id="r", node=record))
+    return view
+
+
+def byte_token(data: bytes) -> object:
+    from rudder.trace._records import TokenRecord
+
+    text = data.decode("utf-8", errors="replace")
+    b64 = None if text.encode() == data else base64.b64encode(data).decode()
+    return TokenRecord(id=0, text=text, bytes_b64=b64, source="generated")
+
+
+def test_a_run_of_text_goes_on_from_node_to_node_and_through_healing() -> None:
+    from rudder.trace._records import RoleOpenRecord, TextRecord
+
+    # A character split over two generations is shown whole, by the second.
+    split = fold_nodes(([byte_token(b"\xe6"), byte_token(b"\x97")], 0), ([byte_token(b"\xa5")], 0))
+    assert [p.value for p in split.pieces()] == ["", "", "日"]
+    # Healing took back the last byte of é; the generation re-made it and went on.
+    healed = fold_nodes(([TextRecord(text="café")], 0), ([byte_token(b"\xa9!")], 1))
+    assert healed.text() == "café!"
+    # A label ends a run: a character never finished before it is U+FFFD.
+    ended = fold_nodes(([byte_token(b"\xe6\x97")], 0), ([RoleOpenRecord(role="user")], 0))
+    assert ended.text() == "\ufffd<user>"
