@@ -65,11 +65,11 @@ class RunDecoder:
         return self._decoder.decode(b"", final=True)
 
 
-def decode_run(pieces: Sequence[bytes]) -> list[str]:
+def decode_run(pieces: Sequence[bytes], *, ends: bool = True) -> list[str]:
     """The text each piece of one run shows; bytes left unfinished at the end go to the
-    last piece."""
+    last piece when the run ``ends`` (else they wait for more: a running generation)."""
     decoder = RunDecoder()
     shown = [decoder.feed(data) for data in pieces]
-    if shown:
+    if shown and ends:
         shown[-1] += decoder.end()
     return shown

@@ -263,3 +263,25 @@ def test_a_run_of_text_goes_on_from_node_to_node_and_through_healing() -> None:
     # A label ends a run: a character never finished before it is U+FFFD.
     ended = fold_nodes(([byte_token(b"\xe6\x97")], 0), ([RoleOpenRecord(role="user")], 0))
     assert ended.text() == "\ufffd<user>"
+
+
+def test_a_running_generation_shows_no_half_character_while_it_streams(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rudder.visual import _publisher
+
+    # Batches of two one-byte tokens: most batches end inside a character.
+    monkeypatch.setattr(_publisher, "BATCH_TOKENS", 2)
+    monkeypatch.setattr(_publisher, "BATCH_S", float("inf"))
+    with rudder.run("streaming") as run:
+        lm = models.Mock([f"A: {SPLIT}."], merges=(), echo=True) + "A: "
+        lm += gen("x", stop=".", max_tokens=40)
+    assert lm["x"] == SPLIT
+    view = RunView(run.id)
+    seen = []
+    for message in get_bus().messages(run.id):
+        view.apply(message)
+        seen.append(view.text())
+    assert all("\ufffd" not in text for text in seen), seen
+    assert "A: 日" in seen  # a prefix that had the first bytes of 本 showed them not yet
+    assert seen[-1] == f"A: {SPLIT}"

@@ -215,14 +215,16 @@ export function partPieces(part: PathPart): Piece[] {
 }
 
 /** The path the view shows, each node with its pieces after healing, decoded as runs of
- * text that go on from node to node. */
+ * text that go on from node to node (a running generation's unfinished last character
+ * waits for its next token). */
 export function pathParts(
   state: RunState,
   nodeId: number | null = state.lastNodeId,
 ): (PathPart & {pieces: Piece[]})[] {
   const run = new RunText();
   const parts = pathCuts(state, nodeId);
-  const ends = runEnds(parts, false);
+  const last = parts[parts.length - 1]?.node;
+  const ends = runEnds(parts, last !== undefined && last.state === "generating");
   return parts.map((part, index) => ({...part, pieces: decodeRun(partPieces(part), run, ends[index])}));
 }
 

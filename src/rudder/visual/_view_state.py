@@ -132,12 +132,14 @@ class RunView:
         hidden placeholders, with the bytes token healing re-made taken off, and the text
         decoded per run (a character split over tokens is shown by the one that ends it)."""
         out: list[Piece] = []
-        for view in self.path(node_id):
+        path = self.path(node_id)
+        for view in path:
             cut = max(view.healed_bytes, view.record.healed_bytes)
             if cut:
                 _cut_bytes(out, cut)
             out.extend(node_pieces(view))
-        return decoded(out)
+        # A running generation's unfinished last character waits for its next token.
+        return decoded(out, ends=not (path and path[-1].state == "generating"))
 
     def text(self, node_id: int | None = None) -> str:
         """The text of the path to ``node_id`` (default: the last node), as a view shows it:
@@ -211,9 +213,10 @@ def node_pieces(view: NodeView) -> list[Piece]:
     return pieces
 
 
-def decoded(pieces: list[Piece]) -> list[Piece]:
+def decoded(pieces: list[Piece], *, ends: bool = True) -> list[Piece]:
     """``pieces`` with the text of each run of text and tokens decoded as one: each shows
-    the characters whose last byte it holds (labels end a run)."""
+    the characters whose last byte it holds (labels end a run; the end of ``pieces`` ends
+    one when ``ends``)."""
     out = list(pieces)
     start = 0
     for index in range(len(out) + 1):
@@ -221,7 +224,8 @@ def decoded(pieces: list[Piece]) -> list[Piece]:
             continue
         if start < index:
             run = out[start:index]
-            shown = decode_run([piece.data for piece in run])
+            last = index == len(out)
+            shown = decode_run([piece.data for piece in run], ends=ends or not last)
             out[start:index] = [replace(p, value=v) for p, v in zip(run, shown, strict=True)]
         start = index + 1
     return out
