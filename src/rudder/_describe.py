@@ -4,6 +4,10 @@ The text comes from the Model's entries (the state the model saw); the figures f
 generations on its trace path, each counted in the message it wrote into. Messages are
 delimited by role openers and closers, which the entries and the path meet in the same
 order, so counting them lines the two walks up.
+
+Every piece of untrusted text (the text, role names, capture names and values) is written
+through :func:`rudder._shown_text.visible`, and a message's text is decoded as one run, so
+a character split over byte-level tokens is shown whole.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from rudder._shown_text import visible
 from rudder._state import RoleCloser, RoleOpener, Text, Token
 from rudder.trace._usage import Usage
 
@@ -23,12 +28,12 @@ INDENT = "  "
 @dataclass
 class Message:
     role: str | None  # None: text outside any role
-    parts: list[str] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)  # the exact bytes of text and tokens
     usage: Usage = field(default_factory=Usage)
 
     @property
     def text(self) -> str:
-        return "".join(self.parts)
+        return b"".join(self.parts).decode("utf-8", errors="replace")
 
 
 def messages(lm: Model) -> list[Message]:
@@ -40,9 +45,9 @@ def messages(lm: Model) -> list[Message]:
         elif isinstance(entry, RoleCloser):
             out.append(Message(None))
         elif isinstance(entry, Text):
-            out[-1].parts.append(entry.text)
+            out[-1].parts.append(entry.text.encode())
         elif isinstance(entry, Token):
-            out[-1].parts.append(entry.bytes.decode("utf-8", errors="replace"))
+            out[-1].parts.append(entry.bytes)
     index = 0
     node = lm.trace
     for step in node.path() if node is not None else ():
@@ -75,14 +80,16 @@ def describe(lm: Model) -> str:
     captures and the totals."""
     lines: list[str] = []
     for message in messages(lm):
-        lines.append(f"{message.role or '(no role)'}:")
-        lines.extend(INDENT + line for line in message.text.split("\n"))
+        lines.append(f"{visible(message.role) if message.role else '(no role)'}:")
+        lines.extend(INDENT + visible(line) for line in message.text.split("\n"))
         if message.usage.generations:
             lines.append(f"{INDENT}[{usage_line(message.usage)}]")
     captures = lm.captures
     if captures:
         lines.append("captures:")
-        lines.extend(f"{INDENT}{name} = {value!r}" for name, value in captures.items())
+        lines.extend(
+            f"{INDENT}{visible(name)} = {visible(repr(value))}" for name, value in captures.items()
+        )
     total = lm.usage
     if total.generations:
         generations = f"{total.generations} generation{'s' if total.generations > 1 else ''}"

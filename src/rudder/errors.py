@@ -14,7 +14,11 @@ raises on purpose::
      │    └── ChatTemplateError   a chat template cannot render the conversation
      ├── GenerationError          a generation cannot go on (no token allowed, engine failure)
      ├── ModelLoadError           a model or tokenizer cannot be loaded
-     └── SettingsError            a model or sampling setting out of range
+     ├── SettingsError            a model or sampling setting out of range
+     ├── ExportError              what was given cannot be exported (not a Model or a run,
+     │                            a run not started or no longer held)
+     └── ExportPathError          the export cannot be written there (no such folder, a
+                                  folder in its place, no permission, a full disk)
 
 Errors say what was wrong and how to fix it. Raising never leaves a value half-changed:
 grammar nodes and Models are immutable, so a failed ``a + b`` or ``lm + x`` leaves its
@@ -26,6 +30,8 @@ from __future__ import annotations
 __all__ = [
     "CaptureNameError",
     "ChatTemplateError",
+    "ExportError",
+    "ExportPathError",
     "GenerationError",
     "GrammarError",
     "MatchError",
@@ -98,3 +104,12 @@ class ModelLoadError(RudderError, OSError):
 
 class SettingsError(RudderError, ValueError):
     """A model or sampling setting is out of range: the message gives the range."""
+
+
+class ExportError(RudderError, ValueError):
+    """What was given cannot be exported: the message says what can be, and how."""
+
+
+class ExportPathError(RudderError, OSError):
+    """An export cannot be written where it was asked: the message names the file and why
+    (``errno`` as the system gave it, when it did)."""

@@ -20,10 +20,13 @@ REPLAY = "(c) => c.rudder === 'client' && c.message.type === 'replay_request'"
 
 def label(token: Any) -> str:
     """A token or candidate as the tooltip names it (web/src/format.ts ``tokenLabel``): its
-    text quoted, whitespace shown; its bytes as escapes when they are not valid UTF-8."""
+    text quoted, controls as escapes, whitespace shown; its bytes as escapes when they are
+    not valid UTF-8."""
     if token.bytes_b64 is not None:
         return 'b"' + "".join(f"\\x{b:02x}" for b in base64.b64decode(token.bytes_b64)) + '"'
-    text = token.text
+    text = re.sub(
+        "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m[0]):02x}", token.text
+    )
     shown = text.replace(" ", "·").replace("\r", "␍").replace("\t", "→").replace("\n", "↵")
     return f'"{shown}"'
 

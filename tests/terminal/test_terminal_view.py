@@ -207,3 +207,86 @@ def test_ipython_in_a_terminal_shows_each_cell_as_a_run(tmux: Tmux) -> None:
     at = lines.index(f"In [2]: {program}")
     assert lines[at + 1] == f"Say: {said}"
     assert lines[at + 2].startswith("✓ run cell 2: done · tokens ")
+
+
+# -- hostile text -------------------------------------------------------------------------------
+
+HOSTILE_PROGRAM = PROGRAM.with_name("hostile.py")
+#: Control characters the hostile program's text holds, which must never reach the terminal
+#: raw (as UTF-8: ESC, BEL, CSI, OSC, ST, RLO).
+RAW_CONTROLS = (b"\x1b[2J", b"\x1b]0;", b"\x07", b"\xc2\x9b", b"\xc2\x9d", b"\xc2\x9c")
+RLO = "\u202e".encode()
+SHOWN = (
+    r"\x1b[2J\x1b]0;pwned\x07 \x9b31m\x9d0;title\x9c abc\u202etxt.exe "
+    "<|im_start|>system </script><b>bold</b>"
+)
+SPLIT = "日本語 🎉 café"
+
+
+def visible(text: str) -> str:
+    """The view's escapes, spelled out here rather than imported from the code under test."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if code in (9, 10):
+            out.append(char)
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif code == 0x202E:
+            out.append("\\u202e")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def test_hostile_text_reaches_a_pipe_as_visible_text(tmp_path: Path) -> None:
+    result = tmp_path / "result.json"
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8", "RUDDER_VIEW": "terminal"}
+    done = subprocess.run(
+        [sys.executable, str(HOSTILE_PROGRAM), str(result)],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    raw = done.stdout
+    for control in (*RAW_CONTROLS, b"\x1b", RLO):
+        assert control not in raw, f"{control!r} written raw to the pipe"
+    said = json.loads(result.read_text(encoding="utf-8"))["said"]
+    lines = raw.decode("utf-8").splitlines()
+    assert lines == [
+        "BEFORE THE RUN",
+        "── user ──",
+        f"Quote: {SHOWN}",
+        "── assistant ──",
+        f"{visible(said)} Then: {SPLIT}",
+        lines[5],
+    ]
+    assert lines[5].startswith(f"✓ run name {SHOWN}: done · tokens ")
+
+
+def test_hostile_text_in_a_terminal_is_shown_and_never_obeyed(tmux: Tmux, tmp_path: Path) -> None:
+    result = tmp_path / "result.json"
+    written = tmp_path / "written.bin"
+    command = (
+        f"env -u RUDDER_VIEW TERM=xterm-256color PYTHONIOENCODING=utf-8 "
+        f"{sys.executable} {HOSTILE_PROGRAM} {result}; echo EXITED $?; sleep 600"
+    )
+    tmux("new-session", "-d", "-s", "main", "-x", "200", "-y", "40", "sleep 600")
+    tmux("set-option", "-t", "main", "allow-rename", "on")
+    tmux("pipe-pane", "-t", "main", "-o", f"cat > {written}")  # every byte the pane gets
+    tmux("respawn-pane", "-k", "-t", "main", command)
+    screen = tmux.wait_for(lambda screen: "EXITED" in screen)
+    raw = written.read_bytes()
+    for control in (*RAW_CONTROLS, RLO):
+        assert control not in raw, f"{control!r} written raw to the terminal"
+    said = json.loads(result.read_text(encoding="utf-8"))["said"]
+    lines = [line.rstrip() for line in screen.splitlines() if line.strip()]
+    # Nothing cleared the screen: the line printed before the run is still there.
+    assert lines[0] == "BEFORE THE RUN"
+    assert lines[1:4] == ["── user ──", f"Quote: {SHOWN}", "── assistant ──"]
+    assert f"{visible(said)} Then: {SPLIT}" in "".join(lines[4:6])
+    assert any(line.startswith(f"✓ run name {SHOWN}: done") for line in lines)
+    assert "generating ·" not in screen
+    # No escape sequence set the window's title.
+    assert "pwned" not in tmux("display-message", "-p", "-t", "main", "#{pane_title}")

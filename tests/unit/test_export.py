@@ -7,6 +7,7 @@ with ``RunView`` and compared, and against the Model's own entries.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
@@ -17,12 +18,13 @@ import pytest
 import rudder
 from rudder import assistant, gen, models, select, user
 from rudder._state import RoleOpener, Text, Token
+from rudder.errors import ExportError, ExportPathError
 from rudder.trace._node import TraceNode
 from rudder.trace._records import usage_record
 from rudder.visual import Bus, get_bus, parse_server_message
 from rudder.visual import _bus as bus_module
 from rudder.visual._export import export_html, export_messages, to_html
-from rudder.visual._page import CSP
+from rudder.visual._page import content_security_policy
 from rudder.visual._view_state import RunView
 
 PATTERNS = [
@@ -158,7 +160,7 @@ def test_a_model_continued_in_a_later_run_exports_the_whole_path() -> None:
     assert messages[-1].run.usage.generations == 2
 
 
-def test_hidden_and_echo_off_steps_follow_the_views_rules(
+def test_hidden_steps_stay_hidden_and_echo_off_steps_are_exported(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with rudder.run("rules") as run:
@@ -174,34 +176,41 @@ def test_hidden_and_echo_off_steps_follow_the_views_rules(
     messages = export_messages(lm)
     wire = "\n".join(m.model_dump_json() for m in messages)
     place = str(lm["place"])
-    for kept_out in ("hunter2", "quiet words", place):
+    for kept_out in ("hunter2", place):
         assert kept_out not in wire
     exported = fold(messages)
-    assert exported.text() == (
-        f"Context: [hidden: {len(SECRET)} characters][hidden: {len(' Q=' + place)} characters]"
-        " shown again"
-    )
-    assert exported.pieces() == fold(get_bus().messages(run.id)).pieces()
-    # A generation made with echo off sent no messages of its own end.
+    hidden = f"[hidden: {len(SECRET)} characters][hidden: {len(' Q=' + place)} characters]"
+    # Echo decides what is shown live; an explicit export holds the whole program.
+    assert exported.text() == f"Context: {hidden} quiet words {lm['muted']} shown again"
+    assert fold(get_bus().messages(run.id)).text() == f"Context: {hidden} shown again"
+    # The generation made with echo off ends as any other does in the export.
     muted = next(n for n in path_of(lm) if n.input.kind == "grammar" and not n.echo)
-    assert not any(getattr(m, "node_id", None) == muted.id for m in messages)
+    captures = [m.capture for m in messages if m.type == "capture" and m.node_id == muted.id]
+    assert [(c.name, c.value) for c in captures] == [("muted", lm["muted"])]
 
 
-def test_a_model_made_with_echo_off_exports_nothing_of_its_text() -> None:
+def test_a_model_made_with_echo_off_exports_its_whole_text() -> None:
     lm = models.Mock(PATTERNS) + "quiet words " + gen("muted", max_tokens=4)
+    assert not lm.echo
     messages = export_messages(lm)
     assert_finished_stream(messages, path_of(lm)[-1].run_id)
-    assert fold(messages).text() == ""
-    assert "quiet words" not in "".join(m.model_dump_json() for m in messages)
+    assert fold(messages).text() == str(lm) == f"quiet words {lm['muted']}"
+    assert "quiet words" in lm.to_html()
 
 
-def test_a_model_without_steps_is_refused_clearly() -> None:
+def test_a_model_without_steps_exports_an_empty_run() -> None:
     lm = models.Mock(PATTERNS, echo=True)
-    with pytest.raises(ValueError, match="no steps yet"):
-        export_messages(lm)
-    with pytest.raises(ValueError, match="no steps yet"):
-        lm.to_html()
-    with pytest.raises(TypeError, match="only a Model or a Run"):
+    messages = export_messages(lm)
+    assert [m.type for m in messages] == ["run_started", "metrics", "run_finished"]
+    view = fold(messages)
+    assert view.text() == ""
+    assert view.run is not None
+    assert view.run.status == "done"
+    assert "<title>export · rudder</title>" in lm.to_html()
+
+
+def test_what_cannot_be_exported_is_refused_with_a_rudder_error() -> None:
+    with pytest.raises(ExportError, match="only a Model or a Run"):
         export_messages("text")  # type: ignore[arg-type]
 
 
@@ -253,14 +262,14 @@ def test_a_run_whose_start_was_dropped_exports_a_reset_first(
 def test_runs_that_cannot_be_exported_are_refused_clearly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with pytest.raises(ValueError, match="has not started"):
+    with pytest.raises(ExportError, match="has not started"):
         export_messages(rudder.run("never"))
     use_process_bus(monkeypatch, max_runs=1)
     with rudder.run("old") as old:
         models.Mock(PATTERNS, echo=True) + "old"
     with rudder.run("new"):
         models.Mock(PATTERNS, echo=True) + "new"
-    with pytest.raises(LookupError, match="'old' is no longer held"):
+    with pytest.raises(ExportError, match="'old' is no longer held"):
         export_messages(old)
 
 
@@ -276,8 +285,9 @@ def test_the_page_inlines_the_stream_and_fetches_nothing() -> None:
         lm += gen("answer", max_tokens=8)
     page = to_html(lm, title="<b>title</b>")
 
-    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page
-    assert "default-src 'none'" in CSP
+    csp = content_security_policy()
+    assert f'<meta http-equiv="Content-Security-Policy" content="{csp}">' in page
+    assert "default-src 'none'" in csp
     assert "<title>&lt;b&gt;title&lt;/b&gt;</title>" in page
     for fetch in ("src=http", "href=http", "src='http", 'src="http', 'href="http', "<link"):
         assert fetch not in page
@@ -314,15 +324,15 @@ def test_export_html_refuses_bad_paths_and_leaves_nothing_half_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lm = models.Mock(PATTERNS, echo=True) + "Hello"
-    with pytest.raises(IsADirectoryError, match="is a directory"):
+    with pytest.raises(ExportPathError, match="it is a folder; name a file in it") as caught:
         export_html(lm, tmp_path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    assert caught.value.errno == errno.EISDIR
+    with pytest.raises(ExportPathError, match="does not exist; create the folder first"):
         export_html(lm, tmp_path / "missing" / "run.html")
+    assert not (tmp_path / "missing").exists()
     (tmp_path / "plain").write_text("a file")
-    with pytest.raises(FileNotFoundError, match="is not a folder"):
+    with pytest.raises(ExportPathError, match="is not a folder"):
         export_html(lm, tmp_path / "plain" / "run.html")
-    with pytest.raises(ValueError, match="no steps yet"):
-        export_html(models.Mock(PATTERNS, echo=True), tmp_path / "empty.html")
 
     # A folder it may not write in (simulated: the tests may run as root) is named.
     target = tmp_path / "run.html"
@@ -332,7 +342,7 @@ def test_export_html_refuses_bad_paths_and_leaves_nothing_half_written(
 
     with monkeypatch.context() as patched:
         patched.setattr("rudder.visual._export.tempfile.mkstemp", refused)
-        with pytest.raises(PermissionError, match=r"write the export to .*run\.html: Permission"):
+        with pytest.raises(ExportPathError, match=r"write the export to .*run\.html: Permission"):
             export_html(lm, target)
 
     # A write that fails at the end keeps the old file as it was and leaves no temporary.
@@ -342,7 +352,8 @@ def test_export_html_refuses_bad_paths_and_leaves_nothing_half_written(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("rudder.visual._export.os.replace", failing_replace)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ExportPathError, match="No space left") as full:
         export_html(lm, target)
+    assert full.value.errno == errno.ENOSPC
     assert target.read_text() == "the old export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "run.html"]

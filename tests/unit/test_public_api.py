@@ -59,6 +59,8 @@ def test_errors_module_lists_every_error() -> None:
     assert sorted(rudder.errors.__all__) == [
         "CaptureNameError",
         "ChatTemplateError",
+        "ExportError",
+        "ExportPathError",
         "GenerationError",
         "GrammarError",
         "MatchError",

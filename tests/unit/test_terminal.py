@@ -17,11 +17,12 @@ from rich.text import Text
 
 import rudder
 from rudder import assistant, gen, models, select, user
+from rudder._shown_text import visible
 from rudder.visual._environment import Environment, View, chosen_view
 from rudder.visual._terminal import TerminalView
 from rudder.visual._terminal_output import HELD_TOKENS, AppendOutput, LiveOutput
-from rudder.visual._terminal_text import piece_text, safe
-from rudder.visual._view_state import Piece
+from rudder.visual._terminal_text import piece_text
+from rudder.visual._view_state import Piece, text_piece
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -152,9 +153,9 @@ def test_user_output_never_shares_a_line_with_run_text() -> None:
 
 def test_model_text_cannot_move_the_cursor_or_restyle_the_terminal() -> None:
     hostile = "red \x1b[31mtext\x1b[2J\r[bold]not markup[/bold]"
-    assert safe(hostile) == "red \\x1b[31mtext\\x1b[2J\\x0d[bold]not markup[/bold]"
+    assert visible(hostile) == "red \\x1b[31mtext\\x1b[2J\\x0d[bold]not markup[/bold]"
     console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system="standard")
-    console.print(piece_text(Piece("text", hostile), "type"))
+    console.print(piece_text(text_piece(hostile), "type"))
     written = console.file.getvalue()  # type: ignore[attr-defined]
     assert "\x1b[2J" not in written
     assert "\x1b[31m" not in written

@@ -1,5 +1,20 @@
 // Numbers and text as the view prints them.
 
+// Control characters (C0 but tab, newline and carriage return, which visibleWhitespace
+// shows; DEL; C1 such as U+009B CSI and U+009D OSC) and bidirectional formatting characters
+// (U+202E and its kin reorder what a reader sees): the set of rudder/_shown_text.py, where
+// a carriage return is an escape too.
+const INVISIBLE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/** Untrusted text with every control and bidirectional formatting character written as a
+ * visible escape (`\x1b`, `\u202e`): shown, never obeyed. */
+export function visibleText(text: string): string {
+  return text.replace(INVISIBLE, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
+}
+
 /** Whitespace made visible: a newline shows as ↵ (and still breaks the line), a tab as →. */
 export function visibleWhitespace(text: string): string {
   return text.replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵\n");
@@ -7,7 +22,7 @@ export function visibleWhitespace(text: string): string {
 
 /** A token's text for a table cell: quoted, with every whitespace character shown. */
 export function quoted(text: string): string {
-  return `"${text.replace(/ /g, "·").replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵")}"`;
+  return `"${visibleText(text).replace(/ /g, "·").replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵")}"`;
 }
 
 /** A token for a table cell: its text quoted, or, when its bytes are not valid UTF-8 on

@@ -4,13 +4,17 @@
 //
 // Rendering is incremental: each node of the shown path keeps its element, a node whose
 // changes only added tokens gets the new spans appended, any other change re-renders that
-// node alone. Every piece of untrusted text reaches the DOM as a text node, never as markup.
+// node alone. Text is decoded per run (pieces.ts), and a run goes on from node to node: a
+// node re-renders when the unfinished character it starts with, or whether its run ends
+// with it, changes. A running generation's unfinished last character waits for its next
+// token. Every piece of untrusted text reaches the DOM as a text node, never as markup, and
+// with its controls and bidirectional overrides shown as escapes (`visibleText`).
 
 import type {TokenRecord} from "./protocol";
 import type {NodeState, RunState} from "./state";
 import type {Piece} from "./pieces";
-import {partPieces, pathCuts} from "./pieces";
-import {latencyScale, visibleWhitespace} from "./format";
+import {RunText, decodeRun, partPieces, pathCuts, runEnds, tokenBytes} from "./pieces";
+import {latencyScale, visibleText, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
 import {tooltipContent} from "./tooltip";
@@ -30,6 +34,12 @@ interface RenderedNode {
   revision: number;
   tokensShown: number;
   cut: number;
+  /** The waiting bytes of an unfinished character its run brought in, as a key. */
+  carryIn: string;
+  /** Whether its run ends with it (waiting bytes shown) or may go on into the next node. */
+  endsRun: boolean;
+  /** Its run after its last piece: the waiting bytes go on into the next node. */
+  run: RunText;
 }
 
 export class RunViewElement {
@@ -131,6 +141,9 @@ export class RunViewElement {
   /** Bring the view in step with `state`. */
   update(state: RunState): void {
     const parts = pathCuts(state);
+    const last = parts[parts.length - 1]?.node;
+    const endsRun = runEnds(parts, last !== undefined && last.state === "generating");
+    let carry: Uint8Array = new Uint8Array(0);
     const ids = parts.map((part) => part.node.record.id);
     const samePrefix = (n: number) => this.shownPath[n] === ids[n];
     let keep = 0;
@@ -140,32 +153,56 @@ export class RunViewElement {
       this.rendered.get(id)?.element.remove();
       this.rendered.delete(id);
     }
-    for (const part of parts) {
+    parts.forEach((part, index) => {
       const id = part.node.record.id;
+      const carryIn = carry;
+      const carryKey = carryIn.join(",");
       let shown = this.rendered.get(id);
       const appendable =
         shown !== undefined &&
         part.node.appendOnly &&
         part.cut === shown.cut &&
+        shown.carryIn === carryKey &&
+        !shown.endsRun &&
+        !endsRun[index] &&
         part.node.record.entries.length === 0 &&
         !part.node.record.hidden;
       if (shown === undefined) {
-        shown = {element: element("span", "rd-node"), revision: -1, tokensShown: 0, cut: -1};
+        shown = {
+          element: element("span", "rd-node"),
+          revision: -1,
+          tokensShown: 0,
+          cut: -1,
+          carryIn: "",
+          endsRun: false,
+          run: new RunText(),
+        };
         shown.element.dataset.node = String(id);
         this.text.append(shown.element);
         this.rendered.set(id, shown);
       }
-      if (shown.revision === part.node.revision && shown.cut === part.cut) continue;
-      if (appendable) {
-        this.appendTokens(shown, part.node);
-      } else {
-        shown.element.replaceChildren(...this.pieceElements(partPieces(part)));
-        shown.tokensShown = part.node.tokens.length;
+      const same =
+        shown.revision === part.node.revision &&
+        shown.cut === part.cut &&
+        shown.carryIn === carryKey &&
+        shown.endsRun === endsRun[index];
+      if (!same) {
+        if (appendable) {
+          this.appendTokens(shown, part.node);
+        } else {
+          shown.run = new RunText(carryIn);
+          const pieces = decodeRun(partPieces(part), shown.run, endsRun[index]);
+          shown.element.replaceChildren(...this.pieceElements(pieces));
+          shown.tokensShown = part.node.tokens.length;
+        }
+        shown.revision = part.node.revision;
+        shown.cut = part.cut;
+        shown.carryIn = carryKey;
+        shown.endsRun = endsRun[index];
+        shown.element.classList.toggle("rd-error", part.node.state === "error");
       }
-      shown.revision = part.node.revision;
-      shown.cut = part.cut;
-      shown.element.classList.toggle("rd-error", part.node.state === "error");
-    }
+      carry = shown.run.pending;
+    });
     this.shownPath = ids;
     this.root.dataset.status = runStatus(state);
     this.updateMetrics(state);
@@ -175,9 +212,8 @@ export class RunViewElement {
     const fresh = node.tokens.slice(shown.tokensShown);
     const fragment = document.createDocumentFragment();
     for (const token of fresh) {
-      fragment.append(
-        this.tokenElement({kind: "token", token: token.record, backtracked: false, text: token.record.text}),
-      );
+      const text = shown.run.feed(tokenBytes(token.record));
+      fragment.append(this.tokenElement({kind: "token", token: token.record, backtracked: false, text}));
     }
     shown.element.append(fragment);
     shown.tokensShown = node.tokens.length;
@@ -188,7 +224,7 @@ export class RunViewElement {
     for (const piece of pieces) {
       switch (piece.kind) {
         case "text": {
-          const span = element("span", "rd-input", visibleWhitespace(piece.text));
+          const span = element("span", "rd-input", visibleWhitespace(visibleText(piece.text)));
           out.push(span);
           break;
         }
@@ -196,7 +232,7 @@ export class RunViewElement {
           out.push(this.tokenElement(piece));
           break;
         case "role_open": {
-          const label = element("span", "rd-role", piece.role);
+          const label = element("span", "rd-role", visibleText(piece.role));
           label.dataset.role = piece.role;
           out.push(label);
           break;
@@ -220,7 +256,8 @@ export class RunViewElement {
 
   private tokenElement(piece: Extract<Piece, {kind: "token"}>): HTMLElement {
     const token = piece.token;
-    const span = element("span", `rd-token rd-src-${token.source}`, visibleWhitespace(piece.text));
+    const text = visibleWhitespace(visibleText(piece.text));
+    const span = element("span", `rd-token rd-src-${token.source}`, text);
     if (piece.backtracked) span.classList.add("rd-backtracked");
     let index = this.tokenIndex.get(token);
     if (index === undefined) {
@@ -268,7 +305,8 @@ export class RunViewElement {
       ...metrics.map((metric) => {
         const item = element("span", `rd-metric rd-metric-${metric.key}`);
         item.title = metric.description;
-        item.append(element("span", "rd-metric-label", metric.label), element("span", "rd-metric-value", metric.value));
+        const value = element("span", "rd-metric-value", visibleText(metric.value));
+        item.append(element("span", "rd-metric-label", metric.label), value);
         return item;
       }),
     );

@@ -113,14 +113,19 @@ describe("nodePieces", () => {
     expect(nodePieces(state.nodes.get(2)!)).toEqual([{kind: "hidden", chars: null}]);
   });
 
-  it("gives a node made with echo off nothing", () => {
+  it("gives a node made with echo off nothing when it comes without its text (a live view)", () => {
     const s = new Stream();
-    s.node(1, null, {echo: false, entries: [text("quiet")], hidden_chars: 5});
+    s.node(1, null, {echo: false, entries: [], hidden_chars: 5});
     s.generation(2, 1, {echo: false});
-    s.tokens(2, [token("x")]);
     const state = fold(s.messages);
     expect(nodePieces(state.nodes.get(1)!)).toEqual([]);
     expect(nodePieces(state.nodes.get(2)!)).toEqual([]);
+  });
+
+  it("shows a node made with echo off that carries its text (an explicit export)", () => {
+    const s = new Stream();
+    s.node(1, null, {echo: false, entries: [text("quiet")]});
+    expect(nodePieces(fold(s.messages).nodes.get(1)!)).toEqual([{kind: "text", text: "quiet"}]);
   });
 });
 
@@ -171,7 +176,7 @@ describe("cutBytes", () => {
     const cut = cutBytes(pieces, 3);
     expect(cut[1].kind).toBe("token");
     // A token cut in part stays a token (its record with it) with the rest of its text.
-    expect(cut[1]).toEqual({...pieces[1], text: "c"});
+    expect(cut[1]).toEqual({...pieces[1], text: "c", bytes: new TextEncoder().encode("c")});
   });
 
   it("leaves its input alone", () => {
@@ -257,7 +262,7 @@ describe("pathParts", () => {
   it("heals past role labels and echo-off nodes, never into them", () => {
     const s = new Stream();
     s.textNode(1, null, "ab:");
-    s.node(2, 1, {echo: false, entries: [text("quiet")]});
+    s.node(2, 1, {echo: false, entries: [], hidden_chars: 5}); // sent without its text
     s.node(3, 2, {entries: [roleOpen("assistant")]});
     s.node(4, 3, {entries: [token("://")], healed_bytes: 2});
     const parts = pathParts(fold(s.messages));

@@ -282,11 +282,14 @@ def usage_record(usage: Usage) -> UsageRecord:
     return UsageRecord.model_validate(usage.as_dict())
 
 
-def node_record(node: TraceNode, *, for_view: bool = False, started: bool = False) -> NodeRecord:
+def node_record(
+    node: TraceNode, *, for_view: bool = False, started: bool = False, show_echo_off: bool = False
+) -> NodeRecord:
     """A node's record; ``for_view`` leaves out the entries of a hidden node (their size
-    stays) and of a node made with echo off; ``started`` gives a generation as it was when
-    it started (no entries, usage or healing yet)."""
-    elide = for_view and (node.hidden or not node.echo)
+    stays) and, unless ``show_echo_off`` (an explicit export), of a node made with echo off;
+    ``started`` gives a generation as it was when it started (no entries, usage or healing
+    yet). Views show the entries a record carries."""
+    elide = for_view and (node.hidden or not (node.echo or show_echo_off))
     entries = () if started else node.entries
     usage = None if started else node.usage
     return NodeRecord(
@@ -331,7 +334,14 @@ def run_record(run: Run) -> RunRecord:
 
 
 def text_size(entries: tuple[Entry, ...]) -> int:
-    return sum(len(e.text) for e in entries if isinstance(e, Text | Token))
+    """Characters of the entries' text, decoded as one run (a character split over byte
+    tokens counts once)."""
+    data = b"".join(
+        e.text.encode() if isinstance(e, Text) else e.bytes
+        for e in entries
+        if isinstance(e, Text | Token)
+    )
+    return len(data.decode("utf-8", errors="replace"))
 
 
 # -- from records ----------------------------------------------------------------------------

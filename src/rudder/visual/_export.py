@@ -7,23 +7,27 @@ when the run is done, tooltips included.
 - A **Model** is exported as its trace path: the whole program up to that Model, with the
   nodes made in earlier runs or cells. A private bus and publisher turn the path into the
   stream a live view of the Model's run would have received, except that generations come
-  complete rather than token by token.
-- A **Run** (``rudder.run()``) is exported as its stream on the process bus, as it is now: a
-  run still going shows as running; a run whose start the bounded history dropped begins
-  with a ``reset``.
+  complete rather than token by token, and that steps made with echo off are shown too:
+  ``echo`` decides what is shown live, not what an explicit export holds. A Model with no
+  steps exports an empty run.
+- A **Run** (``rudder.run()``) is exported as its stream on the process bus, as it is now,
+  as every view of it saw it (its echo-off steps were never published): a run still going
+  shows as running; a run whose start the bounded history dropped begins with a ``reset``.
 
-Either way the views' rules hold: steps made with echo off show nothing, hidden ones only
-their size. This module imports no pydantic until an export is made.
+Either way hidden steps show only their size. This module imports no pydantic until an
+export is made.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 import sys
 import tempfile
 from typing import TYPE_CHECKING
 
+from rudder.errors import ExportError, ExportPathError
 from rudder.trace import _run as runs
 from rudder.trace._node import NodeKind
 from rudder.trace._run import Run, RunStatus
@@ -51,8 +55,9 @@ def export_messages(source: Model | Run) -> list[ServerMessage]:
         return _model_messages(source)
     if isinstance(source, Run):
         return _run_messages(source, get_bus())
-    raise TypeError(
-        f"only a Model or a Run (rudder.run()) can be exported, not {type(source).__name__}"
+    raise ExportError(
+        f"only a Model or a Run (rudder.run()) can be exported, not {type(source).__name__}: "
+        "pass the Model a program made (lm) or the run it ran in"
     )
 
 
@@ -70,16 +75,22 @@ def export_html(
     """Write ``source`` (a Model or a ``rudder.run()``) to ``path`` as one self-contained HTML
     file that needs no network to open; returns the file's absolute path.
 
-    The folder must exist. The file is replaced whole or not at all: the page is written
-    to a temporary file beside it, then renamed over it.
+    The folder must exist (:class:`~rudder.errors.ExportPathError` otherwise). The file is
+    replaced whole or not at all: the page is written to a temporary file beside it, then
+    renamed over it.
     """
     target = pathlib.Path(path).absolute()
     if target.is_dir():
-        raise IsADirectoryError(f"cannot export to {target}: it is a directory; name a file")
+        raise ExportPathError(
+            errno.EISDIR, f"cannot export to {target}: it is a folder; name a file in it"
+        )
     folder = target.parent
     if not folder.is_dir():
-        raise FileNotFoundError(
-            f"cannot export to {target}: the folder {folder} does not exist (or is not a folder)"
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise ExportPathError(
+            errno.ENOENT,
+            f"cannot export to {target}: {folder} {what}; create the folder first "
+            "(os.makedirs) or name a file in a folder that exists",
         )
     page = to_html(source, title=title).encode("utf-8")  # before touching the disk
     _write_whole(target, page)
@@ -92,10 +103,7 @@ def export_html(
 def _model_messages(lm: Model) -> list[ServerMessage]:
     last = lm.trace
     if last is None:
-        raise ValueError(
-            "this Model has no steps yet, so there is nothing to export: add text or a "
-            "generation to it first (lm + ...)"
-        )
+        return _empty_run_messages()
     path = last.path()
     run = Run(_known_run_name(last.run_id), run_id=last.run_id)
     run.started_at = path[0].created_at
@@ -105,7 +113,7 @@ def _model_messages(lm: Model) -> list[ServerMessage]:
 
     # A history large enough for any path: an export must not start with a reset.
     bus = Bus(max_runs=1, max_messages_per_run=sys.maxsize)
-    publisher = Publisher(bus)
+    publisher = Publisher(bus, show_echo_off=True)
     publisher.run_started(run)
     # The last node brings the whole path, oldest first, into its run's stream.
     publisher.node_added(last)
@@ -113,8 +121,22 @@ def _model_messages(lm: Model) -> list[ServerMessage]:
         # What the end of a generation sends (captures, usage, status), for the generations
         # of the Model's own run: a live view of it got ancestors from earlier runs without.
         ended = node.input.kind is NodeKind.GRAMMAR and node.usage is not None
-        if ended and node.echo and node.run_id == last.run_id:
+        if ended and node.run_id == last.run_id:
             publisher.node_finished(node, None)
+    publisher.run_finished(run)
+    return bus.messages(run.id)
+
+
+def _empty_run_messages() -> list[ServerMessage]:
+    """A Model with no steps: a finished run that shows nothing."""
+    import time
+
+    run = Run(EXPORT_NAME)
+    run.started_at = run.finished_at = time.time()
+    run.status = RunStatus.DONE
+    bus = Bus(max_runs=1)
+    publisher = Publisher(bus)
+    publisher.run_started(run)
     publisher.run_finished(run)
     return bus.messages(run.id)
 
@@ -137,10 +159,13 @@ def _known_run_name(run_id: str) -> str:
 
 def _run_messages(run: Run, bus: Bus) -> list[ServerMessage]:
     if run.started_at is None:
-        raise ValueError(f"run {run.name!r} has not started, so there is nothing to export")
+        raise ExportError(
+            f"run {run.name!r} has not started, so there is nothing to export: export it "
+            "inside or after its `with` block"
+        )
     messages = complete_stream(bus, run.id)
     if not messages:
-        raise LookupError(
+        raise ExportError(
             f"run {run.name!r} is no longer held: views keep the messages of the latest "
             f"{bus.max_runs} runs only; export a Model the run made instead (lm.to_html())"
         )
@@ -178,15 +203,21 @@ def _write_whole(target: pathlib.Path, data: bytes) -> None:
             dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
         )
     except OSError as error:
-        raise type(error)(
-            error.errno, f"cannot write the export to {target}: {error.strerror}"
-        ) from error
+        raise _cannot_write(target, error) from error
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         mode = target.stat().st_mode & 0o777 if target.exists() else NEW_FILE_MODE
         os.chmod(temporary, mode)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         pathlib.Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _cannot_write(target, error) from error
         raise
+
+
+def _cannot_write(target: pathlib.Path, error: OSError) -> ExportPathError:
+    return ExportPathError(
+        error.errno, f"cannot write the export to {target}: {error.strerror or error}"
+    )

@@ -2,13 +2,16 @@
 
 The built client (``static/client.js``, from ``web/``) and, optionally, the run's messages
 are inlined, so the page needs no network. A Content-Security-Policy forbids every fetch
-and any script but the page's own inline ones: hostile text in a run could not load or run
-anything even if it escaped the client's text-only rendering.
+and every script but the client itself, named by its SHA-256 hash (no ``'unsafe-inline'``,
+no ``'unsafe-eval'``): hostile text in a run could not load or run anything, not even an
+inline event handler, if it ever escaped the client's text-only rendering.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import json
 from collections.abc import Iterable
 from importlib import resources
@@ -16,11 +19,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rudder.visual._protocol import ServerMessage
-
-CSP = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "img-src data: blob:; media-src data: blob:"
-)
 
 
 @functools.cache
@@ -36,6 +34,19 @@ def client_script() -> str:
         ) from None
     # A script element ends at the first "</script" whatever JavaScript thinks of it.
     return script.replace("</script", "<\\/script")
+
+
+@functools.cache
+def content_security_policy() -> str:
+    """The page's policy: no fetch, no script but the client (by hash); inline styles (the
+    client's stylesheet and its per-token CSS variables) and data images only."""
+    digest = hashlib.sha256(client_script().encode("utf-8")).digest()
+    script_hash = base64.b64encode(digest).decode("ascii")
+    return (
+        f"default-src 'none'; script-src 'sha256-{script_hash}'; "
+        "style-src 'unsafe-inline'; img-src data: blob:; media-src data: blob:; "
+        "base-uri 'none'; form-action 'none'"
+    )
 
 
 def messages_json(messages: Iterable[ServerMessage]) -> str:
@@ -57,7 +68,7 @@ def inline_json(text: str) -> str:
 
 def client_page(messages: str | None = None, *, title: str = "rudder run") -> str:
     """The client page; ``messages`` (a JSON array, see :func:`messages_json`) inlined."""
-    from html import escape
+    from rudder._shown_text import visible_html
 
     data = ""
     if messages is not None:
@@ -66,9 +77,9 @@ def client_page(messages: str | None = None, *, title: str = "rudder run") -> st
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy()}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
+        f"<title>{visible_html(title)}</title>"
         "<style>html,body{margin:0;padding:0;background:transparent}</style>"
         f'</head><body><div id="rudder-root"></div>{data}'
         f"<script>{client_script()}</script></body></html>\n"

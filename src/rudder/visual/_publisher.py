@@ -42,10 +42,12 @@ class _Batch:
 
 
 class Publisher(TraceListener):
-    """The trace listener that feeds a bus (by default the process's bus)."""
+    """The trace listener that feeds a bus (by default the process's bus); with
+    ``show_echo_off`` (an explicit export) nodes made with echo off are sent with their text."""
 
-    def __init__(self, bus: Bus | None = None) -> None:
+    def __init__(self, bus: Bus | None = None, *, show_echo_off: bool = False) -> None:
         self._bus = bus
+        self._show_echo_off = show_echo_off
         self._lock = threading.Lock()
         # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
         self._sent: dict[str, dict[int, None]] = {}
@@ -92,7 +94,7 @@ class Publisher(TraceListener):
             # A node's record is made when first read; ``missing`` is complete by then,
             # except a generation that is still running: it is sent as it started.
             started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
-            fields = functools.partial(_node_fields, missing, started)
+            fields = functools.partial(_node_fields, missing, started, self._show_echo_off)
             self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
@@ -174,10 +176,11 @@ class Publisher(TraceListener):
         self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
-def _node_fields(node: TraceNode, started: bool) -> dict[str, Any]:
+def _node_fields(node: TraceNode, started: bool, show_echo_off: bool) -> dict[str, Any]:
     from rudder.trace._records import node_record
 
-    return {"node": node_record(node, for_view=True, started=started)}
+    record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)
+    return {"node": record}
 
 
 def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 For outputs read where widgets and scripts do not run (nbviewer, GitHub, a notebook opened
 without its kernel's widget state), and for the legacy display. Token type is shown as a
-background and the probability as a title.
+background and the probability as a title. Untrusted text goes through
+:func:`~rudder._shown_text.visible_html` only: markup escaped, controls and bidirectional
+overrides made visible.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from html import escape
 from typing import TYPE_CHECKING
 
+from rudder._shown_text import visible, visible_html
 from rudder.visual._figures import summary
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ def static_html(view: RunView) -> str:
     parts: list[str] = [f'<div class="rudder-static"><div style="{_BOX}">']
     for piece in view.pieces():
         if piece.kind == "text":
-            parts.append(escape(piece.value))
+            parts.append(visible_html(piece.value))
         elif piece.kind == "token" and piece.token is not None:
             token = piece.token
             title = token.source + (
@@ -43,16 +46,16 @@ def static_html(view: RunView) -> str:
             background = BACKGROUNDS[token.source]
             parts.append(
                 f'<span style="background:{background}" title="{escape(title)}">'
-                f"{escape(piece.value)}</span>"
+                f"{visible_html(piece.value)}</span>"
             )
         elif piece.kind == "role_open":
-            parts.append(f'<span style="{_ROLE}">{escape(piece.value)}</span>')
+            parts.append(f'<span style="{_ROLE}">{visible_html(piece.value)}</span>')
         elif piece.kind == "role_close":
             parts.append('<span style="display:block"></span>')
         else:
-            parts.append(f'<span style="{_HIDDEN}">{escape(piece.value)}</span>')
+            parts.append(f'<span style="{_HIDDEN}">{visible_html(piece.value)}</span>')
     parts.append("</div>")
-    parts.append(f'<div style="{_FOOT}">{escape(summary(view))}</div></div>')
+    parts.append(f'<div style="{_FOOT}">{visible_html(summary(view))}</div></div>')
     return "".join(parts)
 
 
@@ -60,5 +63,5 @@ def static_outputs(view: RunView) -> dict[str, str]:
     """The output data of a run for viewers without scripts: HTML and plain text."""
     return {
         "text/html": static_html(view),
-        "text/plain": f"{view.text()}\n[{summary(view)}]",
+        "text/plain": visible(f"{view.text()}\n[{summary(view)}]"),
     }

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TextIO
 
 from rich.text import Text
 
 from rudder._settings import settings
+from rudder._shown_text import RunDecoder, visible
 from rudder.visual._bus import Bus, Subscription, get_bus
 from rudder.visual._figures import summary
 from rudder.visual._terminal_output import TerminalOutput
-from rudder.visual._terminal_text import NOTE_STYLE, piece_text, safe
-from rudder.visual._view_state import Piece, RunView, node_pieces
+from rudder.visual._terminal_text import NOTE_STYLE, note, piece_text
+from rudder.visual._view_state import Piece, RunView, node_pieces, token_piece
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
@@ -46,6 +47,9 @@ class _RunState:
     generating: int | None = None  # the node of the running generation
     skip_bytes: int = 0  # bytes a generation re-makes that are already written (healing)
     subscription: Subscription | None = None
+    #: The decoder's waiting bytes before each token of the running generation (so that a
+    #: backtrack restores them).
+    pending_before: list[bytes] = field(default_factory=list)
 
 
 class TerminalView:
@@ -60,6 +64,9 @@ class TerminalView:
         self._last_node: int | None = None
         self._last_run: str | None = None
         self._local = threading.local()
+        # Text is decoded as one stream, as it reaches the screen: a character split over
+        # tokens (or over two generations) is written once, by the piece that ends it.
+        self._decoder = RunDecoder()
 
     # -- following runs -----------------------------------------------------------------------
 
@@ -90,7 +97,8 @@ class TerminalView:
                     state.subscription.close()
             self._runs.clear()
             if default_run_summary is not None:
-                self.output.line(Text(default_run_summary, style=NOTE_STYLE))
+                self._line(note(default_run_summary))
+            self._end_run_of_text()
             self.output.close()
 
     # -- user output --------------------------------------------------------------------------
@@ -129,7 +137,7 @@ class TerminalView:
             state.skip_bytes += message.healed_bytes
             self.output.tokens([self._token_text(state, token) for token in message.tokens])
         elif message.type == "backtrack" and message.node_id == state.generating:
-            self.output.backtrack(message.tokens)
+            self._backtrack(state, message.tokens)
         elif message.type == "status" and message.node_id == state.generating:
             if message.state in ("idle", "error"):
                 self._generation_ended(state, message.state, message.message)
@@ -137,7 +145,7 @@ class TerminalView:
             self._run_finished(state)
 
     def _label(self, state: _RunState) -> str:
-        return f"rudder · run {state.name or state.view.run_id}"
+        return visible(f"rudder · run {state.name or state.view.run_id}")
 
     def _node_added(self, state: _RunState, node_id: int) -> None:
         node = state.view.nodes[node_id]
@@ -151,6 +159,7 @@ class TerminalView:
         if running:
             state.generating = node_id
             state.skip_bytes = record.healed_bytes
+            state.pending_before = []
             self.output.generation_started(self._label(state))
             return
         self._write_pieces(node_pieces(node), record.healed_bytes)
@@ -163,7 +172,7 @@ class TerminalView:
             if node.record.hidden:
                 self._write_pieces(node_pieces(node), 0)
         if status == "error":
-            self.output.line(Text(f"✗ generation failed: {safe(error)}", style=ERROR_STYLE))
+            self._line(note(f"✗ generation failed: {error}", ERROR_STYLE))
         self.output.idle(self._label(state))
 
     def _run_finished(self, state: _RunState) -> None:
@@ -172,8 +181,8 @@ class TerminalView:
         run = state.view.run
         ok = run is not None and run.status == "done"
         mark = "✓" if ok else "✗"
-        line = f"{mark} run {state.name or state.view.run_id}: {safe(summary(state.view))}"
-        self.output.line(Text(line, style=NOTE_STYLE if ok else ERROR_STYLE))
+        line = f"{mark} run {state.name or state.view.run_id}: {summary(state.view)}"
+        self._line(note(line, NOTE_STYLE if ok else ERROR_STYLE))
         self.output.close()
         self._runs.pop(state.view.run_id, None)
         if self._last_run == state.view.run_id:
@@ -187,17 +196,17 @@ class TerminalView:
         run_id = state.view.run_id
         if self._last_run is not None and self._last_run != run_id:
             name = state.name or run_id
-            self.output.line(Text(f"── run {safe(name)} ──", style=NOTE_STYLE))
+            self._line(note(f"── run {name} ──"))
         self._last_run = run_id
 
     def _continue_from(self, state: _RunState, parent_id: int | None) -> None:
         if self._last_node is None or parent_id == self._last_node:
             return
         if parent_id is None:
-            self.output.line(Text("── a new program ──", style=NOTE_STYLE))
+            self._line(note("── a new program ──"))
             return
         tail = state.view.text(parent_id)[-40:].replace("\n", "⏎")
-        self.output.line(Text(f"↳ continues from “…{safe(tail)}”", style=NOTE_STYLE))
+        self._line(note(f"↳ continues from “…{tail}”"))
 
     def _remember(self, node_id: int) -> None:
         self._written[node_id] = None
@@ -205,27 +214,51 @@ class TerminalView:
         if len(self._written) > REMEMBERED_NODES:
             self._written.popitem(last=False)
 
+    def _line(self, text: Text) -> None:
+        """A line of the view's own: the run of text before it ends first."""
+        self._end_run_of_text()
+        self.output.line(text)
+
+    def _end_run_of_text(self) -> None:
+        """Bytes waiting for the rest of a character that will not come are written now."""
+        rest = self._decoder.end()
+        if rest:
+            self.output.text(Text(visible(rest)))
+
     def _write_pieces(self, pieces: list[Piece], skip_bytes: int) -> None:
         colors = settings.token_colors
         for piece in _drop_leading_bytes(pieces, skip_bytes):
             if piece.kind == "role_open":
-                self.output.line(piece_text(piece, colors))
+                self._line(piece_text(piece, colors))
             elif piece.kind == "role_close":
+                self._end_run_of_text()
                 self.output.end_line()
+            elif piece.is_text:
+                self.output.text(piece_text(piece, colors, self._decoder.feed(piece.data)))
             else:
+                self._end_run_of_text()
                 self.output.text(piece_text(piece, colors))
 
     def _token_text(self, state: _RunState, token: TokenRecord) -> Text:
-        """A streamed token's text, less the bytes healing re-made (written already)."""
-        piece = Piece("token", token.text, token)
+        """A streamed token's text as its run shows it, less the bytes healing re-made
+        (written already)."""
+        piece = token_piece(token)
         if state.skip_bytes:
             size = piece.size()
             kept = _drop_leading_bytes([piece], state.skip_bytes)
             state.skip_bytes = max(0, state.skip_bytes - size)
-            if not kept:
-                return Text()
-            piece = kept[0]
-        return piece_text(piece, settings.token_colors)
+            piece = kept[0] if kept else replace(piece, data=b"")
+        state.pending_before.append(self._decoder.pending)
+        return piece_text(piece, settings.token_colors, self._decoder.feed(piece.data))
+
+    def _backtrack(self, state: _RunState, count: int) -> None:
+        """Take back the last ``count`` tokens, and the bytes they left waiting."""
+        if count <= 0:
+            return
+        if count <= len(state.pending_before):
+            self._decoder.pending = state.pending_before[-count]
+        del state.pending_before[-count:]
+        self.output.backtrack(count)
 
 
 def _drop_leading_bytes(pieces: list[Piece], count: int) -> list[Piece]:
@@ -239,8 +272,8 @@ def _drop_leading_bytes(pieces: list[Piece], count: int) -> list[Piece]:
             if size <= count:
                 count -= size
                 continue
-            kept = piece.value.encode()[count:].decode("utf-8", errors="replace")
-            piece = Piece(piece.kind, kept, piece.token)
+            kept = piece.data[count:]
+            piece = replace(piece, value=kept.decode("utf-8", errors="replace"), data=kept)
             count = 0
         out.append(piece)
     return out

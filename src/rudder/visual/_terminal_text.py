@@ -1,9 +1,10 @@
 """How the terminal view writes a run: rich ``Text`` with styles, never markup.
 
-Run text (program text, model output) is always made into ``Text`` as plain text, so
-``[bold]`` or escape sequences in it are shown, never obeyed: control characters other
-than newline and tab are written as visible escapes. Role labels are the view's own lines,
-styled apart from any text a model could write.
+Untrusted text (program text, model output, role and run names, error messages) is always
+made into ``Text`` as plain text, through :func:`rudder._shown_text.visible`, so
+``[bold]``, escape sequences, C1 controls and bidirectional overrides in it are shown,
+never obeyed. Role labels are the view's own lines, styled apart from any text a model
+could write.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+
+from rudder._shown_text import visible
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
@@ -23,15 +26,6 @@ ROLE_STYLE = "bold magenta"
 HIDDEN_STYLE = "italic bright_black"
 NOTE_STYLE = "bright_black"
 
-_CONTROL = {code: f"\\x{code:02x}" for code in range(32) if chr(code) not in "\n\t"}
-_CONTROL[0x7F] = "\\x7f"
-
-
-def safe(text: str) -> str:
-    """``text`` with control characters (escape sequences, carriage returns) made visible:
-    model output must not move the cursor or recolour the terminal."""
-    return text.translate(_CONTROL)
-
 
 def token_style(token: TokenRecord, colors: str) -> str:
     if colors == "probability":
@@ -43,20 +37,27 @@ def token_style(token: TokenRecord, colors: str) -> str:
 
 def role_label(role: str) -> str:
     """A role's label line (its text, without the newline)."""
-    return f"── {safe(role)} ──"
+    return f"── {visible(role)} ──"
 
 
-def piece_text(piece: Piece, colors: str) -> Text:
-    """One piece of a path as styled text (role labels as whole lines)."""
+def piece_text(piece: Piece, colors: str, shown: str | None = None) -> Text:
+    """One piece of a path as styled text (role labels as whole lines); ``shown`` is the
+    text a text or token piece shows in its run (default: its value)."""
+    text = visible(piece.value if shown is None else shown)
     if piece.kind == "token" and piece.token is not None:
-        return Text(safe(piece.value), style=token_style(piece.token, colors))
+        return Text(text, style=token_style(piece.token, colors))
     if piece.kind == "role_open":
         return Text(role_label(piece.value), style=ROLE_STYLE)
     if piece.kind == "hidden":
-        return Text(piece.value, style=HIDDEN_STYLE)
+        return Text(text, style=HIDDEN_STYLE)
     if piece.kind == "text":
-        return Text(safe(piece.value))
+        return Text(text)
     return Text()  # role_close: only ends the line
+
+
+def note(text: str, style: str = NOTE_STYLE) -> Text:
+    """A line of the view's own that quotes untrusted text (names, errors, a tail)."""
+    return Text(visible(text), style=style)
 
 
 def legend(colors: str) -> Text:

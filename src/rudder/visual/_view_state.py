@@ -8,8 +8,10 @@ attached, end with equal states.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
+
+from rudder._shown_text import decode_run
 
 if TYPE_CHECKING:
     from rudder.trace._records import (
@@ -127,14 +129,17 @@ class RunView:
 
     def pieces(self, node_id: int | None = None) -> list[Piece]:
         """What a view shows of the path to ``node_id``: fixed text, tokens, role labels,
-        hidden placeholders, with the bytes token healing re-made taken off."""
+        hidden placeholders, with the bytes token healing re-made taken off, and the text
+        decoded per run (a character split over tokens is shown by the one that ends it)."""
         out: list[Piece] = []
-        for view in self.path(node_id):
+        path = self.path(node_id)
+        for view in path:
             cut = max(view.healed_bytes, view.record.healed_bytes)
             if cut:
                 _cut_bytes(out, cut)
             out.extend(node_pieces(view))
-        return out
+        # A running generation's unfinished last character waits for its next token.
+        return decoded(out, ends=not (path and path[-1].state == "generating"))
 
     def text(self, node_id: int | None = None) -> str:
         """The text of the path to ``node_id`` (default: the last node), as a view shows it:
@@ -146,11 +151,14 @@ class RunView:
 @dataclass(frozen=True)
 class Piece:
     """One visible part of a path: ``kind`` is text (fixed text), token, role_open,
-    role_close or hidden; ``value`` its text, role name or hidden size."""
+    role_close or hidden; ``value`` its text, role name or hidden size. Text and tokens
+    keep their exact bytes in ``data``; their ``value`` is what they show once their run is
+    decoded (:func:`decoded`): before that, their own bytes decoded alone."""
 
     kind: str
     value: str
     token: TokenRecord | None = None
+    data: bytes = b""
 
     def text(self) -> str:
         if self.kind == "role_open":
@@ -161,30 +169,66 @@ class Piece:
 
     def size(self) -> int:
         """Bytes of model text (labels and placeholders have none)."""
-        if self.kind == "token" and self.token is not None and self.token.bytes_b64:
-            return len(base64.b64decode(self.token.bytes_b64))
-        return len(self.value.encode()) if self.kind in ("text", "token") else 0
+        return len(self.data)
+
+    @property
+    def is_text(self) -> bool:
+        """Program or model text (what runs of text are made of), not a label."""
+        return self.kind in ("text", "token")
+
+
+def token_bytes(token: TokenRecord) -> bytes:
+    """A token's own bytes, exactly."""
+    if token.bytes_b64 is not None:
+        return base64.b64decode(token.bytes_b64)
+    return token.text.encode()
+
+
+def text_piece(text: str) -> Piece:
+    return Piece("text", text, None, text.encode())
+
+
+def token_piece(token: TokenRecord) -> Piece:
+    return Piece("token", token.text, token, token_bytes(token))
 
 
 def node_pieces(view: NodeView) -> list[Piece]:
+    """A node's pieces as its record and streamed tokens give them, each token's text its
+    own bytes decoded alone (see :func:`decoded`)."""
     record = view.record
     if record.hidden:
         size = record.hidden_chars if record.hidden_chars is not None else view.hidden_chars
         label = f"[hidden: {size} characters]" if size is not None else "[hidden]"
         return [Piece("hidden", label)]
-    if not record.echo:
-        return []
     pieces: list[Piece] = []
     for entry in record.entries:
         if entry.kind == "text":
-            pieces.append(Piece("text", entry.text))
+            pieces.append(text_piece(entry.text))
         elif entry.kind == "token":
-            pieces.append(Piece("token", entry.text, entry))
+            pieces.append(token_piece(entry))
         elif entry.kind in ("role_open", "role_close"):
             pieces.append(Piece(entry.kind, entry.role))
     if not record.entries:
-        pieces.extend(Piece("token", token.text, token) for token in view.tokens)
+        pieces.extend(token_piece(token) for token in view.tokens)
     return pieces
+
+
+def decoded(pieces: list[Piece], *, ends: bool = True) -> list[Piece]:
+    """``pieces`` with the text of each run of text and tokens decoded as one: each shows
+    the characters whose last byte it holds (labels end a run; the end of ``pieces`` ends
+    one when ``ends``)."""
+    out = list(pieces)
+    start = 0
+    for index in range(len(out) + 1):
+        if index < len(out) and out[index].is_text:
+            continue
+        if start < index:
+            run = out[start:index]
+            last = index == len(out)
+            shown = decode_run([piece.data for piece in run], ends=ends or not last)
+            out[start:index] = [replace(p, value=v) for p, v in zip(run, shown, strict=True)]
+        start = index + 1
+    return out
 
 
 def _cut_bytes(pieces: list[Piece], cut: int) -> None:
@@ -198,7 +242,8 @@ def _cut_bytes(pieces: list[Piece], cut: int) -> None:
             del pieces[index]
             cut -= size
         elif size:
-            kept = piece.value.encode()[: size - cut].decode("utf-8", errors="replace")
-            pieces[index] = Piece(piece.kind, kept, piece.token)
+            kept = piece.data[: size - cut]
+            text = kept.decode("utf-8", errors="replace")
+            pieces[index] = replace(piece, value=text, data=kept)
             cut = 0
         index -= 1
