@@ -14,7 +14,9 @@ raises on purpose::
      │    └── ChatTemplateError   a chat template cannot render the conversation
      ├── GenerationError          a generation cannot go on (no token allowed, engine failure)
      ├── ModelLoadError           a model or tokenizer cannot be loaded
-     └── SettingsError            a model or sampling setting out of range
+     ├── SettingsError            a model or sampling setting out of range
+     └── StoreError               a run store cannot be opened or read (not a store, too new,
+                                  no such run)
 
 Errors say what was wrong and how to fix it. Raising never leaves a value half-changed:
 grammar nodes and Models are immutable, so a failed ``a + b`` or ``lm + x`` leaves its
@@ -34,6 +36,7 @@ __all__ = [
     "RudderError",
     "SettingsError",
     "StatefulInGrammarError",
+    "StoreError",
 ]
 
 
@@ -98,3 +101,8 @@ class ModelLoadError(RudderError, OSError):
 
 class SettingsError(RudderError, ValueError):
     """A model or sampling setting is out of range: the message gives the range."""
+
+
+class StoreError(RudderError, OSError):
+    """A run store (``rudder.settings.store``, ``rudder view``) cannot be opened or read: the
+    file is not a store, was made by a newer rudder, or holds no such run."""

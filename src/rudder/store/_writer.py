@@ -1,0 +1,198 @@
+"""The store's writer: a bus renderer that keeps every run in a store as it goes.
+
+It subscribes to the process's bus like any view, so the generating thread pays nothing
+for it beyond what publishing costs: the subscription's thread hands each message over, and
+the writer's own thread turns messages into JSON and writes them in batches, one
+transaction each, at most ``FLUSH_S`` after the first message of a batch (a run's end is
+written at once). A process killed mid-run leaves its run readable up to its last batch.
+
+:func:`attach` is what ``rudder.settings.store`` and ``RUDDER_STORE`` drive: the process
+has at most one writer, for the store the settings name.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from rudder._settings import settings
+from rudder.store._store import Row, Store
+from rudder.trace._events import TraceListener
+
+if TYPE_CHECKING:
+    import pathlib
+
+    from rudder.trace._run import Run
+    from rudder.visual._bus import Bus, Subscription
+    from rudder.visual._protocol import ServerMessage
+
+_log = logging.getLogger("rudder.store")
+
+#: Seconds a batch waits for more messages before it is written.
+FLUSH_S = 0.2
+#: Messages a batch holds at most.
+MAX_BATCH = 2000
+
+
+class StoreWriter:
+    """Writes every run on ``bus`` (the process's by default) to ``store``."""
+
+    def __init__(self, store: Store, bus: Bus | None = None) -> None:
+        from rudder.visual._bus import get_bus
+
+        self.store = store
+        self.writer_id = store.open_writer()
+        #: Batches that failed to be written (each was logged; writing went on).
+        self.failures = 0
+        self._queue: queue.SimpleQueue[ServerMessage | threading.Event | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
+        self._thread.start()
+        self._closed = False
+        self._subscription: Subscription = (bus or get_bus()).subscribe(self)
+
+    def send(self, message: ServerMessage) -> None:
+        """Called by the subscription's thread: the writer's thread does the rest."""
+        if message.type != "reset":  # a reader's notice, not part of the stream
+            self._queue.put(message)
+
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Wait until every message published so far is in the store."""
+        if not self._subscription.wait_idle(timeout):
+            return False
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self, ended: Run | None = None) -> None:
+        """Write what is pending and stop. ``ended`` (the default run, at exit) is written
+        as done: it ends with the process; other runs left running read as interrupted."""
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+        self._subscription.close()
+        self._queue.put(None)
+        self._thread.join()
+        if ended is not None:
+            self._end(ended)
+        self.store.close_writer(self.writer_id)
+        self.store.close()
+
+    def _end(self, run: Run) -> None:
+        from rudder.trace._records import run_record
+        from rudder.visual._protocol import RunFinished
+
+        if self.store.run(run.id).status not in ("running", "interrupted"):
+            return
+        record = run_record(run).model_copy(update={"status": "done", "finished_at": time.time()})
+        message = RunFinished(seq=self.store.next_seq(run.id), run_id=run.id, run=record)
+        self._write([_row(message)])
+
+    # -- the writer's thread ------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        rows: list[Row] = []
+        deadline = 0.0
+        while True:
+            timeout = max(0.0, deadline - time.monotonic()) if rows else None
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = threading.Event()  # the batch is due: write it, tell nobody
+            if item is None or isinstance(item, threading.Event):
+                self._write(rows)
+                rows = []
+                if item is None:
+                    return
+                item.set()
+                continue
+            if not rows:
+                deadline = time.monotonic() + FLUSH_S
+            rows.append(_row(item))
+            if len(rows) >= MAX_BATCH or item.type == "run_finished":
+                self._write(rows)
+                rows = []
+
+    def _write(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        try:
+            finished = self.store.write(self.writer_id, rows)
+            for run_id in finished:
+                self.store.set_text(run_id, self.store.view(run_id).text())
+            if finished:
+                self.store.keep(max_runs=settings.store_max_runs, max_bytes=settings.store_max_bytes)
+        except Exception:
+            self.failures += 1
+            _log.exception("the run store %s could not write %d messages", self.store.path, len(rows))
+
+
+def _row(message: ServerMessage) -> Row:
+    return Row(message.run_id, message.seq, message.type, message.model_dump_json())
+
+
+# -- the process's writer ---------------------------------------------------------------------
+
+_writer: StoreWriter | None = None
+_lock = threading.Lock()
+
+
+def attach(path: pathlib.Path | None) -> StoreWriter | None:
+    """Make the process's writer write to the store at ``path`` (None: to none). Opening
+    the store is checked here: a path that is not a store raises ``StoreError`` and the
+    writer stays as it was."""
+    global _writer
+    with _lock:
+        if _writer is not None and _writer.store.path == path:
+            return _writer
+        store = Store(path) if path is not None else None
+        previous, _writer = _writer, (StoreWriter(store) if store is not None else None)
+    if previous is not None:
+        previous.close()
+    return _writer
+
+
+def current_writer() -> StoreWriter | None:
+    """The process's writer (None while no store is set)."""
+    return _writer
+
+
+def _close_at_exit() -> None:
+    from rudder.trace._run import started_default_run
+
+    global _writer
+    with _lock:
+        writer, _writer = _writer, None
+    if writer is not None:
+        try:
+            writer.close(ended=started_default_run())
+        except Exception:
+            _log.exception("the run store %s could not be closed", writer.store.path)
+
+
+atexit.register(_close_at_exit)
+
+
+class _OpenAtFirstRun(TraceListener):
+    """Opens the store ``RUDDER_STORE`` names when the first run starts (not at import:
+    ``import rudder`` starts no thread and opens no file)."""
+
+    def run_started(self, run: Run) -> None:
+        path = settings.store
+        if path is not None and _writer is None:
+            attach(path)
+
+
+def install() -> None:
+    from rudder.trace._events import add_listener
+
+    add_listener(_OPEN_AT_FIRST_RUN)
+
+
+_OPEN_AT_FIRST_RUN = _OpenAtFirstRun()
