@@ -61,9 +61,11 @@ def test_a_run_killed_mid_generation_is_readable_and_interrupted(tmp_path: Path)
         view = store.view(summary.id)
         stored_tokens = sum(len(node.tokens) for node in view.nodes.values())
     assert stored_tokens >= tokens
-    assert view.gaps == 0 and view.wants_replay_after is None
+    assert view.gaps == 0
+    assert view.wants_replay_after is None
     assert view.text().startswith("Tell me everything: ")
-    assert view.run is not None and view.run.error == INTERRUPTED_ERROR
+    assert view.run is not None
+    assert view.run.error == INTERRUPTED_ERROR
 
 
 def test_two_processes_writing_one_store_lose_nothing(tmp_path: Path) -> None:
@@ -88,5 +90,6 @@ def test_the_default_run_ends_done_when_the_process_exits(tmp_path: Path) -> Non
         (summary,) = store.runs()
         assert summary.status == "done"
         view = store.view(summary.id)
-    assert view.run is not None and view.run.status == "done"
+    assert view.run is not None
+    assert view.run.status == "done"
     assert view.text() == text

@@ -99,7 +99,8 @@ def test_runs_are_listed_newest_first_and_searched_by_name_capture_and_text(
         # replayed from the bus into this store, hold them).
         for literal in ("%", "_", "'\""):
             found = {s.id for s in store.runs(literal)}
-            assert first.id not in found and second.id not in found
+            assert first.id not in found
+            assert second.id not in found
         with pytest.raises(TypeError, match="query is a str"):
             store.runs(42)  # type: ignore[arg-type]
 
@@ -110,7 +111,7 @@ def test_a_run_still_running_is_searched_in_its_messages(tmp_path: Path) -> None
         writer = StoreWriter(store, bus)
         lm = models.Mock(echo=True)
         publish_started(bus, "r1", "live")
-        node = (lm + "a 🦀 \"quoted\" line\n").trace
+        node = (lm + 'a 🦀 "quoted" line\n').trace
         assert node is not None
         from rudder.trace._records import node_record
 
@@ -246,3 +247,39 @@ def test_stored_messages_are_the_protocols_json(store_path: Path) -> None:
         bodies = store.messages_json(run.id)
     assert [json.loads(body)["seq"] for body in bodies] == list(range(len(bodies)))
     assert bodies == [m.model_dump_json() for m in get_bus().messages(run.id)]
+
+
+def test_rudder_export_writes_a_stored_run_as_the_client_page(
+    store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rudder.__main__ import main
+    from rudder.visual._page import client_page, messages_json
+
+    run, _ = program("to export")
+    flushed()
+    out = tmp_path / "run.html"
+    assert main(["export", run.id[:10], str(out), "--store", str(store_path)]) == 0
+    assert str(out) in capsys.readouterr().out
+    expected = client_page(messages_json(get_bus().messages(run.id)), title="to export · rudder")
+    assert out.read_text(encoding="utf-8") == expected
+
+
+def test_rudder_export_and_view_say_what_is_wrong(
+    store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rudder.__main__ import main
+
+    program("exists")
+    flushed()
+    missing = tmp_path / "missing.sqlite"
+    cases = [
+        (["export", "no such run", str(tmp_path / "x.html"), "--store", str(store_path)], "no run"),
+        (["export", "exists", str(tmp_path / "no" / "x.html"), "--store", str(store_path)], "folder"),
+        (["export", "exists", str(tmp_path / "x.html"), "--store", str(missing)], "no store"),
+        (["view", str(missing)], "no store"),
+        (["view", str(store_path), "--port", "70000"], "port"),
+    ]
+    for argv, said in cases:
+        assert main(argv) == 2
+        assert said in capsys.readouterr().err
+    assert not missing.exists()

@@ -170,7 +170,8 @@ class Store:
             for run_id in dict.fromkeys(row.run_id for row in rows):
                 # The run's writer is the process that wrote it last.
                 db.execute(
-                    "INSERT INTO runs (id, name, status, writer_id) VALUES (?, 'run', 'running', ?) "
+                    "INSERT INTO runs (id, name, status, writer_id) "
+                    "VALUES (?, 'run', 'running', ?) "
                     "ON CONFLICT (id) DO UPDATE SET writer_id = excluded.writer_id",
                     (run_id, writer_id),
                 )
@@ -256,7 +257,11 @@ class Store:
                 doomed.append(run_id)
         if doomed:
             with self._transaction() as db:
-                for table, column in (("messages", "run_id"), ("captures", "run_id"), ("runs", "id")):
+                for table, column in (
+                    ("messages", "run_id"),
+                    ("captures", "run_id"),
+                    ("runs", "id"),
+                ):
                     db.executemany(
                         f"DELETE FROM {table} WHERE {column} = ?", [(r,) for r in doomed]
                     )

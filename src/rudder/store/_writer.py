@@ -48,9 +48,7 @@ class StoreWriter:
         self.writer_id = store.open_writer()
         #: Batches that failed to be written (each was logged; writing went on).
         self.failures = 0
-        self._queue: queue.SimpleQueue[ServerMessage | threading.Event | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[ServerMessage | threading.Event | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
         self._thread.start()
         self._closed = False
@@ -127,10 +125,14 @@ class StoreWriter:
             for run_id in finished:
                 self.store.set_text(run_id, self.store.view(run_id).text())
             if finished:
-                self.store.keep(max_runs=settings.store_max_runs, max_bytes=settings.store_max_bytes)
+                self.store.keep(
+                    max_runs=settings.store_max_runs, max_bytes=settings.store_max_bytes
+                )
         except Exception:
             self.failures += 1
-            _log.exception("the run store %s could not write %d messages", self.store.path, len(rows))
+            _log.exception(
+                "the run store %s could not write %d messages", self.store.path, len(rows)
+            )
 
 
 def _row(message: ServerMessage) -> Row:

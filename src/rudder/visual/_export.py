@@ -73,6 +73,18 @@ def export_html(
     The folder must exist. The file is replaced whole or not at all: the page is written
     to a temporary file beside it, then renamed over it.
     """
+    target = _export_target(path)
+    return write_page(to_html(source, title=title), target)  # the page is made first
+
+
+def write_page(page: str, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a page to ``path`` whole or not at all; returns the file's absolute path."""
+    target = _export_target(path)
+    _write_whole(target, page.encode("utf-8"))
+    return target
+
+
+def _export_target(path: str | os.PathLike[str]) -> pathlib.Path:
     target = pathlib.Path(path).absolute()
     if target.is_dir():
         raise IsADirectoryError(f"cannot export to {target}: it is a directory; name a file")
@@ -81,8 +93,6 @@ def export_html(
         raise FileNotFoundError(
             f"cannot export to {target}: the folder {folder} does not exist (or is not a folder)"
         )
-    page = to_html(source, title=title).encode("utf-8")  # before touching the disk
-    _write_whole(target, page)
     return target
 
 
