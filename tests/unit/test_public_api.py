@@ -67,6 +67,7 @@ def test_errors_module_lists_every_error() -> None:
         "RudderError",
         "SettingsError",
         "StatefulInGrammarError",
+        "StoreError",
     ]
 
 

@@ -272,10 +272,11 @@ def test_rudder_export_and_view_say_what_is_wrong(
     program("exists")
     flushed()
     missing = tmp_path / "missing.sqlite"
+    page, nowhere = str(tmp_path / "x.html"), str(tmp_path / "no" / "x.html")
     cases = [
-        (["export", "no such run", str(tmp_path / "x.html"), "--store", str(store_path)], "no run"),
-        (["export", "exists", str(tmp_path / "no" / "x.html"), "--store", str(store_path)], "folder"),
-        (["export", "exists", str(tmp_path / "x.html"), "--store", str(missing)], "no store"),
+        (["export", "no such run", page, "--store", str(store_path)], "no run"),
+        (["export", "exists", nowhere, "--store", str(store_path)], "folder"),
+        (["export", "exists", page, "--store", str(missing)], "no store"),
         (["view", str(missing)], "no store"),
         (["view", str(store_path), "--port", "70000"], "port"),
     ]
