@@ -238,8 +238,8 @@ class Store:
 
     def keep(self, *, max_runs: int, max_bytes: int) -> list[str]:
         """Delete the oldest runs beyond ``max_runs`` runs or ``max_bytes`` bytes of
-        messages; a run a live process is still writing is never deleted. Returns the ids
-        deleted."""
+        messages; a run a live process is still writing is never deleted (nor counted).
+        Returns the ids deleted."""
         with self._lock:
             rows = self._connection.execute(
                 "SELECT r.id, r.status, r.bytes, w.pid, w.host, w.process_started, w.closed_at "
@@ -249,8 +249,9 @@ class Store:
         kept_runs = kept_bytes = 0
         doomed: list[str] = []
         for run_id, status, size, *writer in rows:
-            live = status == "running" and _writer_alive(*writer)
-            if live or (kept_runs < max_runs and kept_bytes + size <= max_bytes):
+            if status == "running" and _writer_alive(*writer):
+                continue  # being written: kept, and not counted
+            if kept_runs < max_runs and kept_bytes + size <= max_bytes:
                 kept_runs += 1
                 kept_bytes += size
             else:

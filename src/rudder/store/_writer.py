@@ -20,15 +20,16 @@ import time
 from typing import TYPE_CHECKING
 
 from rudder._settings import settings
-from rudder.store._store import Row, Store
 from rudder.trace._events import TraceListener
 
 if TYPE_CHECKING:
     import pathlib
 
+    from rudder.store._store import Row, Store
     from rudder.trace._run import Run
     from rudder.visual._bus import Bus, Subscription
     from rudder.visual._protocol import ServerMessage
+    from rudder.visual._view_state import RunView
 
 _log = logging.getLogger("rudder.store")
 
@@ -36,6 +37,8 @@ _log = logging.getLogger("rudder.store")
 FLUSH_S = 0.2
 #: Messages a batch holds at most.
 MAX_BATCH = 2000
+#: Messages of one run the writer folds for its text; a longer run is read back at its end.
+MAX_FOLDED = 20_000
 
 
 class StoreWriter:
@@ -52,6 +55,10 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
         self._thread.start()
         self._closed = False
+        # Each run's state, folded as its messages pass, gives its text for search when it
+        # ends (parsing the stored run back would cost more than all of its writing).
+        self._views: dict[str, RunView] = {}
+        self._unfolded: set[str] = set()
         self._subscription: Subscription = (bus or get_bus()).subscribe(self)
 
     def send(self, message: ServerMessage) -> None:
@@ -113,9 +120,26 @@ class StoreWriter:
             if not rows:
                 deadline = time.monotonic() + FLUSH_S
             rows.append(_row(item))
+            self._fold(item)
             if len(rows) >= MAX_BATCH or item.type == "run_finished":
                 self._write(rows)
                 rows = []
+
+    def _fold(self, message: ServerMessage) -> None:
+        """Keep the run's state for its text (up to ``MAX_FOLDED`` messages: a longer run,
+        such as a long script's default run, is read back from the store when it ends)."""
+        from rudder.visual._view_state import RunView
+
+        run_id = message.run_id
+        if run_id in self._unfolded:
+            return
+        view = self._views.get(run_id)
+        if view is None:
+            view = self._views[run_id] = RunView(run_id)
+        view.apply(message)
+        if view.last_seq >= MAX_FOLDED:
+            del self._views[run_id]
+            self._unfolded.add(run_id)
 
     def _write(self, rows: list[Row]) -> None:
         if not rows:
@@ -123,7 +147,11 @@ class StoreWriter:
         try:
             finished = self.store.write(self.writer_id, rows)
             for run_id in finished:
-                self.store.set_text(run_id, self.store.view(run_id).text())
+                view = self._views.pop(run_id, None)
+                self._unfolded.discard(run_id)
+                if view is None or view.gaps or view.unknown_nodes:
+                    view = self.store.view(run_id)  # too long, or it attached late
+                self.store.set_text(run_id, view.text())
             if finished:
                 self.store.keep(
                     max_runs=settings.store_max_runs, max_bytes=settings.store_max_bytes
@@ -136,6 +164,8 @@ class StoreWriter:
 
 
 def _row(message: ServerMessage) -> Row:
+    from rudder.store._store import Row
+
     return Row(message.run_id, message.seq, message.type, message.model_dump_json())
 
 
@@ -149,6 +179,8 @@ def attach(path: pathlib.Path | None) -> StoreWriter | None:
     """Make the process's writer write to the store at ``path`` (None: to none). Opening
     the store is checked here: a path that is not a store raises ``StoreError`` and the
     writer stays as it was."""
+    from rudder.store._store import Store
+
     global _writer
     with _lock:
         if _writer is not None and _writer.store.path == path:
