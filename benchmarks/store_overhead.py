@@ -13,9 +13,11 @@ Reported, per mode: the generation's wall time (median, fastest) and the process
 from the generation's start until the store holds all of it (the writer's threads
 included; without a store, until the generation ends), and their ratios (target: at most
 1.03). On a machine shared with other work, wall time mostly measures waiting for a core;
-CPU time measures the work the store adds. Also: how long after the generation the store
-held everything (the writer's lag; the generation does not wait for it), and the store's
-size per token.
+CPU time measures the work the store adds. With the store, the CPU time of each thread:
+the generating thread, the bus subscription's (it builds the messages, as for any view)
+and the store writer's (JSON and SQLite), each as a share of the generating thread's.
+Also: how long after the generation the store held everything (the writer's lag; the
+generation does not wait for it), and the store's size per token.
 """
 
 from __future__ import annotations
@@ -46,8 +48,27 @@ def one_generation(lm: Any) -> tuple[float, Any]:
     return elapsed, run
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each of this process's threads, by thread name."""
+    import threading
+
+    import psutil
+
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    return {
+        names.get(thread.id, str(thread.id)): thread.user_time + thread.system_time
+        for thread in psutil.Process().threads()
+    }
+
+
 def ratio(times: dict[str, list[float]], pick: Any) -> float:
     return float(pick(times["with"]) / pick(times["without"]))
+
+
+def share(threads: dict[str, list[float]], name: str) -> float:
+    """Median over runs of a thread's CPU time as a share of the generating thread's."""
+    pairs = zip(threads[name], threads["MainThread"], strict=True)
+    return statistics.median(spent / main for spent, main in pairs)
 
 
 def main() -> None:
@@ -70,6 +91,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"without": [], "with": []}
     cpu: dict[str, list[float]] = {"without": [], "with": []}
     lags: list[float] = []
+    threads: dict[str, list[float]] = {"MainThread": [], "rudder-renderer": [], "rudder-store": []}
     with tempfile.TemporaryDirectory() as directory:
         path = build_tiny_model(Path(directory) / "llama", "llama")
         store_path = Path(directory) / "runs.sqlite"
@@ -82,7 +104,7 @@ def main() -> None:
                     rudder.settings.store = store_path
                     assert (writer := current_writer()) is not None
                     assert writer.flush(120)
-                cpu_started = time.process_time()
+                cpu_started, threads_before = time.process_time(), thread_cpu()
                 elapsed, run = one_generation(lm)
                 times[mode].append(elapsed)
                 writer = current_writer()
@@ -91,6 +113,10 @@ def main() -> None:
                     assert writer.flush(120)
                     lags.append(time.perf_counter() - started)
                 cpu[mode].append(time.process_time() - cpu_started)
+                if mode == "with":
+                    threads_after = thread_cpu()
+                    for name, spent in threads.items():
+                        spent.append(threads_after[name] - threads_before[name])
                 rudder.settings.store = None
                 get_bus().clear()
         with Store(store_path, create=False) as store:
@@ -120,6 +146,9 @@ def main() -> None:
         "median_cpu_s_with": statistics.median(cpu["with"]),
         "cpu_ratio_with_to_without": ratio(cpu, statistics.median),
         "least_cpu_ratio_with_to_without": ratio(cpu, min),
+        "thread_cpu_s_with": threads,
+        "subscription_thread_cpu_share": share(threads, "rudder-renderer"),
+        "writer_thread_cpu_share": share(threads, "rudder-store"),
         "writer_lag_s_median": statistics.median(lags),
         "writer_lag_s_max": max(lags),
         "messages_per_run": stored_messages,
