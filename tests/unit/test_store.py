@@ -137,6 +137,9 @@ def test_a_run_its_writer_left_running_reads_as_interrupted(tmp_path: Path) -> N
         assert store.run("cut").status == INTERRUPTED
         messages = store.messages("cut")
         assert [m.type for m in messages] == ["run_started", "run_finished"]
+        # A view polling for more gets the end once, then nothing.
+        assert store.messages("cut", after_seq=0) == messages[1:]
+        assert store.messages("cut", after_seq=1) == []
         view = store.view("cut")
     assert view.run is not None
     assert (view.run.status, view.run.error) == ("error", INTERRUPTED_ERROR)

@@ -39,6 +39,14 @@ async function getJson<T>(url: string): Promise<T> {
 
 const runUrl = (id: string) => `api/runs/${encodeURIComponent(id)}`;
 
+function decodeSafely(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text; // a hand-edited URL with a stray %: the id as written
+  }
+}
+
 function shorten(text: string, chars: number): string {
   return text.length > chars ? `${text.slice(0, chars - 1)}…` : text;
 }
@@ -220,7 +228,7 @@ class Viewer {
     this.panes = [];
     const hash = location.hash.slice(1);
     const [kind, value = ""] = hash.split("=", 2);
-    const ids = value.split(",").filter(Boolean).map(decodeURIComponent);
+    const ids = value.split(",").filter(Boolean).map(decodeSafely);
     this.main.replaceChildren();
     this.main.dataset.view = kind === "run" || kind === "compare" ? kind : "none";
     if (kind === "run" && ids.length === 1) this.showRun(ids[0]);

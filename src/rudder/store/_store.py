@@ -371,9 +371,9 @@ class Store:
                 )
             ]
         if summary.status == INTERRUPTED:
-            last = self.next_seq(run_id) - 1
-            if last > after_seq or not bodies:
-                bodies.append(_interrupted_end(summary, last + 1))
+            end = self.next_seq(run_id)
+            if after_seq < end:
+                bodies.append(_interrupted_end(summary, end))
         return bodies
 
     def messages(self, run_id: str, after_seq: int = -1) -> list[ServerMessage]:
@@ -464,9 +464,17 @@ def _writer_alive(
         return False
     if host != _HOST:
         return True
-    now_started = _process_started(pid)
-    if now_started is None:
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # killed, not yet reaped by its parent
+        now_started = float(process.create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return False
+    except psutil.AccessDenied:
+        return True  # another user's process holds the pid: it may be the writer
     return started is None or abs(now_started - started) < 1.0
 
 
@@ -474,9 +482,6 @@ def _process_started(pid: int) -> float | None:
     import psutil
 
     try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None  # killed, not yet reaped by its parent
-        return float(process.create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
         return None
