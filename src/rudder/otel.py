@@ -3,7 +3,8 @@
 ``rudder.otel.instrument()`` makes a span for every ``rudder.run()`` and one for every
 generation (``gen()``, ``select()``, ``json()``, ...), following the GenAI semantic
 conventions: ``gen_ai.operation.name`` (``text_completion``), ``gen_ai.provider.name``
-(``rudder``), ``gen_ai.usage.input_tokens`` and ``output_tokens``, and rudder's own figures as
+(``rudder``), ``gen_ai.request.model`` (the engine's ``model_name``: a Transformers model's
+hub id or folder), ``gen_ai.usage.input_tokens`` and ``output_tokens``, and rudder's own figures as
 ``rudder.*`` attributes (token reduction, forced and backtracked tokens, time to first
 token, forward passes). A generation's span is a child of its run's span; work outside any
 run (the default run, which never ends) makes root spans.
@@ -86,14 +87,16 @@ class SpanListener(TraceListener):
         with self._lock:
             parent = self._runs.get(node.run_id)
         context = trace.set_span_in_context(parent) if parent is not None else None
+        model = node.model or PROVIDER
         span = self.tracer.start_span(
-            f"{OPERATION} {PROVIDER}",
+            f"{OPERATION} {model}",
             context=context,
             kind=trace.SpanKind.CLIENT,
             start_time=_ns(node.created_at),
             attributes={
                 "gen_ai.operation.name": OPERATION,
                 "gen_ai.provider.name": PROVIDER,
+                "gen_ai.request.model": model,
                 "rudder.run.id": node.run_id,
                 "rudder.node.id": node.id,
                 "rudder.grammar": node.input.value,

@@ -99,6 +99,7 @@ def test_the_list_shows_every_run_and_search_filters_it(
     hostile = page.locator(f'.rv-run[data-run="{served.runs["hostile"]}"]')
     expect(hostile.locator(".rv-name")).to_have_text(HOSTILE_NAME)  # markup stays text
     expect(hostile.locator(".rv-status")).to_have_text("done")
+    expect(hostile.locator(".rv-model")).to_have_text("mock")
     assert page.locator(".rv-list img").count() == 0
     japan_answer = served.store.run(served.runs["japan"]).captures["answer"]
     expect(
@@ -117,7 +118,9 @@ def test_the_list_shows_every_run_and_search_filters_it(
         page.wait_for_function(
             "query => document.querySelector('.rv-list').dataset.query === query", arg=query
         )
-        assert rows(page) == [served.runs[expected]], query
+        # Runs of earlier tests, replayed from the bus into this store, may match too.
+        found = set(rows(page))
+        assert {name for name, run_id in served.runs.items() if run_id in found} == {expected}
     page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
     screenshot(page, "view-search")
     page.fill(".rv-search", "no run says this")

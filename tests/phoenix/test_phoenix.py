@@ -125,7 +125,7 @@ def test_phoenix_receives_runs_and_generations(phoenix: str) -> None:
     for span in spans:
         by_name.setdefault(span["name"], []).append(span)
     (run_span,) = by_name["rudder.run phoenix chat"]
-    generations = by_name["text_completion rudder"]
+    generations = by_name["text_completion mock"]
     assert len(generations) == 2
     assert run_span["attributes"]["rudder.run.id"] == run.id
     assert run_span["attributes"]["gen_ai.usage.output_tokens"] == lm.usage.output_tokens
@@ -134,6 +134,7 @@ def test_phoenix_receives_runs_and_generations(phoenix: str) -> None:
         assert span["context"]["trace_id"] == run_span["context"]["trace_id"]
         assert span["attributes"]["gen_ai.operation.name"] == "text_completion"
         assert span["attributes"]["gen_ai.provider.name"] == "rudder"
+        assert span["attributes"]["gen_ai.request.model"] == "mock"
     last = max(generations, key=lambda span: span["start_time"])
     messages = json.loads(last["attributes"]["gen_ai.input.messages"])
     assert messages[0] == {

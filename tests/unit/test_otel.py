@@ -65,7 +65,7 @@ def test_a_run_and_its_generations_are_spans_with_the_genai_attributes(
     run, lm = chat()
     spans = by_name(exporter)
     (run_span,) = spans["rudder.run otel chat"]
-    generations = spans["text_completion rudder"]
+    generations = spans["text_completion mock"]
     assert len(generations) == 2
     assert run_span.attributes["rudder.run.id"] == run.id
     assert run_span.attributes["rudder.run.status"] == "done"
@@ -77,6 +77,7 @@ def test_a_run_and_its_generations_are_spans_with_the_genai_attributes(
         assert span.kind is SpanKind.CLIENT
         assert span.attributes["gen_ai.operation.name"] == "text_completion"
         assert span.attributes["gen_ai.provider.name"] == "rudder"
+        assert span.attributes["gen_ai.request.model"] == "mock"
         assert span.start_time <= span.end_time
     first, second = sorted(generations, key=lambda span: span.start_time)
     node = lm.trace
@@ -100,7 +101,7 @@ def test_a_run_and_its_generations_are_spans_with_the_genai_attributes(
 def test_text_is_sent_only_when_asked_for(exporter: InMemorySpanExporter) -> None:
     instrument(exporter, capture_content=True)
     _, lm = chat()
-    generation = max(by_name(exporter)["text_completion rudder"], key=lambda s: s.start_time)
+    generation = max(by_name(exporter)["text_completion mock"], key=lambda s: s.start_time)
     messages = json.loads(generation.attributes["gen_ai.input.messages"])
     assert [message["role"] for message in messages] == ["system", "user", "assistant"]
     assert messages[0]["parts"][0]["content"] == "Answer in one word. " + HOSTILE
@@ -122,8 +123,7 @@ def test_the_environment_variable_opts_in_to_text(
     instrument(exporter)
     chat()
     assert all(
-        "gen_ai.output.messages" in s.attributes
-        for s in by_name(exporter)["text_completion rudder"]
+        "gen_ai.output.messages" in s.attributes for s in by_name(exporter)["text_completion mock"]
     )
 
 
@@ -134,7 +134,7 @@ def test_hidden_generations_carry_no_text(exporter: InMemorySpanExporter) -> Non
         with rudder.hidden():
             lm += "the secret is " + gen("secret", max_tokens=5)
         lm += " then " + gen("after", max_tokens=3)
-    hidden, after = sorted(by_name(exporter)["text_completion rudder"], key=lambda s: s.start_time)
+    hidden, after = sorted(by_name(exporter)["text_completion mock"], key=lambda s: s.start_time)
     assert hidden.attributes["rudder.hidden"] is True
     assert "gen_ai.output.messages" not in hidden.attributes
     assert "gen_ai.input.messages" not in hidden.attributes
@@ -151,7 +151,7 @@ def test_a_failed_generation_and_run_are_error_spans(exporter: InMemorySpanExpor
     (run_span,) = spans["rudder.run fails"]
     assert run_span.status.status_code is StatusCode.ERROR
     assert run_span.attributes["error.type"] == "GenerationError"
-    (generation,) = spans["text_completion rudder"]
+    (generation,) = spans["text_completion mock"]
     assert generation.status.status_code is StatusCode.ERROR
 
 

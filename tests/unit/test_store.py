@@ -77,7 +77,7 @@ def test_a_run_read_back_folds_into_the_view_the_bus_streamed(store_path: Path) 
         assert stored.text().endswith(lm["sure"])
         assert HOSTILE in stored.text()  # untrusted text is kept as text, byte for byte
         summary = store.run(run.id)
-    assert (summary.name, summary.status) == ("read back", "done")
+    assert (summary.name, summary.status, summary.model) == ("read back", "done", "mock")
     assert summary.captures == {"answer": lm["answer"], "sure": lm["sure"]}
     assert summary.usage["output_tokens"] == lm.usage.output_tokens
     assert summary.messages == len(get_bus().messages(run.id))
@@ -93,6 +93,7 @@ def test_runs_are_listed_newest_first_and_searched_by_name_capture_and_text(
         listed = [summary.id for summary in store.runs()]
         assert listed.index(second.id) < listed.index(first.id)
         assert [s.id for s in store.runs("ALPHA")] == [first.id]
+        assert {first.id, second.id} <= {s.id for s in store.runs("MOCK")}  # the model
         assert [s.id for s in store.runs("市 is")] == [first.id]
         assert second.id in [s.id for s in store.runs(lm["answer"])]
         # LIKE's wildcards and quotes in a query are literal text (earlier tests' runs,
@@ -163,6 +164,7 @@ def test_the_first_schema_version_is_migrated(tmp_path: Path) -> None:
     old.close()
     with Store(path) as store:
         assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.run(run.id).model == ""  # version 1 did not know it
         assert store.run(run.id).captures == {"answer": lm["answer"], "sure": lm["sure"]}
         assert [s.id for s in store.runs(lm["answer"])] == [run.id]
         assert [s.id for s in store.runs("Capital of France")] == [run.id]  # in its messages

@@ -22,6 +22,7 @@ export interface RunSummary {
   finished_at: number | null;
   error: string | null;
   usage: {output_tokens?: number; prompt_tokens?: number; total_s?: number};
+  model: string;
   captures: Record<string, string>;
   messages: number;
   bytes: number;
@@ -128,7 +129,7 @@ class Viewer {
     title.href = "#";
     this.search = element("input", "rv-search");
     this.search.type = "search";
-    this.search.placeholder = "search names, captures, text";
+    this.search.placeholder = "search names, models, captures, text";
     this.search.setAttribute("aria-label", "search runs");
     this.search.addEventListener("input", () => {
       window.clearTimeout(this.searchTimer);
@@ -207,6 +208,7 @@ class Viewer {
     if (run.error) status.title = run.error;
     const name = element("td", "");
     name.append(element("div", "rv-name", run.name), element("div", "rv-time", when(run.started_at)));
+    if (run.model) name.append(element("div", "rv-model", run.model));
     row.append(
       pickCell,
       name,

@@ -42,8 +42,9 @@ CREATE TABLE messages (
 ) WITHOUT ROWID;
 """
 
-# Version 2: what search reads without folding messages: captures as rows, and a run's
-# text (set when it ends; NULL while it runs or for runs written by version 1).
+# Version 2: what search reads without folding messages: captures as rows, a run's text
+# (set when it ends; NULL while it runs or for runs written by version 1), and the models
+# its generations ran on (the messages do not carry them).
 _V2 = """
 CREATE TABLE captures (
     run_id TEXT NOT NULL,
@@ -54,6 +55,7 @@ CREATE TABLE captures (
 ) WITHOUT ROWID;
 CREATE INDEX captures_by_value ON captures(value);
 ALTER TABLE runs ADD COLUMN text TEXT;
+ALTER TABLE runs ADD COLUMN model TEXT;        -- the models its generations ran on
 INSERT INTO captures (run_id, seq, name, value)
     SELECT run_id, seq, json_extract(body, '$.capture.name'), json_extract(body, '$.capture.value')
     FROM messages WHERE type = 'capture';

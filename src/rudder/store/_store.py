@@ -69,6 +69,7 @@ class RunSummary:
     finished_at: float | None
     error: str | None
     usage: dict[str, Any]
+    model: str  # the models its generations ran on, comma-separated ("" when unknown)
     captures: dict[str, str]
     messages: int
     bytes: int
@@ -162,12 +163,16 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE writers SET closed_at = ? WHERE id = ?", (time.time(), writer_id))
 
-    def write(self, writer_id: int, rows: Sequence[Row]) -> list[str]:
-        """Write ``rows`` in one transaction (a row already held is kept as it was);
-        returns the ids of the runs that finished in it."""
+    def write(
+        self, writer_id: int, rows: Sequence[Row], *, models: dict[str, str] | None = None
+    ) -> list[str]:
+        """Write ``rows`` in one transaction (a row already held is kept as it was), and
+        ``models``, the models each run generated with; returns the ids of the runs that
+        finished in it."""
         finished: list[str] = []
+        models = models or {}
         with self._transaction() as db:
-            for run_id in dict.fromkeys(row.run_id for row in rows):
+            for run_id in dict.fromkeys([*(row.run_id for row in rows), *models]):
                 # The run's writer is the process that wrote it last.
                 db.execute(
                     "INSERT INTO runs (id, name, status, writer_id) "
@@ -189,6 +194,9 @@ class Store:
             db.executemany(
                 "UPDATE runs SET messages = messages + ?, bytes = bytes + ? WHERE id = ?",
                 [(count, size, run_id) for run_id, (count, size) in sizes.items()],
+            )
+            db.executemany(
+                "UPDATE runs SET model = ? WHERE id = ?", [(m, r) for r, m in models.items()]
             )
         return finished
 
@@ -293,6 +301,7 @@ class Store:
             )
             where = (
                 "WHERE r.name LIKE ?1 ESCAPE '\\' OR r.text LIKE ?1 ESCAPE '\\' "
+                "OR r.model LIKE ?1 ESCAPE '\\' "
                 "OR EXISTS (SELECT 1 FROM captures c WHERE c.run_id = r.id "
                 "AND c.value LIKE ?1 ESCAPE '\\') "
                 "OR (r.text IS NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.run_id = r.id "
@@ -301,7 +310,7 @@ class Store:
             params = [like, json_like]
         sql = (
             "SELECT r.id, r.name, r.status, r.started_at, r.finished_at, r.error, r.usage, "
-            "r.messages, r.bytes, w.pid, w.host, w.process_started, w.closed_at "
+            "r.model, r.messages, r.bytes, w.pid, w.host, w.process_started, w.closed_at "
             f"FROM runs r LEFT JOIN writers w ON w.id = r.writer_id {where} "
             "ORDER BY coalesce(r.started_at, 0) DESC, r.rowid DESC LIMIT ?"
         )
@@ -328,7 +337,7 @@ class Store:
         with self._lock:
             row = self._connection.execute(
                 "SELECT r.id, r.name, r.status, r.started_at, r.finished_at, r.error, r.usage, "
-                "r.messages, r.bytes, w.pid, w.host, w.process_started, w.closed_at "
+                "r.model, r.messages, r.bytes, w.pid, w.host, w.process_started, w.closed_at "
                 "FROM runs r LEFT JOIN writers w ON w.id = r.writer_id WHERE r.id = ?",
                 (run_id,),
             ).fetchone()
@@ -420,7 +429,7 @@ def _check_id(run_id: object) -> None:
 
 
 def _summary(row: Iterable[Any], captures: dict[str, str]) -> RunSummary:
-    run_id, name, status, started, finished, error, usage, count, size, *writer = row
+    run_id, name, status, started, finished, error, usage, model, count, size, *writer = row
     if status == "running" and not _writer_alive(*writer):
         status = INTERRUPTED
     return RunSummary(
@@ -431,6 +440,7 @@ def _summary(row: Iterable[Any], captures: dict[str, str]) -> RunSummary:
         finished_at=finished,
         error=error,
         usage=json.loads(usage) if usage else {},
+        model=model or "",
         captures=captures,
         messages=count,
         bytes=size,

@@ -17,7 +17,7 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from rudder._settings import settings
 from rudder.trace._events import TraceListener
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pathlib
 
     from rudder.store._store import Row, Store
+    from rudder.trace._node import TraceNode
     from rudder.trace._run import Run
     from rudder.visual._bus import Bus, Subscription
     from rudder.visual._protocol import ServerMessage
@@ -51,7 +52,9 @@ class StoreWriter:
         self.writer_id = store.open_writer()
         #: Batches that failed to be written (each was logged; writing went on).
         self.failures = 0
-        self._queue: queue.SimpleQueue[ServerMessage | threading.Event | None] = queue.SimpleQueue()
+        # Messages, model notes, flush requests, and None to stop.
+        self._queue: queue.SimpleQueue[ServerMessage | _ModelUsed | threading.Event | None]
+        self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
         self._thread.start()
         self._closed = False
@@ -59,12 +62,21 @@ class StoreWriter:
         # ends (parsing the stored run back would cost more than all of its writing).
         self._views: dict[str, RunView] = {}
         self._unfolded: set[str] = set()
+        self._models: dict[str, list[str]] = {}  # run id -> the models it generated with
+        self._models_due: dict[str, str] = {}  # run id -> its models, to write
         self._subscription: Subscription = (bus or get_bus()).subscribe(self)
 
     def send(self, message: ServerMessage) -> None:
         """Called by the subscription's thread: the writer's thread does the rest."""
         if message.type != "reset":  # a reader's notice, not part of the stream
             self._queue.put(message)
+
+    def note_model(self, run_id: str, model: str) -> None:
+        """Run ``run_id`` generated with ``model`` (called from the generating thread: one
+        lookup when the run's models are known already)."""
+        known = self._models.get(run_id)
+        if known is None or model not in known:
+            self._queue.put(_ModelUsed(run_id, model))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every message published so far is in the store."""
@@ -110,6 +122,12 @@ class StoreWriter:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = threading.Event()  # the batch is due: write it, tell nobody
+            if isinstance(item, _ModelUsed):
+                models = self._models.setdefault(item.run_id, [])
+                if item.model not in models:
+                    models.append(item.model)
+                    self._models_due[item.run_id] = ", ".join(models)
+                continue
             if item is None or isinstance(item, threading.Event):
                 self._write(rows)
                 rows = []
@@ -142,10 +160,13 @@ class StoreWriter:
             self._unfolded.add(run_id)
 
     def _write(self, rows: list[Row]) -> None:
-        if not rows:
+        if not rows and not self._models_due:
             return
         try:
-            finished = self.store.write(self.writer_id, rows)
+            finished = self.store.write(self.writer_id, rows, models=self._models_due)
+            self._models_due = {}
+            for run_id in finished:
+                self._models.pop(run_id, None)
             for run_id in finished:
                 view = self._views.pop(run_id, None)
                 self._unfolded.discard(run_id)
@@ -161,6 +182,11 @@ class StoreWriter:
             _log.exception(
                 "the run store %s could not write %d messages", self.store.path, len(rows)
             )
+
+
+class _ModelUsed(NamedTuple):
+    run_id: str
+    model: str
 
 
 def _row(message: ServerMessage) -> Row:
@@ -213,20 +239,26 @@ def _close_at_exit() -> None:
 atexit.register(_close_at_exit)
 
 
-class _OpenAtFirstRun(TraceListener):
+class _StoreListener(TraceListener):
     """Opens the store ``RUDDER_STORE`` names when the first run starts (not at import:
-    ``import rudder`` starts no thread and opens no file)."""
+    ``import rudder`` starts no thread and opens no file), and tells the writer which model
+    each generation ran on (the messages do not say)."""
 
     def run_started(self, run: Run) -> None:
         path = settings.store
         if path is not None and _writer is None:
             attach(path)
 
+    def node_added(self, node: TraceNode) -> None:
+        writer = _writer
+        if writer is not None and node.model is not None:
+            writer.note_model(node.run_id, node.model)
+
 
 def install() -> None:
     from rudder.trace._events import add_listener
 
-    add_listener(_OPEN_AT_FIRST_RUN)
+    add_listener(_LISTENER)
 
 
-_OPEN_AT_FIRST_RUN = _OpenAtFirstRun()
+_LISTENER = _StoreListener()
