@@ -93,3 +93,30 @@ def test_the_default_run_ends_done_when_the_process_exits(tmp_path: Path) -> Non
     assert view.run is not None
     assert view.run.status == "done"
     assert view.text() == text
+
+
+def test_rudder_view_serves_a_store_until_interrupted(tmp_path: Path) -> None:
+    import urllib.request
+
+    path = tmp_path / "runs.sqlite"
+    written = json.loads(finish(start(path, "runs", "1")))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rudder", "view", str(path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # printed once it listens
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "api/runs", timeout=DEADLINE_S) as answer:
+            listed = json.load(answer)
+        assert [run["id"] for run in listed] == list(written)
+        with urllib.request.urlopen(url, timeout=DEADLINE_S) as answer:
+            assert "rudder-viewer" in answer.read().decode()
+    finally:
+        server.send_signal(signal.SIGINT)
+        _out, err = server.communicate(timeout=DEADLINE_S)
+    assert server.returncode == 0, err
