@@ -95,6 +95,21 @@ def test_the_default_run_ends_done_when_the_process_exits(tmp_path: Path) -> Non
     assert view.text() == text
 
 
+def test_steps_with_echo_off_are_not_stored_and_the_process_exits_quietly(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.sqlite"
+    process = start(path, "quiet")
+    _out, err = process.communicate(timeout=DEADLINE_S)
+    assert (process.returncode, err) == (0, "")
+    with Store(path, create=False) as store:
+        (run,) = store.runs()  # the default run: its start, its usage, its end
+        assert run.status == "done"
+        assert run.usage["output_tokens"] > 0
+        assert [m.type for m in store.messages(run.id)] == ["run_started", "run_finished"]
+        assert "not shown" not in store.view(run.id).text()
+
+
 def test_rudder_view_serves_a_store_until_interrupted(tmp_path: Path) -> None:
     import urllib.request
 

@@ -3,6 +3,7 @@
 - ``endless``: one run that generates until the test kills the process.
 - ``runs N``: N runs, then prints each run's id and text, as its bus stream folds, as JSON.
 - ``default``: steps outside any run (the default run), then exits normally.
+- ``quiet``: the same with echo off (no step is shown, so no step is stored).
 """
 
 import json
@@ -32,6 +33,8 @@ elif mode == "runs":
             view.apply(message)
         texts[run.id] = [view.text(), view.last_seq]
     print(json.dumps(texts))
+elif mode == "quiet":
+    models.Mock() + "not shown " + gen("x", max_tokens=5)
 elif mode == "default":
     out = lm + "outside any run " + gen("x", max_tokens=5)
     assert out.trace is not None

@@ -55,8 +55,6 @@ class StoreWriter:
         # Messages, model notes, flush requests, and None to stop.
         self._queue: queue.SimpleQueue[ServerMessage | _ModelUsed | threading.Event | None]
         self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
-        self._thread.start()
         self._closed = False
         # Each run's state, folded as its messages pass, gives its text for search when it
         # ends (parsing the stored run back would cost more than all of its writing).
@@ -64,6 +62,8 @@ class StoreWriter:
         self._unfolded: set[str] = set()
         self._models: dict[str, list[str]] = {}  # run id -> the models it generated with
         self._models_due: dict[str, str] = {}  # run id -> its models, to write
+        self._thread = threading.Thread(target=self._write_loop, name="rudder-store", daemon=True)
+        self._thread.start()
         self._subscription: Subscription = (bus or get_bus()).subscribe(self)
 
     def send(self, message: ServerMessage) -> None:
@@ -102,11 +102,15 @@ class StoreWriter:
         self.store.close()
 
     def _end(self, run: Run) -> None:
+        from rudder.errors import StoreError
         from rudder.trace._records import run_record
         from rudder.visual._protocol import RunFinished
 
-        if self.store.run(run.id).status not in ("running", "interrupted"):
-            return
+        try:
+            if self.store.run(run.id).status not in ("running", "interrupted"):
+                return
+        except StoreError:
+            return  # nothing of it was shown, so nothing was stored
         record = run_record(run).model_copy(update={"status": "done", "finished_at": time.time()})
         message = RunFinished(seq=self.store.next_seq(run.id), run_id=run.id, run=record)
         self._write([_row(message)])
@@ -167,7 +171,6 @@ class StoreWriter:
             self._models_due = {}
             for run_id in finished:
                 self._models.pop(run_id, None)
-            for run_id in finished:
                 view = self._views.pop(run_id, None)
                 self._unfolded.discard(run_id)
                 if view is None or view.gaps or view.unknown_nodes:
