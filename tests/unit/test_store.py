@@ -102,7 +102,7 @@ def test_runs_are_listed_newest_first_and_searched_by_name_capture_and_text(
             found = {s.id for s in store.runs(literal)}
             assert first.id not in found
             assert second.id not in found
-        with pytest.raises(TypeError, match="query is a str"):
+        with pytest.raises(StoreError, match="query is a str"):
             store.runs(42)  # type: ignore[arg-type]
 
 
@@ -226,6 +226,9 @@ def test_a_store_that_cannot_be_opened_is_refused_when_set(tmp_path: Path) -> No
         assert current_writer() is None
     with pytest.raises(StoreError, match="there is no store"):
         Store(tmp_path / "missing.sqlite", create=False)
+    for wrong in (None, 42, "", b"runs.sqlite"):
+        with pytest.raises(StoreError, match="a store is a path"):
+            Store(wrong)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [0, -1, True, "10"])

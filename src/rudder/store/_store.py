@@ -93,6 +93,8 @@ class Store:
     used under a lock."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        if not isinstance(path, str | os.PathLike) or not str(path).strip():
+            raise StoreError(f"a store is a path to a SQLite file (runs.sqlite), not {path!r}")
         self.path = pathlib.Path(path).expanduser().absolute()
         if self.path.is_dir():
             raise StoreError(f"the store {self.path} is a folder; name a file (runs.sqlite)")
@@ -285,7 +287,7 @@ class Store:
         """Stored runs, newest first; ``query`` keeps those whose name, a capture's value or
         text contains it (case-insensitive for ASCII)."""
         if not isinstance(query, str):
-            raise TypeError(f"a search query is a str, got {query!r}")
+            raise StoreError(f"a search query is a str, got {query!r}")
         where, params = "", []
         if query:
             like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
