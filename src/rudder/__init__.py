@@ -30,6 +30,7 @@ from rudder._grammar._match import Match
 from rudder._grammar._nodes import GrammarNode
 from rudder._roles import assistant, block, role, system, user
 from rudder._settings import legacy_mode, settings
+from rudder.store._writer import install as _install_store
 from rudder.trace._run import hidden, run
 from rudder.visual._console import install as _install_terminal
 from rudder.visual._export import export_html
@@ -44,6 +45,8 @@ _install_publisher()
 _install_notebook()
 # In a terminal (or when asked for), runs are shown as text.
 _install_terminal()
+# With a store set (rudder.settings.store, RUDDER_STORE), every run is kept in it.
+_install_store()
 
 __all__ = [
     "GrammarNode",

@@ -1,6 +1,8 @@
 """The ``rudder`` command (also ``python -m rudder``).
 
-``rudder demo`` runs a showcase program on the built-in model (see :mod:`rudder._demo`).
+``rudder demo`` runs a showcase program on the built-in model (see :mod:`rudder._demo`);
+``rudder view`` serves a run store to the browser and ``rudder export`` writes one of its
+runs as a page (see :mod:`rudder.store._cli`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 def parser() -> argparse.ArgumentParser:
     from rudder import __version__
     from rudder._demo import add_arguments
+    from rudder.store._cli import add_export_arguments, add_view_arguments
 
     main_parser = argparse.ArgumentParser(
         prog="rudder",
@@ -28,6 +31,19 @@ def parser() -> argparse.ArgumentParser:
         "in the terminal, print its captures and usage, and write a self-contained HTML report.",
     )
     add_arguments(demo)
+    view = commands.add_parser(
+        "view",
+        help="show the runs of a store in the browser",
+        description="Serve a run store (rudder.settings.store, RUDDER_STORE) on a local web "
+        "server: the list of runs, search, one run, two runs compared, runs still going.",
+    )
+    add_view_arguments(view)
+    export = commands.add_parser(
+        "export",
+        help="write a stored run as a self-contained HTML page",
+        description="Write one run of a store as the page rudder.export_html() writes.",
+    )
+    add_export_arguments(export)
     return main_parser
 
 
@@ -37,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         command_line.print_help()
         return 2
+    if args.command == "view":
+        from rudder.store._cli import view
+
+        return view(args)
+    if args.command == "export":
+        from rudder.store._cli import export
+
+        return export(args)
     from rudder._demo import run
 
     return run(args)

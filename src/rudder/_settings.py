@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
-from rudder.errors import SettingsError
+from rudder.errors import SettingsError, StoreError
 
 #: The views ``settings.view`` can pick (see ``rudder.visual._environment``).
 VIEWS = ("auto", "widget", "legacy", "terminal", "none")
@@ -28,6 +29,13 @@ class Settings:
       environment variable sets it at import.
     - ``token_colors``: the terminal view colours tokens by ``"type"`` (input, forced,
       generated) or by ``"probability"``.
+    - ``store``: where every run is kept (see ``rudder.store``): None (the default: runs
+      are kept nowhere), a path to a SQLite file, or True for the per-user store
+      (``~/.local/share/rudder/runs.sqlite`` on Linux). Setting it opens the store. The
+      ``RUDDER_STORE`` environment variable sets it at import (a path, or ``1`` for the
+      per-user store); that store is opened when the first run starts.
+    - ``store_max_runs``, ``store_max_bytes``: the store keeps the newest runs within both
+      bounds (10,000 runs, 1 GiB of messages); older ones are deleted as runs end.
     """
 
     __slots__ = (
@@ -35,6 +43,9 @@ class Settings:
         "_monitor",
         "_monitor_interval_s",
         "_monitor_max_samples",
+        "_store",
+        "_store_max_bytes",
+        "_store_max_runs",
         "_token_colors",
         "_view",
     )
@@ -46,6 +57,9 @@ class Settings:
         self._monitor_interval_s = 0.5
         self._monitor_max_samples = 1200
         self._token_colors = "type"
+        self._store = _store_from_environment()
+        self._store_max_runs = 10_000
+        self._store_max_bytes = 2**30
 
     @property
     def echo(self) -> bool:
@@ -107,12 +121,43 @@ class Settings:
             raise SettingsError(f"token_colors must be one of {choices}, got {value!r}")
         self._token_colors = value
 
+    @property
+    def store(self) -> pathlib.Path | None:
+        return self._store
+
+    @store.setter
+    def store(self, value: str | os.PathLike[str] | bool | None) -> None:
+        path = _store_path(value)
+        from rudder.store._writer import attach
+
+        try:
+            attach(path)
+        except StoreError as error:
+            raise SettingsError(f"store: {error}") from error
+        self._store = path
+
+    @property
+    def store_max_runs(self) -> int:
+        return self._store_max_runs
+
+    @store_max_runs.setter
+    def store_max_runs(self, value: int) -> None:
+        self._store_max_runs = _count("store_max_runs", value)
+
+    @property
+    def store_max_bytes(self) -> int:
+        return self._store_max_bytes
+
+    @store_max_bytes.setter
+    def store_max_bytes(self, value: int) -> None:
+        self._store_max_bytes = _count("store_max_bytes", value)
+
     def __repr__(self) -> str:
         return (
             f"Settings(view={self.view!r}, token_colors={self.token_colors!r}, "
             f"echo={self.echo}, monitor={self.monitor}, "
             f"monitor_interval_s={self.monitor_interval_s}, "
-            f"monitor_max_samples={self.monitor_max_samples})"
+            f"monitor_max_samples={self.monitor_max_samples}, store={self.store!r})"
         )
 
 
@@ -126,6 +171,40 @@ def _view_from_environment() -> str:
             stacklevel=2,
         )
         return "auto"
+    return value
+
+
+_STORE_OFF = ("", "0", "off", "false", "no", "none")
+_STORE_DEFAULT = ("1", "on", "true", "yes", "default")
+
+
+def _store_from_environment() -> pathlib.Path | None:
+    value = os.environ.get("RUDDER_STORE", "").strip()
+    if value.lower() in _STORE_OFF:
+        return None
+    if value.lower() in _STORE_DEFAULT:
+        return _store_path(True)
+    return _store_path(value)
+
+
+def _store_path(value: object) -> pathlib.Path | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        from rudder.store._store import default_path
+
+        return default_path()
+    if isinstance(value, str | os.PathLike) and str(value).strip():
+        return pathlib.Path(value).expanduser().absolute()
+    raise SettingsError(
+        f"store must be a path to a SQLite file, True (the per-user store) or None (off), "
+        f"got {value!r}"
+    )
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f"{name} must be an int >= 1, got {value!r}")
     return value
 
 

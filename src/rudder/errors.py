@@ -17,8 +17,10 @@ raises on purpose::
      ├── SettingsError            a model or sampling setting out of range
      ├── ExportError              what was given cannot be exported (not a Model or a run,
      │                            a run not started or no longer held)
-     └── ExportPathError          the export cannot be written there (no such folder, a
-                                  folder in its place, no permission, a full disk)
+     ├── ExportPathError          the export cannot be written there (no such folder, a
+     │                            folder in its place, no permission, a full disk)
+     └── StoreError               a run store cannot be opened or read (not a store, too new,
+                                  no such run)
 
 Errors say what was wrong and how to fix it. Raising never leaves a value half-changed:
 grammar nodes and Models are immutable, so a failed ``a + b`` or ``lm + x`` leaves its
@@ -40,6 +42,7 @@ __all__ = [
     "RudderError",
     "SettingsError",
     "StatefulInGrammarError",
+    "StoreError",
 ]
 
 
@@ -113,3 +116,8 @@ class ExportError(RudderError, ValueError):
 class ExportPathError(RudderError, OSError):
     """An export cannot be written where it was asked: the message names the file and why
     (``errno`` as the system gave it, when it did)."""
+
+
+class StoreError(RudderError, OSError):
+    """A run store (``rudder.settings.store``, ``rudder view``) cannot be opened or read: the
+    file is not a store, was made by a newer rudder, or holds no such run."""

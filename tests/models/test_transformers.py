@@ -584,3 +584,12 @@ def test_healing_a_one_token_prompt(lm: Model) -> None:
     assert len(lm.engine.tokenizer.encode("Hello", False)) == 1
     out = lm + "Hello" + gen("rest", max_tokens=3)
     assert str(out) == "Hello" + out["rest"]
+
+
+def test_a_generation_records_the_model_it_ran_on(lm: Model, llama_path: Path) -> None:
+    out = lm + "Hi " + gen(max_tokens=2)
+    assert out.trace is not None
+    assert out.trace.model == lm.engine.model_name == str(llama_path)
+    text = out.trace.parent
+    assert text is not None
+    assert text.model is None

@@ -69,11 +69,13 @@ def test_errors_module_lists_every_error() -> None:
         "RudderError",
         "SettingsError",
         "StatefulInGrammarError",
+        "StoreError",
     ]
 
 
 def test_import_pulls_in_nothing_heavy() -> None:
     heavy = ["torch", "transformers", "IPython", "llama_cpp", "numpy", "jinja2", "anywidget"]
+    heavy += ["sqlite3", "opentelemetry"]  # the store and rudder.otel load them when used
     code = f"import sys, rudder\nprint(','.join(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -15,7 +15,7 @@ VITEST = WEB / "node_modules" / "vitest" / "vitest.mjs"
 STATIC = ROOT / "src" / "rudder" / "visual" / "static"
 
 
-@pytest.mark.parametrize("mode", ["client", "widget"])
+@pytest.mark.parametrize("mode", ["client", "widget", "viewer"])
 def test_committed_build_is_current(mode: str, tmp_path: Path) -> None:
     result = run_node(VITE, "build", "--mode", mode, "--logLevel", "warn", "--outDir", tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -50,6 +50,11 @@ class Engine(abc.ABC):
             self.forward_tokens += processed
         return logits, processed
 
+    @property
+    def model_name(self) -> str:
+        """What the model is called (its hub id or folder for Transformers), for telemetry."""
+        return type(self).__name__.removesuffix("Engine").lower() or "engine"
+
     @abc.abstractmethod
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         """Run the model; return the logits and how many tokens had to be processed."""

@@ -127,7 +127,9 @@ class Model:
         new.generation = generation
         return new
 
-    def _new_node(self, kind: NodeKind, value: str, added: tuple[Entry, ...]) -> TraceNode:
+    def _new_node(
+        self, kind: NodeKind, value: str, added: tuple[Entry, ...], model: str | None = None
+    ) -> TraceNode:
         node = TraceNode(
             self._node,
             NodeInput(kind, value),
@@ -135,6 +137,7 @@ class Model:
             run_id=active_run().id,
             echo=self.echo and settings.echo,
             hidden=hiding.get(),
+            model=model,
         )
         if events.listeners and node.echo:
             events.emit("node_added", node)
@@ -208,7 +211,9 @@ class Model:
                 and _drop_tail_bytes(self._entries, size) is not None
             )
 
-        node = self._new_node(NodeKind.GRAMMAR, _describe(grammar), ())
+        node = self._new_node(
+            NodeKind.GRAMMAR, _describe(grammar), (), model=self._engine.model_name
+        )
         run = active_run()
         run.activate()
         run.generating()

@@ -96,6 +96,10 @@ class TransformersEngine(Engine):
         self._last_logits: npt.NDArray[np.float32] | None = None
         self._cache_argument = cache_argument(model)
 
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.model, "name_or_path", "") or "transformers")
+
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         import torch
         from transformers import DynamicCache

@@ -64,6 +64,7 @@ class TraceNode:
         "hidden",
         "id",
         "input",
+        "model",
         "parent",
         "run_id",
         "usage",
@@ -82,8 +83,11 @@ class TraceNode:
         usage: Usage | None = None,
         node_id: int | None = None,
         created_at: float | None = None,
+        model: str | None = None,
     ) -> None:
         self.id = next(_node_ids) if node_id is None else node_id
+        #: The model a generation ran on (its engine's ``model_name``; None for other steps).
+        self.model = model
         self.parent = parent
         self.input = node_input
         self.entries = entries

@@ -53,6 +53,8 @@ class Run:
         self._token: contextvars.Token[Run | None] | None = None
         #: Whether a monitor samples while this run generates (not for the default run).
         self.monitored = True
+        #: Whether this is the process's default run (it starts when first used, never ends).
+        self.default = False
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -194,6 +196,7 @@ def default_run() -> Run:
             if _default is None:
                 made = Run("default")
                 made.monitored = False
+                made.default = True
                 made.start()
                 _default = made
     return _default

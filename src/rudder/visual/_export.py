@@ -79,6 +79,18 @@ def export_html(
     replaced whole or not at all: the page is written to a temporary file beside it, then
     renamed over it.
     """
+    target = _export_target(path)
+    return write_page(to_html(source, title=title), target)  # the page is made first
+
+
+def write_page(page: str, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a page to ``path`` whole or not at all; returns the file's absolute path."""
+    target = _export_target(path)
+    _write_whole(target, page.encode("utf-8"))
+    return target
+
+
+def _export_target(path: str | os.PathLike[str]) -> pathlib.Path:
     target = pathlib.Path(path).absolute()
     if target.is_dir():
         raise ExportPathError(
@@ -92,8 +104,6 @@ def export_html(
             f"cannot export to {target}: {folder} {what}; create the folder first "
             "(os.makedirs) or name a file in a folder that exists",
         )
-    page = to_html(source, title=title).encode("utf-8")  # before touching the disk
-    _write_whole(target, page)
     return target
 
 

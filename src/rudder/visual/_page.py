@@ -21,15 +21,20 @@ if TYPE_CHECKING:
     from rudder.visual._protocol import ServerMessage
 
 
-@functools.cache
 def client_script() -> str:
     """The built client; ``npm run build --prefix web`` makes it."""
-    path = resources.files("rudder.visual") / "static" / "client.js"
+    return static_script("client.js")
+
+
+@functools.cache
+def static_script(name: str) -> str:
+    """A built script of ``rudder/visual/static``, ready to inline in a script element."""
+    path = resources.files("rudder.visual") / "static" / name
     try:
         script = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise FileNotFoundError(
-            "rudder's client (rudder/visual/static/client.js) is missing from this install; "
+            f"rudder's client (rudder/visual/static/{name}) is missing from this install; "
             "build it with `npm ci --prefix web && npm run build --prefix web`"
         ) from None
     # A script element ends at the first "</script" whatever JavaScript thinks of it.
