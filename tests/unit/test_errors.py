@@ -41,7 +41,7 @@ def test_hierarchy() -> None:
         (lambda: gen(name=""), "name must be a non-empty str"),
         (lambda: gen(stop=["a", 1]), "stop must be a str or a list of str"),  # type: ignore[list-item]
         (lambda: substring("abc", chunk="line"), "chunk must be 'word' or 'character'"),  # type: ignore[arg-type]
-        (lambda: special_token(""), "needs the token's text"),
+        (lambda: special_token(""), "exact text of one special token"),
         (lambda: rudder.sequence("a", min_length=-1), "min_length must be an int >= 0"),
         (lambda: rudder.sequence("a", 3, 2), "0 <= min <= max"),
         (lambda: rudder.exactly_n_repeats("a", 1.5), "n_repeats must be an int"),  # type: ignore[arg-type]

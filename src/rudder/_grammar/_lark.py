@@ -92,10 +92,6 @@ def lark_regex(pattern: str) -> str:
     return "/" + "".join(out) + "/"
 
 
-def special_token_syntax(text: str) -> str:
-    return text if text.startswith("<") and text.endswith(">") else f"<{text}>"
-
-
 def iter_nodes(root: GrammarNode) -> Iterator[GrammarNode]:
     """Every node reachable from ``root``, each once, following rule references."""
     seen: set[int] = set()
@@ -168,7 +164,7 @@ class _Writer:
         if composite is not None:
             return composite
         if isinstance(node, SpecialToken):
-            return special_token_syntax(node.text)
+            return node.text  # checked by special_token(): one <...> token
         if isinstance(node, RuleRef):
             return self.rule_name(node.target)
         if isinstance(node, (Rule, Json, Lark)):

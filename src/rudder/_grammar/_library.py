@@ -6,6 +6,7 @@ model. Patterns, schemas and Lark text are checked by llguidance as they are bui
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Literal as TypingLiteral
 
@@ -240,12 +241,22 @@ def substring(
 def special_token(text: str) -> GrammarNode:
     """One special token of the model's tokenizer, e.g. ``special_token("<|im_start|>")``.
 
-    This is the one way to emit a special token: text that merely looks like one (from the
-    program or the model) stays text.
+    This is the one way a grammar emits a special token: text that merely looks like one
+    (fixed text, options, regexes, JSON constants, program or model text) stays text.
+    ``text`` must be the exact text of one special token of the tokenizer, written
+    ``<...>``; the model checks it against its tokenizer when the grammar runs.
     """
-    if not isinstance(text, str) or not text.strip():
-        raise GrammarError("special_token() needs the token's text, e.g. '<|im_start|>'")
+    if not isinstance(text, str) or _SPECIAL_TOKEN_TEXT.fullmatch(text) is None:
+        raise GrammarError(
+            f"special_token() takes the exact text of one special token, such as "
+            f"'<|im_start|>' (one '<...>' without spaces); got {text!r}. Text that is not "
+            "one special token is ordinary text: append it as text instead"
+        )
     return SpecialToken(text)
+
+
+#: What llguidance's grammars can name as one special token (``<[...]>`` names ids instead).
+_SPECIAL_TOKEN_TEXT = re.compile(r"<(?!\[)[^<>\s]+>")
 
 
 def string(value: str) -> GrammarNode:

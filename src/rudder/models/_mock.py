@@ -14,8 +14,6 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import llguidance
-
 from rudder._chat import ChatTemplate
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling
@@ -46,7 +44,7 @@ class MockTokenizer(EngineTokenizer):
 
     def __init__(self, merges: Iterable[str] = DEFAULT_MERGES) -> None:
         pieces: list[bytes] = [bytes([i]) for i in range(256)]
-        pieces += [b"\xff" + s.encode() for s in SPECIAL_TOKENS]  # llguidance's special mark
+        pieces += [s.encode() for s in SPECIAL_TOKENS]
         seen = set(pieces)
         for merge in merges:
             data = merge.encode()
@@ -57,9 +55,9 @@ class MockTokenizer(EngineTokenizer):
         self._ids = {piece: i for i, piece in enumerate(pieces) if i < _EOS or i > _EOS + 2}
         self._longest = max(len(p) for p in self._ids)
         self._specials = {s: _EOS + i for i, s in enumerate(SPECIAL_TOKENS)}
-        wrapper = _Wrapper(self)
         super().__init__(
-            llguidance.LLTokenizer(llguidance.TokenizerWrapper(wrapper)),
+            pieces,
+            special_ids=self._specials.values(),
             eos_token_id=_EOS,
             bos_token_id=None,
             add_bos=False,
@@ -94,20 +92,6 @@ class MockTokenizer(EngineTokenizer):
             ids.append(self._specials[marker])
             rest = rest[at + len(marker) :]
         return ids
-
-
-class _Wrapper:
-    """The object llguidance's TokenizerWrapper reads."""
-
-    def __init__(self, tokenizer: MockTokenizer) -> None:
-        self.tokens = tokenizer.pieces
-        self.eos_token_id = _EOS
-        self.bos_token_id = None
-        self.special_token_ids = [_EOS, _EOS + 1, _EOS + 2]
-        self._tokenizer = tokenizer
-
-    def __call__(self, data: bytes | str) -> list[int]:
-        return self._tokenizer.encode_bytes(data.encode() if isinstance(data, str) else data)
 
 
 class MockEngine(Engine):

@@ -199,6 +199,8 @@ class Model:
 
     def _run(self, grammar: GrammarNode) -> Self:
         compiled = compile_grammar(grammar)
+        for text in compiled.special_tokens:
+            self._engine.tokenizer.check_special_token(text)
         prompt = render_state(self._entries, self._template)
         tokens = tokenize_prompt(prompt, self._engine.tokenizer)
 
