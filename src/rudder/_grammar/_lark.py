@@ -80,15 +80,18 @@ def lark_string(text: str) -> str:
 
 def lark_regex(pattern: str) -> str:
     """A Lark ``/regex/`` token for ``pattern``: unescaped slashes and raw newlines escaped."""
+    line_breaks = {"\n": "\\n", "\r": "\\r"}
     out: list[str] = []
     chars = iter(pattern)
     for char in chars:
         if char == "\\":
-            out.append(char + next(chars, "\\"))
+            escaped = next(chars, "\\")
+            # An escaped line break (re.escape writes one) is the break: Lark needs it as \n.
+            out.append(line_breaks.get(escaped, char + escaped))
         elif char == "/":
             out.append("\\/")
         else:
-            out.append({"\n": "\\n", "\r": "\\r"}.get(char, char))
+            out.append(line_breaks.get(char, char))
     return "/" + "".join(out) + "/"
 
 

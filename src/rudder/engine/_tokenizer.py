@@ -53,11 +53,14 @@ class EngineTokenizer(abc.ABC):
         self.add_bos = add_bos
         self.special_tokens = dict(special_tokens)
         self.chat_template = chat_template
-        #: Special token text -> id: what ``special_token()`` may name.
+        self.special_ids = frozenset(special_ids)
+        #: Special token text -> id: what ``special_token()`` may name. (A byte-fallback
+        #: vocabulary's 0xFF token counts as special for llguidance, but has no text.)
         self.special_token_ids: dict[str, int] = {
-            tokens[i].decode("utf-8", errors="replace"): i for i in sorted(set(special_ids))
+            tokens[i].decode("utf-8", errors="replace"): i
+            for i in sorted(self.special_ids)
+            if tokens[i]
         }
-        self._special = frozenset(self.special_token_ids.values())
         self.encode = functools.lru_cache(maxsize=4096)(self._checked_encode)  # type: ignore[method-assign]
         self.ll: Any = llguidance.LLTokenizer(
             llguidance.TokenizerWrapper(_PlainVocabulary(self, tokens))
@@ -95,11 +98,11 @@ class EngineTokenizer(abc.ABC):
         Face matches added tokens such as ``<think>`` that are not flagged special): the
         contract holds whatever the backend does.
         """
-        if not self._special.intersection(ids):
+        if not self.special_ids.intersection(ids):
             return ids
         out: list[int] = []
         for token_id in ids:
-            if token_id in self._special:
+            if token_id in self.special_ids:
                 out += self.ll.greedy_tokenize(self.token_bytes(token_id).decode())
             else:
                 out.append(token_id)
@@ -114,7 +117,7 @@ class EngineTokenizer(abc.ABC):
         return data
 
     def is_special(self, token_id: int) -> bool:
-        return token_id in self._special
+        return token_id in self.special_ids
 
     def check_special_token(self, text: str) -> int:
         """The id of the special token whose text is exactly ``text``, else GrammarError."""
@@ -136,7 +139,7 @@ class _PlainVocabulary:
         self.tokens = list(tokens)
         self.eos_token_id = tokenizer.eos_token_id
         self.bos_token_id = tokenizer.bos_token_id
-        self.special_token_ids = sorted(tokenizer.special_token_ids.values())
+        self.special_token_ids = sorted(tokenizer.special_ids)
         self._tokenizer = tokenizer
 
     def __call__(self, text: str | bytes) -> list[int]:
