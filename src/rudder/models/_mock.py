@@ -18,6 +18,7 @@ from rudder._chat import ChatTemplate
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
+from rudder.errors import WrongTypeError
 from rudder.models._model import Model
 
 if TYPE_CHECKING:
@@ -162,13 +163,35 @@ class Mock(Model):
         seed: int | None = None,
         echo: bool = False,
     ) -> None:
-        if isinstance(byte_patterns, (bytes, str)):
-            byte_patterns = [byte_patterns]
-        patterns = [p.encode() if isinstance(p, str) else bytes(p) for p in byte_patterns]
-        engine = MockEngine(patterns, MockTokenizer(merges))
+        engine = MockEngine(_patterns(byte_patterns), MockTokenizer(_merges(merges)))
         super().__init__(
             engine,
             chat_template=chat_template,
             sampling=Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed),
             echo=echo,
         )
+
+
+def _patterns(byte_patterns: object) -> list[bytes]:
+    if isinstance(byte_patterns, (bytes, str)):
+        byte_patterns = [byte_patterns]
+    if not isinstance(byte_patterns, (list, tuple)) or not all(
+        isinstance(p, (bytes, str)) for p in byte_patterns
+    ):
+        raise WrongTypeError(
+            "Mock() takes its byte_patterns as bytes, a str or a list of them, got "
+            f'{byte_patterns!r}; e.g. models.Mock([b"Paris", "Rome"])'
+        )
+    return [p.encode() if isinstance(p, str) else bytes(p) for p in byte_patterns]
+
+
+def _merges(merges: object) -> list[str]:
+    listed = None
+    if isinstance(merges, Iterable) and not isinstance(merges, (str, bytes)):
+        listed = list(merges)
+    if listed is None or not all(isinstance(m, str) for m in listed):
+        raise WrongTypeError(
+            f"Mock(merges=...) takes a list of str (multi-byte tokens), got {merges!r}; "
+            'e.g. merges=["the", " the"]'
+        )
+    return listed

@@ -37,7 +37,12 @@ from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
 from rudder.engine._sampler import Sampling
-from rudder.errors import RoleError
+from rudder.errors import (
+    CaptureNotFoundError,
+    RoleError,
+    SettingsError,
+    WrongTypeError,
+)
 from rudder.trace import _events as events
 from rudder.trace._node import NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
@@ -154,7 +159,7 @@ class Model:
                 lm = lm._derive(lm._entries, node=lm._new_node(NodeKind.CALL, str(value), ()))
             result = value(lm)  # type: ignore[operator]
             if not isinstance(result, Model):
-                raise TypeError(
+                raise WrongTypeError(
                     f"{value} returned {type(result).__name__}, not a Model; a stateful "
                     "function must return the Model it was given (or one made from it)"
                 )
@@ -275,7 +280,7 @@ class Model:
         value = self._entries.captures().get(name)
         if value is None:
             known = ", ".join(repr(n) for n in sorted(self._entries.captures())) or "none"
-            raise KeyError(f"no capture named {name!r} (captures so far: {known})")
+            raise CaptureNotFoundError(f"no capture named {name!r} (captures so far: {known})")
         return _value(value)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -298,7 +303,7 @@ class Model:
         """
         value = self._entries.captures().get(name)
         if value is None:
-            raise KeyError(f"no capture named {name!r}")
+            raise CaptureNotFoundError(f"no capture named {name!r}")
         if isinstance(value, list):
             return [v.log_prob or 0.0 for v in value]
         return value.log_prob or 0.0
@@ -308,9 +313,12 @@ class Model:
         _check_name(name)
         if isinstance(value, str):
             return self._step(NodeKind.CAPTURE_SET, name, (Capture(name, value),))
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise WrongTypeError(
+                f"set({name!r}, ...) takes a str or a list of str, got {value!r}; "
+                f"convert it first, e.g. lm.set({name!r}, str(value))"
+            )
         values = list(value)
-        if not all(isinstance(v, str) for v in values):
-            raise TypeError(f"set({name!r}, ...) takes a str or a list of str")
         # A list tombstone starts an empty list; the values follow it.
         added = (
             Capture(name, "", is_list=True, removed=True),
@@ -353,6 +361,13 @@ class Model:
 
     def with_sampling(self, **changes: Any) -> Model:
         """A new Model with some sampling settings changed (top_p, top_k, min_p, seed)."""
+        known = [field.name for field in dataclasses.fields(self._sampling)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise SettingsError(
+                f"with_sampling() got unknown settings {', '.join(unknown)}; "
+                f"the settings are {', '.join(known)}"
+            )
         changed = dataclasses.replace(self._sampling, **changes)
         return self._derive(self._entries, node=self._node, sampling=changed)
 
@@ -388,7 +403,7 @@ def _value(value: CaptureValue) -> str | list[str]:
 
 def _check_name(name: object) -> None:
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a capture name must be a non-empty str, got {name!r}")
+        raise WrongTypeError(f"a capture name must be a non-empty str, got {name!r}")
 
 
 def _preview(text: str, limit: int = 60) -> str:
