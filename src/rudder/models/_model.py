@@ -217,6 +217,13 @@ class Model:
 
         node = self._new_node(NodeKind.GRAMMAR, _describe(grammar), ())
         run = active_run()
+
+        def count_failed(partial: Generation) -> None:
+            # The Model stays as it was, but what the model did is counted.
+            usage = Usage.of(partial)
+            node.fail(usage)
+            run.add_usage(usage)
+
         run.activate()
         run.generating()
         try:
@@ -228,6 +235,7 @@ class Model:
                 rng=self._sampling.generator(len(self._entries)),
                 can_heal=can_heal,
                 on_step=self._step_observer(node),
+                on_failure=count_failed,
             )
         except BaseException as error:
             if events.listeners and node.echo:
