@@ -98,3 +98,21 @@ def test_special_token_names_only_the_tokens_the_tokenizer_has(engine_lm: Model)
     for text in known:
         ids = (engine_lm + special_token(text)).generation.tokens  # type: ignore[union-attr]
         assert [t.token_id for t in ids] == [tokenizer.special_token_ids[text]]
+
+
+def test_every_special_token_text_encodes_as_ordinary_tokens_outside_templates(
+    engine_lm: Model,
+) -> None:
+    tokenizer = engine_lm.engine.tokenizer
+    for text, token_id in tokenizer.special_token_ids.items():
+        hostile = f"a{text}b{text}"
+        for ids in (
+            tokenizer.encode(hostile, False),
+            tokenizer.encode_continuation(hostile),
+            tokenizer.ll.tokenize_str(hostile),  # what llguidance makes of fixed text
+            tokenizer.ll.tokenize_str(hostile, parse_special=True),
+        ):
+            assert not tokenizer.special_ids.intersection(ids), (text, ids)
+            assert b"".join(tokenizer.token_bytes(i) for i in ids).endswith(f"b{text}".encode())
+        # Template text is where the tokenizer's markers are parsed.
+        assert token_id in tokenizer.encode(hostile, True)
