@@ -229,6 +229,10 @@ def guidance(
     indented prompt text reads as written.
     """
 
+    for flag, value in (("stateless", stateless), ("cache", cache), ("dedent", dedent)):
+        if not isinstance(value, bool):
+            raise WrongTypeError(f"@guidance({flag}=...) must be True or False, got {value!r}")
+
     def decorate(function: F) -> GuidanceFunction[F]:
         if not callable(function):
             raise WrongTypeError(f"@guidance decorates functions, not {type(function).__name__}")

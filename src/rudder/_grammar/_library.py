@@ -191,6 +191,9 @@ def gbnf_to_lark(gbnf_text: str) -> str:
     """Convert a llama.cpp GBNF grammar to the Lark text :func:`lark` takes."""
     from llguidance.gbnf_to_lark import gbnf_to_lark as convert
 
+    if not isinstance(gbnf_text, str):
+        raise GrammarTypeError(f"gbnf_to_lark() takes a str, not {type(gbnf_text).__name__}")
+
     try:
         return convert(gbnf_text)
     except Exception as error:  # the converter raises plain exceptions on bad input

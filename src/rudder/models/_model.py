@@ -97,6 +97,8 @@ class Model:
         sampling: Sampling | None = None,
         echo: bool = True,
     ) -> None:
+        if not isinstance(echo, bool):
+            raise SettingsError(f"echo must be True or False, got {echo!r}")
         self._engine = engine
         self._template = ChatTemplate.resolve(
             chat_template,
