@@ -173,6 +173,8 @@ def test_json_schema_with_nan_is_refused_clearly() -> None:
         (lambda: rudder.gbnf_to_lark(5), GrammarTypeError, TypeError, "takes a str, not int"),
         (lambda: rudder.guidance(stateless="x"), WrongTypeError, TypeError, "stateless=...."),
         (lambda: models.Mock(echo="y"), SettingsError, ValueError, "echo must be True or False"),
+        # Before any weight is read: the path does not exist, and that is not what is said.
+        (lambda: models.Transformers("/no/model", echo=1), SettingsError, ValueError, "echo must"),
         (lambda: load_trace("{}"), TraceError, ValueError, "not a trace written by dump_trace"),
         (lambda: load_trace('{"nodes": []}'), TraceError, ValueError, "no nodes"),
     ],

@@ -97,8 +97,7 @@ class Model:
         sampling: Sampling | None = None,
         echo: bool = True,
     ) -> None:
-        if not isinstance(echo, bool):
-            raise SettingsError(f"echo must be True or False, got {echo!r}")
+        check_echo(echo)
         self._engine = engine
         self._template = ChatTemplate.resolve(
             chat_template,
@@ -409,6 +408,12 @@ M = TypeVar("M", bound=Model)
 
 def _value(value: CaptureValue) -> str | list[str]:
     return [v.value for v in value] if isinstance(value, list) else value.value
+
+
+def check_echo(echo: object) -> None:
+    """``echo`` is a bool (checked by models before their engine is built)."""
+    if not isinstance(echo, bool):
+        raise SettingsError(f"echo must be True or False, got {echo!r}")
 
 
 def _check_name(name: object) -> None:

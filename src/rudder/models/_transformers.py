@@ -20,7 +20,7 @@ from rudder.engine._loop import common_prefix
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ModelLoadError
-from rudder.models._model import Model
+from rudder.models._model import Model, check_echo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -288,6 +288,7 @@ class Transformers(Model):
         **kwargs: Any,
     ) -> None:
         sampling = Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed)
+        check_echo(echo)  # before any weight is read
         if model is None:
             model = str(builtin_model_path())
             print(f"rudder: no model given; using the built-in model ({model})", file=sys.stderr)
