@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from rudder._dedent import dedented
 from rudder._grammar._nodes import EMPTY, Deferred, GrammarNode, Rule, RuleRef, as_node
-from rudder.errors import GrammarError, StatefulInGrammarError
+from rudder.errors import GrammarError, StatefulInGrammarError, WrongTypeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -229,9 +229,13 @@ def guidance(
     indented prompt text reads as written.
     """
 
+    for flag, value in (("stateless", stateless), ("cache", cache), ("dedent", dedent)):
+        if not isinstance(value, bool):
+            raise WrongTypeError(f"@guidance({flag}=...) must be True or False, got {value!r}")
+
     def decorate(function: F) -> GuidanceFunction[F]:
         if not callable(function):
-            raise TypeError(f"@guidance decorates functions, not {type(function).__name__}")
+            raise WrongTypeError(f"@guidance decorates functions, not {type(function).__name__}")
         return GuidanceFunction(function, stateless=stateless, cache=cache, dedent=dedent)
 
     return decorate if f is None else decorate(f)

@@ -68,6 +68,58 @@ def build_tokenizer(vocab_size: int = 512) -> Any:
     return train_tokenizer(list(_CORPUS) * 20, vocab_size)
 
 
+#: The special tokens of the SentencePiece-style tokenizer, as Llama 2 and Mistral have them.
+SENTENCEPIECE_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>")
+#: An added token that is not flagged special, as reasoning models have (Qwen3's ``<think>``).
+ADDED_TOKEN = "<think>"
+
+
+def build_sentencepiece_tokenizer(vocab_size: int = 512) -> Any:
+    """A Llama-2-style fast tokenizer trained on the built-in corpus.
+
+    BPE over ``▁``-joined words with byte fallback (``<0x00>`` ... ``<0xFF>``), a prefix
+    space at the start of a text, ``<s>`` added at the start of every encoding and ``</s>``
+    to end a generation; plus :data:`ADDED_TOKEN`, added but not special. No chat template:
+    rudder uses its plain one.
+    """
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+    specials = list(SENTENCEPIECE_SPECIAL_TOKENS)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False
+    )
+    backend.train_from_iterator(list(_CORPUS) * 20, trainer)
+    # Byte fallback: the 256 byte tokens follow the special tokens, as in Llama 2.
+    config = json.loads(backend.to_str())
+    trained = sorted(config["model"]["vocab"].items(), key=lambda item: item[1])
+    pieces = specials + [f"<0x{b:02X}>" for b in range(256)]
+    pieces += [piece for piece, _ in trained if piece not in specials]
+    config["model"]["vocab"] = {piece: i for i, piece in enumerate(pieces)}
+    config["model"]["byte_fallback"] = True
+    backend = Tokenizer.from_str(json.dumps(config))
+    backend.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+    tokenizer.add_tokens([ADDED_TOKEN])
+    return tokenizer
+
+
 def build_tiny_model(
     directory: str | os.PathLike[str],
     architecture: str = "llama",
@@ -75,15 +127,27 @@ def build_tiny_model(
     hidden_size: int = 64,
     layers: int = 2,
     seed: int = 0,
+    tokenizer_kind: str = "byte-level",
 ) -> Path:
-    """Save a tiny model and its tokenizer under ``directory`` (reused if already there)."""
+    """Save a tiny model and its tokenizer under ``directory`` (reused if already there).
+
+    ``tokenizer_kind`` is ``"byte-level"`` (:func:`build_tokenizer`, ChatML) or
+    ``"sentencepiece"`` (:func:`build_sentencepiece_tokenizer`, no chat template).
+    """
     import torch
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
 
     path = Path(directory)
     if (path / "config.json").exists() and (path / "tokenizer.json").exists():
         return path
-    tokenizer = build_tokenizer()
+    if tokenizer_kind == "byte-level":
+        tokenizer = build_tokenizer()
+    elif tokenizer_kind == "sentencepiece":
+        tokenizer = build_sentencepiece_tokenizer()
+    else:
+        raise ValueError(
+            f"tokenizer_kind must be 'byte-level' or 'sentencepiece', got {tokenizer_kind!r}"
+        )
     vocab = len(tokenizer)
     special = {
         "bos_token_id": tokenizer.bos_token_id,

@@ -4,15 +4,23 @@ One hierarchy, so that ``except rudder.errors.RudderError`` catches anything rud
 raises on purpose::
 
     RudderError
-     ├── GrammarError             a grammar cannot be built (bad regex, schema, Lark, names)
-     │    ├── CaptureNameError    a name used both as a list capture and a single capture
-     │    └── StatefulInGrammarError
-     │                            a stateful @guidance function used where a grammar is needed
+     ├── GrammarError             a grammar cannot be built (bad regex, schema, Lark, names,
+     │    │                       a special token the model's tokenizer does not have)
+     │    ├── CaptureNameError    an empty capture name, or one used both as a list capture
+     │    │                       and a single capture
+     │    ├── StatefulInGrammarError
+     │    │                       a stateful @guidance function used where a grammar is needed
+     │    └── GrammarTypeError    a grammar function given a value of the wrong type
+     │                            (also a WrongTypeError)
+     ├── WrongTypeError           a value of the wrong type (also a TypeError)
      ├── MatchError               text does not match a grammar
      │                            (``grammar.match(text, raise_exceptions=True)``)
      ├── RoleError                a role or block used wrongly (unknown role, nested roles)
      │    └── ChatTemplateError   a chat template cannot render the conversation
      ├── GenerationError          a generation cannot go on (no token allowed, engine failure)
+     ├── CaptureNotFoundError     no capture of that name (also a KeyError: ``lm["x"]``)
+     ├── RunError                 a run used wrongly (entered twice)
+     ├── TraceError               a dumped trace cannot be read
      ├── ModelLoadError           a model or tokenizer cannot be loaded
      ├── SettingsError            a model or sampling setting out of range
      ├── ExportError              what was given cannot be exported (not a Model or a run,
@@ -22,6 +30,8 @@ raises on purpose::
      └── StoreError               a run store cannot be opened or read (not a store, too new,
                                   no such run)
 
+Each also derives from the built-in exception Python code would expect (ValueError,
+TypeError, KeyError, RuntimeError, OSError), so ``except TypeError`` keeps working.
 Errors say what was wrong and how to fix it. Raising never leaves a value half-changed:
 grammar nodes and Models are immutable, so a failed ``a + b`` or ``lm + x`` leaves its
 operands as they were.
@@ -31,18 +41,23 @@ from __future__ import annotations
 
 __all__ = [
     "CaptureNameError",
+    "CaptureNotFoundError",
     "ChatTemplateError",
     "ExportError",
     "ExportPathError",
     "GenerationError",
     "GrammarError",
+    "GrammarTypeError",
     "MatchError",
     "ModelLoadError",
     "RoleError",
     "RudderError",
+    "RunError",
     "SettingsError",
     "StatefulInGrammarError",
     "StoreError",
+    "TraceError",
+    "WrongTypeError",
 ]
 
 
@@ -55,11 +70,19 @@ class GrammarError(RudderError, ValueError):
 
 
 class CaptureNameError(GrammarError):
-    """One capture name is used both with ``list_append=True`` and without it."""
+    """A capture name is empty, or used both with ``list_append=True`` and without it."""
 
 
 class StatefulInGrammarError(GrammarError):
     """A stateful ``@guidance`` function was used where only a grammar can go."""
+
+
+class WrongTypeError(RudderError, TypeError):
+    """A value of the wrong type was given: the message names the type rudder takes."""
+
+
+class GrammarTypeError(GrammarError, WrongTypeError):
+    """A grammar function was given a value of the wrong type (``gen(stop=5)``)."""
 
 
 class MatchError(RudderError, ValueError):
@@ -99,6 +122,22 @@ class ChatTemplateError(RoleError):
 
 class GenerationError(RudderError, RuntimeError):
     """A generation cannot go on: the grammar allows no token, or the engine failed."""
+
+
+class CaptureNotFoundError(RudderError, KeyError):
+    """A Model has no capture of the name asked for: the message lists the ones it has."""
+
+    def __str__(self) -> str:
+        # KeyError shows its argument's repr; the message reads better as it is.
+        return str(self.args[0]) if self.args else ""
+
+
+class RunError(RudderError, RuntimeError):
+    """A run was used wrongly: a ``rudder.run()`` entered a second time."""
+
+
+class TraceError(RudderError, ValueError):
+    """A dumped trace cannot be read: it is not JSON from ``dump_trace``, or not one path."""
 
 
 class ModelLoadError(RudderError, OSError):

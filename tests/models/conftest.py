@@ -73,3 +73,13 @@ def hf_tokenizer(llama_path: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(llama_path))
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama with a Llama-2-style tokenizer: ``<s>``, ``</s>``, byte fallback."""
+    import torch
+
+    torch.set_num_threads(1)
+    directory = tmp_path_factory.mktemp("sentencepiece")
+    return build_tiny_model(directory, "llama", tokenizer_kind="sentencepiece")

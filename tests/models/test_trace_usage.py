@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import rudder
 from rudder import gen, models, select
 from rudder._chat import render_state
@@ -123,3 +125,23 @@ def test_usage_of_a_program_sums_its_generations(lm: Model) -> None:
     assert total.output_tokens == len(tokens)
     assert total.forced_tokens == sum(1 for t in tokens if t.prob is None)
     assert total.time_to_first_token_s == nodes[0].usage.time_to_first_token_s  # type: ignore[union-attr]
+
+
+def test_a_generation_that_fills_the_context_counts_what_it_made(llama_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf_model = AutoModelForCausalLM.from_pretrained(str(llama_path))
+    hf_model.config.max_position_embeddings = 24  # the engine's context length
+    lm = models.Transformers(hf_model, tokenizer=AutoTokenizer.from_pretrained(str(llama_path)))
+    lm += "Count: "
+    prompt = len(prompt_ids(lm))
+    full = pytest.raises(rudder.errors.GenerationError, match=r"context is full \(24 tokens\)")
+    with full, rudder.run("full") as run:
+        lm + gen("x", regex="[a-z ]{200}")
+    usage = run.usage
+    assert usage.generations == 1
+    assert usage.prompt_tokens == prompt
+    # Every position up to the limit was filled, with tokens the model ran for.
+    assert usage.output_tokens == 24 - prompt + usage.healed_tokens
+    assert usage.forward_passes == lm.engine.forward_calls > 0
+    assert lm.usage == Usage()

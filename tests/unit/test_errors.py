@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import rudder
-from rudder import gen, lark, regex, select, special_token, substring, token_limit, with_temperature
-from rudder.errors import GrammarError, MatchError, RudderError
+from rudder import (
+    gen,
+    lark,
+    models,
+    regex,
+    select,
+    special_token,
+    substring,
+    token_limit,
+    with_temperature,
+)
+from rudder.errors import (
+    CaptureNotFoundError,
+    GrammarError,
+    GrammarTypeError,
+    MatchError,
+    RudderError,
+    RunError,
+    SettingsError,
+    TraceError,
+    WrongTypeError,
+)
+from rudder.trace import load_trace
 
 
 def test_hierarchy() -> None:
@@ -41,7 +64,7 @@ def test_hierarchy() -> None:
         (lambda: gen(name=""), "name must be a non-empty str"),
         (lambda: gen(stop=["a", 1]), "stop must be a str or a list of str"),  # type: ignore[list-item]
         (lambda: substring("abc", chunk="line"), "chunk must be 'word' or 'character'"),  # type: ignore[arg-type]
-        (lambda: special_token(""), "needs the token's text"),
+        (lambda: special_token(""), "exact text of one special token"),
         (lambda: rudder.sequence("a", min_length=-1), "min_length must be an int >= 0"),
         (lambda: rudder.sequence("a", 3, 2), "0 <= min <= max"),
         (lambda: rudder.exactly_n_repeats("a", 1.5), "n_repeats must be an int"),  # type: ignore[arg-type]
@@ -115,3 +138,76 @@ def test_match_result_is_a_read_only_mapping() -> None:
 def test_json_schema_with_nan_is_refused_clearly() -> None:
     with pytest.raises(GrammarError, match="cannot be written as JSON"):
         rudder.json(schema={"type": "integer", "minimum": float("nan")})
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "builtin", "message"),
+    [
+        (lambda: gen(stop=5), GrammarTypeError, TypeError, r"stop must be a str or a list"),
+        (lambda: gen(stop_regex=[b"x"]), GrammarTypeError, TypeError, "stop_regex must be a str"),
+        (lambda: rudder.json(separators=5), GrammarTypeError, TypeError, "separators must be a"),
+        (lambda: rudder.json(separators=(",",)), GrammarTypeError, TypeError, "pair of str"),
+        (lambda: rudder.json(lenient="yes"), GrammarTypeError, TypeError, "lenient must be True"),
+        (lambda: gen(list_append="x"), GrammarTypeError, TypeError, "list_append must be True"),
+        (lambda: select(["a"], "n", list_append=1), GrammarTypeError, TypeError, "list_append"),
+        (lambda: gen(name=5), GrammarTypeError, TypeError, "name must be a non-empty str"),
+        (lambda: gen(max_tokens="3"), GrammarTypeError, TypeError, "max_tokens must be"),
+        (lambda: gen(temperature=float("nan")), GrammarError, ValueError, "finite.*got nan"),
+        (lambda: gen(temperature=float("inf")), GrammarError, ValueError, "finite.*got inf"),
+        (lambda: gen(temperature=-0.5), GrammarError, ValueError, "must be >= 0"),
+        (lambda: with_temperature("a", float("nan")), GrammarError, ValueError, "finite"),
+        (lambda: lark("start: "), GrammarError, ValueError, "matches only the empty text"),
+        (lambda: lark('start: ""'), GrammarError, ValueError, "matches only the empty text"),
+        (lambda: lark("start: a\na: "), GrammarError, ValueError, "matches only the empty"),
+        (lambda: lark(""), GrammarError, ValueError, "Empty grammar"),
+        (lambda: lark('foo: "a"'), GrammarError, ValueError, "no start rule"),
+        (lambda: special_token(5), GrammarTypeError, TypeError, "exact text of one special"),
+        (lambda: models.Mock(5), WrongTypeError, TypeError, r"Mock\(\) takes its byte_patterns"),
+        (lambda: models.Mock(["a", 5]), WrongTypeError, TypeError, "byte_patterns"),
+        (lambda: models.Mock(merges=5), WrongTypeError, TypeError, "merges=.*list of str"),
+        (lambda: rudder.run(5), WrongTypeError, TypeError, r"rudder.run\('5'\)"),
+        (lambda: rudder.guidance(5), WrongTypeError, TypeError, "decorates functions"),
+        (lambda: regex("a").match(5), WrongTypeError, TypeError, "str or bytes"),
+        (lambda: models.Mock() + None, GrammarTypeError, TypeError, "cannot use a NoneType"),
+        (lambda: select([b"x"]), GrammarTypeError, TypeError, "cannot use a bytes in select"),
+        (lambda: rudder.gbnf_to_lark(5), GrammarTypeError, TypeError, "takes a str, not int"),
+        (lambda: rudder.guidance(stateless="x"), WrongTypeError, TypeError, "stateless=...."),
+        (lambda: models.Mock(echo="y"), SettingsError, ValueError, "echo must be True or False"),
+        # Before any weight is read: the path does not exist, and that is not what is said.
+        (lambda: models.Transformers("/no/model", echo=1), SettingsError, ValueError, "echo must"),
+        (lambda: load_trace("{}"), TraceError, ValueError, "not a trace written by dump_trace"),
+        (lambda: load_trace('{"nodes": []}'), TraceError, ValueError, "no nodes"),
+    ],
+)
+def test_bad_values_get_rudder_errors_that_are_also_the_builtin_kind(
+    build: Callable[[], object], error: type[RudderError], builtin: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message) as raised:
+        build()
+    assert isinstance(raised.value, builtin)
+
+
+def test_wrong_model_calls_leave_the_model_unchanged() -> None:
+    lm = models.Mock().set("kept", "yes")
+    entries, node = lm.entries, lm.trace
+    with pytest.raises(WrongTypeError, match=r"set\('a', \.\.\.\) takes a str or a list of str"):
+        lm.set("a", 5)  # type: ignore[arg-type]
+    with pytest.raises(WrongTypeError, match="capture name must be a non-empty str"):
+        lm.set(5, "a")  # type: ignore[arg-type]
+    with pytest.raises(SettingsError, match="unknown settings top_q; the settings are top_p"):
+        lm.with_sampling(top_q=0.5)
+    with pytest.raises(CaptureNotFoundError) as missing:
+        lm["nope"]
+    assert isinstance(missing.value, KeyError)
+    assert str(missing.value) == "no capture named 'nope' (captures so far: 'kept')"
+    assert lm.entries == entries
+    assert lm.trace is node
+
+
+def test_a_run_entered_twice_is_a_run_error() -> None:
+    run = rudder.run("twice")
+    with run:
+        pass
+    with pytest.raises(RunError, match=r"already entered; make a new rudder\.run") as raised:
+        run.__enter__()
+    assert isinstance(raised.value, RuntimeError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import rudder
@@ -231,3 +233,10 @@ def test_one_grammar_used_as_a_rule_and_as_a_terminal() -> None:
     grammar = shared + " " + with_temperature(shared, 0.5)
     assert grammar.match("ab cd") is not None
     assert grammar.match("ab 12") is None
+
+
+def test_a_regex_with_escaped_line_breaks_matches_them() -> None:
+    # re.escape writes a backslash before a line break; Lark needs it as \n.
+    pattern = re.escape("a\nb\r<|im_end|>")
+    assert regex(pattern).match("a\nb\r<|im_end|>") is not None
+    assert regex(pattern).match("anb\r<|im_end|>") is None

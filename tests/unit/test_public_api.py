@@ -58,18 +58,23 @@ def test_public_names_are_pinned_and_sorted() -> None:
 def test_errors_module_lists_every_error() -> None:
     assert sorted(rudder.errors.__all__) == [
         "CaptureNameError",
+        "CaptureNotFoundError",
         "ChatTemplateError",
         "ExportError",
         "ExportPathError",
         "GenerationError",
         "GrammarError",
+        "GrammarTypeError",
         "MatchError",
         "ModelLoadError",
         "RoleError",
         "RudderError",
+        "RunError",
         "SettingsError",
         "StatefulInGrammarError",
         "StoreError",
+        "TraceError",
+        "WrongTypeError",
     ]
 
 

@@ -11,7 +11,7 @@ import json as _json
 import re
 from typing import Any, cast
 
-from rudder.errors import GrammarError
+from rudder.errors import GrammarError, GrammarTypeError
 
 # Compact output by default, as guidance writes it: {"a":1,"b":[1,2]}.
 _DEFAULT_OPTIONS: dict[str, Any] = {
@@ -76,7 +76,7 @@ def schema_text(
     if isinstance(given, dict):
         options.update(given)
     if separators is not None:
-        item, key = separators
+        item, key = _separator_pair(separators)
         options["item_separator"] = re.escape(item)
         options["key_separator"] = re.escape(key)
     if whitespace_flexible:
@@ -94,3 +94,16 @@ def schema_text(
         return _json.dumps(as_dict, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise GrammarError(f"the schema cannot be written as JSON: {error}") from None
+
+
+def _separator_pair(separators: object) -> tuple[str, str]:
+    if (
+        not isinstance(separators, (tuple, list))
+        or len(separators) != 2
+        or not all(isinstance(s, str) for s in separators)
+    ):
+        raise GrammarTypeError(
+            f"separators must be a pair of str (between items, between a key and its value), "
+            f'got {separators!r}; e.g. separators=(", ", ": ")'
+        )
+    return separators[0], separators[1]

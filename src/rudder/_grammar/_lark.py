@@ -80,20 +80,19 @@ def lark_string(text: str) -> str:
 
 def lark_regex(pattern: str) -> str:
     """A Lark ``/regex/`` token for ``pattern``: unescaped slashes and raw newlines escaped."""
+    line_breaks = {"\n": "\\n", "\r": "\\r"}
     out: list[str] = []
     chars = iter(pattern)
     for char in chars:
         if char == "\\":
-            out.append(char + next(chars, "\\"))
+            escaped = next(chars, "\\")
+            # An escaped line break (re.escape writes one) is the break: Lark needs it as \n.
+            out.append(line_breaks.get(escaped, char + escaped))
         elif char == "/":
             out.append("\\/")
         else:
-            out.append({"\n": "\\n", "\r": "\\r"}.get(char, char))
+            out.append(line_breaks.get(char, char))
     return "/" + "".join(out) + "/"
-
-
-def special_token_syntax(text: str) -> str:
-    return text if text.startswith("<") and text.endswith(">") else f"<{text}>"
 
 
 def iter_nodes(root: GrammarNode) -> Iterator[GrammarNode]:
@@ -168,7 +167,7 @@ class _Writer:
         if composite is not None:
             return composite
         if isinstance(node, SpecialToken):
-            return special_token_syntax(node.text)
+            return node.text  # checked by special_token(): one <...> token
         if isinstance(node, RuleRef):
             return self.rule_name(node.target)
         if isinstance(node, (Rule, Json, Lark)):

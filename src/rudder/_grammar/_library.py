@@ -6,11 +6,14 @@ model. Patterns, schemas and Lark text are checked by llguidance as they are bui
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Literal as TypingLiteral
 
 from rudder._grammar import _validate
 from rudder._grammar._json_schema import schema_text
+from rudder._grammar._match import matches_only_empty_text
 from rudder._grammar._nodes import (
     ANY_TEXT,
     NON_EMPTY_TEXT,
@@ -26,7 +29,7 @@ from rudder._grammar._nodes import (
     Substring,
     as_node,
 )
-from rudder.errors import GrammarError
+from rudder.errors import CaptureNameError, GrammarError, GrammarTypeError
 
 
 def gen(
@@ -66,7 +69,7 @@ def gen(
         else:
             stop_capture = _checked_name(save_stop_text, "save_stop_text")
     if suffix is not None and not isinstance(suffix, str):
-        raise GrammarError(f"suffix must be a str, not {type(suffix).__name__}")
+        raise GrammarTypeError(f"suffix must be a str, not {type(suffix).__name__}")
     body = Regex(regex if regex is not None else ANY_TEXT)
     if regex is None and stops is None and suffix is None:
         # Text ended by the model's end-of-sequence token (the empty stop), so a gen()
@@ -93,7 +96,7 @@ def select(
     """Exactly one of ``options`` (strings, numbers or grammars)."""
     _check_name(name, list_append)
     if isinstance(options, (str, bytes)) or not isinstance(options, Sequence):
-        raise GrammarError(
+        raise GrammarTypeError(
             f"select() takes a list of options, not a {type(options).__name__}; "
             'write select(["yes", "no"])'
         )
@@ -133,6 +136,12 @@ def json(
     _check_name(name, list_append)
     _check_max_tokens(max_tokens)
     _check_temperature(temperature)
+    _check_flag(whitespace_flexible, "whitespace_flexible")
+    _check_flag(lenient, "lenient")
+    if whitespace_pattern is not None and not isinstance(whitespace_pattern, str):
+        raise GrammarTypeError(
+            f"whitespace_pattern must be a str regex, not {type(whitespace_pattern).__name__}"
+        )
     text = schema_text(
         schema,
         separators=separators,
@@ -160,12 +169,19 @@ def lark(
 ) -> GrammarNode:
     """A grammar written in Lark (llguidance's dialect: ``%json``, ``<special>`` tokens ...)."""
     if not isinstance(grammar_text, str):
-        raise GrammarError(f"lark() takes the grammar as a str, not {type(grammar_text).__name__}")
+        raise GrammarTypeError(
+            f"lark() takes the grammar as a str, not {type(grammar_text).__name__}"
+        )
     _check_name(name, False)
     _check_max_tokens(max_tokens)
     _check_temperature(temperature)
     _validate.check_lark(grammar_text)
     node: GrammarNode = Lark(grammar_text)
+    if matches_only_empty_text(node):
+        raise GrammarError(
+            f"the Lark grammar {grammar_text[:80]!r} matches only the empty text (a rule "
+            'with no body?); give start the text it should match, e.g. start: "yes" | "no"'
+        )
     if name is None and temperature is None and max_tokens is None:
         return node
     return Rule(node, name="lark", capture=name, temperature=temperature, max_tokens=max_tokens)
@@ -174,6 +190,9 @@ def lark(
 def gbnf_to_lark(gbnf_text: str) -> str:
     """Convert a llama.cpp GBNF grammar to the Lark text :func:`lark` takes."""
     from llguidance.gbnf_to_lark import gbnf_to_lark as convert
+
+    if not isinstance(gbnf_text, str):
+        raise GrammarTypeError(f"gbnf_to_lark() takes a str, not {type(gbnf_text).__name__}")
 
     try:
         return convert(gbnf_text)
@@ -230,7 +249,7 @@ def substring(
 ) -> GrammarNode:
     """Any contiguous part of ``target_string``, cut at word or character boundaries."""
     if not isinstance(target_string, str):
-        raise GrammarError(f"substring() takes a str, not {type(target_string).__name__}")
+        raise GrammarTypeError(f"substring() takes a str, not {type(target_string).__name__}")
     if chunk not in ("word", "character"):
         raise GrammarError(f"chunk must be 'word' or 'character', not {chunk!r}")
     _check_name(name, False)
@@ -240,18 +259,29 @@ def substring(
 def special_token(text: str) -> GrammarNode:
     """One special token of the model's tokenizer, e.g. ``special_token("<|im_start|>")``.
 
-    This is the one way to emit a special token: text that merely looks like one (from the
-    program or the model) stays text.
+    This is the one way a grammar emits a special token: text that merely looks like one
+    (fixed text, options, regexes, JSON constants, program or model text) stays text.
+    ``text`` must be the exact text of one special token of the tokenizer, written
+    ``<...>``; the model checks it against its tokenizer when the grammar runs.
     """
-    if not isinstance(text, str) or not text.strip():
-        raise GrammarError("special_token() needs the token's text, e.g. '<|im_start|>'")
+    if not isinstance(text, str) or _SPECIAL_TOKEN_TEXT.fullmatch(text) is None:
+        error = GrammarError if isinstance(text, str) else GrammarTypeError
+        raise error(
+            f"special_token() takes the exact text of one special token, such as "
+            f"'<|im_start|>' (one '<...>' without spaces); got {text!r}. Text that is not "
+            "one special token is ordinary text: append it as text instead"
+        )
     return SpecialToken(text)
+
+
+#: What llguidance's grammars can name as one special token (``<[...]>`` names ids instead).
+_SPECIAL_TOKEN_TEXT = re.compile(r"<(?!\[)[^<>\s]+>")
 
 
 def string(value: str) -> GrammarNode:
     """Exactly the text ``value``."""
     if not isinstance(value, str):
-        raise GrammarError(f"string() takes a str, not {type(value).__name__}")
+        raise GrammarTypeError(f"string() takes a str, not {type(value).__name__}")
     return Literal(value)
 
 
@@ -294,14 +324,17 @@ def _stop_node(
 def _as_list(value: str | Sequence[str] | None, what: str) -> list[str]:
     if value is None:
         return []
-    items = [value] if isinstance(value, str) else list(value)
-    for item in items:
-        if not isinstance(item, str):
-            raise GrammarError(f"{what} must be a str or a list of str, got {item!r}")
-    return items
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise GrammarTypeError(
+            f'{what} must be a str or a list of str, got {value!r}; e.g. {what}=[".", "\\n"]'
+        )
+    return list(value)
 
 
 def _check_name(name: str | None, list_append: bool) -> None:
+    _check_flag(list_append, "list_append")
     if name is not None:
         _checked_name(name, "name")
     elif list_append:
@@ -309,16 +342,24 @@ def _check_name(name: str | None, list_append: bool) -> None:
 
 
 def _checked_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise GrammarError(f"{what} must be a non-empty str, got {name!r}")
+    if not isinstance(name, str):
+        raise GrammarTypeError(f"{what} must be a non-empty str, got {name!r}")
+    if not name:
+        raise CaptureNameError(f"{what} must be a non-empty str, got {name!r}")
     return name
+
+
+def _check_flag(value: object, what: str) -> None:
+    if not isinstance(value, bool):
+        raise GrammarTypeError(f"{what} must be True or False, got {value!r}")
 
 
 def _check_max_tokens(max_tokens: int | None) -> None:
     if max_tokens is None:
         return
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise GrammarError(
+        error = GrammarError if isinstance(max_tokens, int) else GrammarTypeError
+        raise error(
             f"max_tokens must be a positive int, got {max_tokens!r}; "
             "leave it out (None) for no limit"
         )
@@ -328,11 +369,14 @@ def _check_temperature(temperature: float | None) -> None:
     if temperature is None:
         return
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise GrammarError(f"temperature must be a number, got {temperature!r}")
-    if temperature < 0:
-        raise GrammarError(f"temperature must be >= 0, got {temperature}")
+        raise GrammarTypeError(f"temperature must be a number, got {temperature!r}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise GrammarError(
+            f"temperature must be >= 0 and finite (0 picks the likeliest token), got {temperature}"
+        )
 
 
 def _check_count(value: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise GrammarError(f"{what} must be an int >= 0, got {value!r}")
+        error = GrammarError if isinstance(value, int) else GrammarTypeError
+        raise error(f"{what} must be an int >= 0, got {value!r}")

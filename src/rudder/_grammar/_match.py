@@ -16,7 +16,7 @@ import llguidance
 from rudder._grammar._captures import Report, settle
 from rudder._grammar._lark import CompiledGrammar, compile_grammar
 from rudder._grammar._nodes import GrammarNode
-from rudder.errors import GrammarError, MatchError
+from rudder.errors import GrammarError, MatchError, WrongTypeError
 
 _END_OF_TEXT = 256
 
@@ -104,11 +104,25 @@ def new_matcher(compiled: CompiledGrammar) -> tuple[_ByteTokenizer, llguidance.L
     return wrapper, matcher
 
 
+def matches_only_empty_text(node: GrammarNode) -> bool:
+    """Whether the empty text is the only text ``node`` matches (``lark("start: ")``).
+
+    A grammar that names special tokens cannot be checked without the model's vocabulary;
+    it counts as matching more.
+    """
+    compiled = compile_grammar(node)
+    wrapper, tokenizer = _byte_tokenizer(compiled.special_tokens)
+    matcher = llguidance.LLMatcher(tokenizer, compiled.llguidance, log_level=0)
+    if matcher.is_error():
+        return False
+    return bool(matcher.is_accepting()) and not _allowed_bytes(wrapper, matcher)
+
+
 def match(
     node: GrammarNode, text: str | bytes, *, allow_partial: bool, raise_exceptions: bool
 ) -> Match | None:
     if not isinstance(text, (str, bytes)):
-        raise TypeError(f"match() takes str or bytes, not {type(text).__name__}")
+        raise WrongTypeError(f"match() takes str or bytes, not {type(text).__name__}")
     data = text.encode() if isinstance(text, str) else text
     compiled = compile_grammar(node)
     wrapper, matcher = new_matcher(compiled)

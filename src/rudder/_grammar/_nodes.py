@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from typing import Literal as TypingLiteral
 
 from rudder._grammar import _placeholders
-from rudder.errors import CaptureNameError, GrammarError, StatefulInGrammarError
+from rudder.errors import CaptureNameError, GrammarError, GrammarTypeError, StatefulInGrammarError
 
 if TYPE_CHECKING:
     from rudder._grammar._match import Match
@@ -274,7 +274,7 @@ def as_node(value: object, *, where: str = "a grammar") -> GrammarNode:
             "add it to a Model instead (lm += ...), or decorate it with "
             "@guidance(stateless=True) if it only builds a grammar"
         )
-    raise GrammarError(
+    raise GrammarTypeError(
         f"cannot use a {type(value).__name__} in {where}; use a str, a number or a grammar "
         "such as gen(), select() or regex()"
     )

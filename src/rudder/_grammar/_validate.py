@@ -10,7 +10,7 @@ import functools
 
 import llguidance
 
-from rudder.errors import GrammarError
+from rudder.errors import GrammarError, GrammarTypeError
 
 
 @functools.lru_cache(maxsize=2048)
@@ -27,7 +27,7 @@ def _problem(kind: str, text: str) -> str:
 
 def check_regex(pattern: str, *, what: str = "regex") -> None:
     if not isinstance(pattern, str):
-        raise GrammarError(f"{what} must be a str pattern, not {type(pattern).__name__}")
+        raise GrammarTypeError(f"{what} must be a str pattern, not {type(pattern).__name__}")
     problem = _problem("regex", pattern)
     if problem:
         raise GrammarError(

@@ -71,14 +71,25 @@ def generate(
     rng: Any,
     can_heal: Callable[[int], bool],
     on_step: StepCallback | None = None,
+    on_failure: Callable[[Generation], None] | None = None,
 ) -> Generation:
     """Run ``grammar`` after ``prompt`` on ``engine``.
 
     ``can_heal(n)`` says whether the last ``n`` bytes of the prompt belong to text the
     grammar may re-make (program or model text, not a chat template's markers).
     ``on_step`` is called after every change to the output (see :data:`StepCallback`).
+    When the generation fails or is interrupted (Ctrl-C), ``on_failure`` gets what it
+    produced and cost up to then, before the exception goes on.
     """
-    return _Run(engine, grammar, sampling, rng, on_step).run(list(prompt), can_heal)
+    run = _Run(engine, grammar, sampling, rng, on_step)
+    started = time.perf_counter()
+    try:
+        return run.run(list(prompt), can_heal)
+    except BaseException:
+        if on_failure is not None:
+            run.result.total_seconds = time.perf_counter() - started
+            on_failure(run.result)
+        raise
 
 
 class _Run:
@@ -101,6 +112,15 @@ class _Run:
         self.kept_prompt = 0
         self.captures: list[tuple[str, bytes, int]] = []
         self.healed_bytes = 0
+        #: What the generation produced so far (what a failure reports).
+        self.result = Generation(
+            tokens=self.out,
+            captures=[],
+            prompt_tokens=0,
+            healed_tokens=0,
+            healed_bytes=0,
+            stop_reason="",
+        )
 
     def _interpreter(self) -> Any:
         try:
@@ -116,16 +136,13 @@ class _Run:
 
     def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
         started = time.perf_counter()
+        result = self.result
+        result.prompt_tokens = len(prompt)
         interpreter, healed, healed_bytes = self._start(prompt, can_heal)
         self.healed_bytes = healed_bytes
-        result = Generation(
-            tokens=self.out,
-            captures=[],
-            prompt_tokens=self.kept_prompt + healed,
-            healed_tokens=healed,
-            healed_bytes=healed_bytes,
-            stop_reason="",
-        )
+        result.prompt_tokens = self.kept_prompt + healed
+        result.healed_tokens = healed
+        result.healed_bytes = healed_bytes
         if self.on_step is not None and (self.out or healed_bytes):
             self.on_step(self.out, healed_bytes, 0, len(self.out))
         eos = self.tokenizer.eos_token_id

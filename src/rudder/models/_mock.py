@@ -14,12 +14,11 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import llguidance
-
 from rudder._chat import ChatTemplate
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
+from rudder.errors import WrongTypeError
 from rudder.models._model import Model
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ class MockTokenizer(EngineTokenizer):
 
     def __init__(self, merges: Iterable[str] = DEFAULT_MERGES) -> None:
         pieces: list[bytes] = [bytes([i]) for i in range(256)]
-        pieces += [b"\xff" + s.encode() for s in SPECIAL_TOKENS]  # llguidance's special mark
+        pieces += [s.encode() for s in SPECIAL_TOKENS]
         seen = set(pieces)
         for merge in merges:
             data = merge.encode()
@@ -57,9 +56,9 @@ class MockTokenizer(EngineTokenizer):
         self._ids = {piece: i for i, piece in enumerate(pieces) if i < _EOS or i > _EOS + 2}
         self._longest = max(len(p) for p in self._ids)
         self._specials = {s: _EOS + i for i, s in enumerate(SPECIAL_TOKENS)}
-        wrapper = _Wrapper(self)
         super().__init__(
-            llguidance.LLTokenizer(llguidance.TokenizerWrapper(wrapper)),
+            pieces,
+            special_ids=self._specials.values(),
             eos_token_id=_EOS,
             bos_token_id=None,
             add_bos=False,
@@ -94,20 +93,6 @@ class MockTokenizer(EngineTokenizer):
             ids.append(self._specials[marker])
             rest = rest[at + len(marker) :]
         return ids
-
-
-class _Wrapper:
-    """The object llguidance's TokenizerWrapper reads."""
-
-    def __init__(self, tokenizer: MockTokenizer) -> None:
-        self.tokens = tokenizer.pieces
-        self.eos_token_id = _EOS
-        self.bos_token_id = None
-        self.special_token_ids = [_EOS, _EOS + 1, _EOS + 2]
-        self._tokenizer = tokenizer
-
-    def __call__(self, data: bytes | str) -> list[int]:
-        return self._tokenizer.encode_bytes(data.encode() if isinstance(data, str) else data)
 
 
 class MockEngine(Engine):
@@ -178,13 +163,35 @@ class Mock(Model):
         seed: int | None = None,
         echo: bool = False,
     ) -> None:
-        if isinstance(byte_patterns, (bytes, str)):
-            byte_patterns = [byte_patterns]
-        patterns = [p.encode() if isinstance(p, str) else bytes(p) for p in byte_patterns]
-        engine = MockEngine(patterns, MockTokenizer(merges))
+        engine = MockEngine(_patterns(byte_patterns), MockTokenizer(_merges(merges)))
         super().__init__(
             engine,
             chat_template=chat_template,
             sampling=Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed),
             echo=echo,
         )
+
+
+def _patterns(byte_patterns: object) -> list[bytes]:
+    if isinstance(byte_patterns, (bytes, str)):
+        byte_patterns = [byte_patterns]
+    if not isinstance(byte_patterns, (list, tuple)) or not all(
+        isinstance(p, (bytes, str)) for p in byte_patterns
+    ):
+        raise WrongTypeError(
+            "Mock() takes its byte_patterns as bytes, a str or a list of them, got "
+            f'{byte_patterns!r}; e.g. models.Mock([b"Paris", "Rome"])'
+        )
+    return [p.encode() if isinstance(p, str) else bytes(p) for p in byte_patterns]
+
+
+def _merges(merges: object) -> list[str]:
+    listed = None
+    if isinstance(merges, Iterable) and not isinstance(merges, (str, bytes)):
+        listed = list(merges)
+    if listed is None or not all(isinstance(m, str) for m in listed):
+        raise WrongTypeError(
+            f"Mock(merges=...) takes a list of str (multi-byte tokens), got {merges!r}; "
+            'e.g. merges=["the", " the"]'
+        )
+    return listed

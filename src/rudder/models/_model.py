@@ -37,7 +37,12 @@ from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
 from rudder.engine._sampler import Sampling
-from rudder.errors import RoleError
+from rudder.errors import (
+    CaptureNotFoundError,
+    RoleError,
+    SettingsError,
+    WrongTypeError,
+)
 from rudder.trace import _events as events
 from rudder.trace._node import NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
@@ -92,6 +97,7 @@ class Model:
         sampling: Sampling | None = None,
         echo: bool = True,
     ) -> None:
+        check_echo(echo)
         self._engine = engine
         self._template = ChatTemplate.resolve(
             chat_template,
@@ -157,7 +163,7 @@ class Model:
                 lm = lm._derive(lm._entries, node=lm._new_node(NodeKind.CALL, str(value), ()))
             result = value(lm)  # type: ignore[operator]
             if not isinstance(result, Model):
-                raise TypeError(
+                raise WrongTypeError(
                     f"{value} returned {type(result).__name__}, not a Model; a stateful "
                     "function must return the Model it was given (or one made from it)"
                 )
@@ -202,6 +208,8 @@ class Model:
 
     def _run(self, grammar: GrammarNode) -> Self:
         compiled = compile_grammar(grammar)
+        for text in compiled.special_tokens:
+            self._engine.tokenizer.check_special_token(text)
         prompt = render_state(self._entries, self._template)
         tokens = tokenize_prompt(prompt, self._engine.tokenizer)
 
@@ -215,6 +223,13 @@ class Model:
             NodeKind.GRAMMAR, _describe(grammar), (), model=self._engine.model_name
         )
         run = active_run()
+
+        def count_failed(partial: Generation) -> None:
+            # The Model stays as it was, but what the model did is counted.
+            usage = Usage.of(partial)
+            node.fail(usage)
+            run.add_usage(usage)
+
         run.activate()
         run.generating()
         try:
@@ -226,6 +241,7 @@ class Model:
                 rng=self._sampling.generator(len(self._entries)),
                 can_heal=can_heal,
                 on_step=self._step_observer(node),
+                on_failure=count_failed,
             )
         except BaseException as error:
             if events.listeners and node.echo:
@@ -278,7 +294,7 @@ class Model:
         value = self._entries.captures().get(name)
         if value is None:
             known = ", ".join(repr(n) for n in sorted(self._entries.captures())) or "none"
-            raise KeyError(f"no capture named {name!r} (captures so far: {known})")
+            raise CaptureNotFoundError(f"no capture named {name!r} (captures so far: {known})")
         return _value(value)
 
     def get(self, name: str, default: Any = None) -> Any:
@@ -301,7 +317,7 @@ class Model:
         """
         value = self._entries.captures().get(name)
         if value is None:
-            raise KeyError(f"no capture named {name!r}")
+            raise CaptureNotFoundError(f"no capture named {name!r}")
         if isinstance(value, list):
             return [v.log_prob or 0.0 for v in value]
         return value.log_prob or 0.0
@@ -311,9 +327,12 @@ class Model:
         _check_name(name)
         if isinstance(value, str):
             return self._step(NodeKind.CAPTURE_SET, name, (Capture(name, value),))
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise WrongTypeError(
+                f"set({name!r}, ...) takes a str or a list of str, got {value!r}; "
+                f"convert it first, e.g. lm.set({name!r}, str(value))"
+            )
         values = list(value)
-        if not all(isinstance(v, str) for v in values):
-            raise TypeError(f"set({name!r}, ...) takes a str or a list of str")
         # A list tombstone starts an empty list; the values follow it.
         added = (
             Capture(name, "", is_list=True, removed=True),
@@ -356,6 +375,13 @@ class Model:
 
     def with_sampling(self, **changes: Any) -> Model:
         """A new Model with some sampling settings changed (top_p, top_k, min_p, seed)."""
+        known = [field.name for field in dataclasses.fields(self._sampling)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise SettingsError(
+                f"with_sampling() got unknown settings {', '.join(unknown)}; "
+                f"the settings are {', '.join(known)}"
+            )
         changed = dataclasses.replace(self._sampling, **changes)
         return self._derive(self._entries, node=self._node, sampling=changed)
 
@@ -389,9 +415,15 @@ def _value(value: CaptureValue) -> str | list[str]:
     return [v.value for v in value] if isinstance(value, list) else value.value
 
 
+def check_echo(echo: object) -> None:
+    """``echo`` is a bool (checked by models before their engine is built)."""
+    if not isinstance(echo, bool):
+        raise SettingsError(f"echo must be True or False, got {echo!r}")
+
+
 def _check_name(name: object) -> None:
     if not isinstance(name, str) or not name:
-        raise TypeError(f"a capture name must be a non-empty str, got {name!r}")
+        raise WrongTypeError(f"a capture name must be a non-empty str, got {name!r}")
 
 
 def _preview(text: str, limit: int = 60) -> str:

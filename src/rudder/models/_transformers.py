@@ -19,7 +19,7 @@ from rudder.engine._loop import common_prefix
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ModelLoadError
-from rudder.models._model import Model
+from rudder.models._model import Model, check_echo
 from rudder.models._transformers_loading import (
     checked_device,
     checked_dtype,
@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 
 class HuggingFaceTokenizer(EngineTokenizer):
-    """A fast Hugging Face tokenizer, with a second copy that never parses special tokens."""
+    """A fast Hugging Face tokenizer, with copies that never parse special tokens.
+
+    Three copies of the backend: one parses special tokens (template text); one has
+    ``encode_special_tokens`` set (program and model text); the third is that one without
+    the prefix space SentencePiece tokenizers add at the start of a text, for the text
+    llguidance tokenizes in the middle of a sequence (as llguidance's own bridge does).
+    """
 
     def __init__(self, hf_tokenizer: Any) -> None:
         import llguidance.hf
@@ -48,11 +54,17 @@ class HuggingFaceTokenizer(EngineTokenizer):
         serialized = hf_tokenizer.backend_tokenizer.to_str()
         self._with_special = Tokenizer.from_str(serialized)
         self._plain = Tokenizer.from_str(serialized)
-        for backend in (self._with_special, self._plain):
+        self._continuation = Tokenizer.from_str(without_prefix_space(serialized))
+        for backend in (self._with_special, self._plain, self._continuation):
             backend.no_padding()
             backend.no_truncation()
-        # Program and model text: special-token text is split into ordinary tokens.
+        # Plain text: special-token text is split into ordinary tokens.
         self._plain.encode_special_tokens = True
+        self._continuation.encode_special_tokens = True
+        # llguidance's bridge knows how each kind of vocabulary spells bytes, and which
+        # added tokens are special; its own tokenize function is not used (it parses them).
+        vocabulary = llguidance.hf.from_tokenizer(hf_tokenizer)
+        ids = range(vocabulary.vocab_size)
         bos = hf_tokenizer.bos_token_id
         probe = hf_tokenizer("a").input_ids
         special = {
@@ -66,7 +78,8 @@ class HuggingFaceTokenizer(EngineTokenizer):
         if isinstance(template, dict):  # named templates: use the default one
             template = template.get("default")
         super().__init__(
-            llguidance.hf.from_tokenizer(hf_tokenizer),
+            [vocabulary.decode_bytes([i]) for i in ids],
+            special_ids=[i for i in ids if vocabulary.is_special_token(i)],
             eos_token_id=hf_tokenizer.eos_token_id,
             bos_token_id=bos,
             add_bos=bos is not None and bool(probe) and probe[0] == bos,
@@ -78,6 +91,42 @@ class HuggingFaceTokenizer(EngineTokenizer):
         backend = self._with_special if special else self._plain
         ids: list[int] = backend.encode(text, add_special_tokens=False).ids
         return ids
+
+    def _encode_continuation(self, text: str) -> list[int]:
+        ids: list[int] = self._continuation.encode(text, add_special_tokens=False).ids
+        return ids
+
+
+def without_prefix_space(serialized: str) -> str:
+    """A tokenizer's JSON without the space SentencePiece adds at the start of a text: no
+    ``Prepend`` normalizer, ``Metaspace`` pre-tokenizers that never prepend."""
+    import json
+
+    config = json.loads(serialized)
+    config["normalizer"] = _without_prepend(config.get("normalizer"))
+    _never_prepend(config.get("pre_tokenizer"))
+    return json.dumps(config)
+
+
+def _without_prepend(normalizer: Any) -> Any:
+    if not isinstance(normalizer, dict):
+        return normalizer
+    if normalizer.get("type") == "Prepend":
+        return None
+    if normalizer.get("type") == "Sequence":
+        kept = [n for n in map(_without_prepend, normalizer.get("normalizers", [])) if n]
+        return {**normalizer, "normalizers": kept} if kept else None
+    return normalizer
+
+
+def _never_prepend(pre_tokenizer: Any) -> None:
+    if not isinstance(pre_tokenizer, dict):
+        return
+    if pre_tokenizer.get("type") == "Metaspace":
+        pre_tokenizer["prepend_scheme"] = "never"
+        pre_tokenizer.pop("add_prefix_space", None)
+    for child in pre_tokenizer.get("pretokenizers", []):
+        _never_prepend(child)
 
 
 class TransformersEngine(Engine):
@@ -193,6 +242,7 @@ class Transformers(Model):
     ) -> None:
         sampling = Sampling(top_p=top_p, top_k=top_k, min_p=min_p, seed=seed)
         device, dtype = checked_device(device), checked_dtype(dtype)
+        check_echo(echo)  # before any weight is read
         if model is None:
             model = str(builtin_model_path())
             print(f"rudder: no model given; using the built-in model ({model})", file=sys.stderr)

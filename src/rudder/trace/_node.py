@@ -137,6 +137,11 @@ class TraceNode:
         self.usage = usage
         self._total = None
 
+    def fail(self, usage: Usage) -> None:
+        """Record what a failed or interrupted generation cost (it added no entries)."""
+        self.usage = usage
+        self._total = None
+
     def __repr__(self) -> str:
         value = self.input.value
         shown = value if len(value) <= 40 else value[:37] + "..."

@@ -25,6 +25,7 @@ from rudder._state import (
     Token,
     TokenKind,
 )
+from rudder.errors import TraceError
 from rudder.trace._monitor import SystemSample
 from rudder.trace._node import NodeInput, NodeKind, TraceNode
 from rudder.trace._run import Run, RunStatus
@@ -416,13 +417,18 @@ def dump_trace(node: TraceNode) -> str:
 def load_trace(text: str | bytes) -> TraceNode:
     """Read a trace written by :func:`dump_trace`; returns its last node (its parents
     are the earlier ones)."""
-    record = TraceRecord.model_validate_json(text)
+    try:
+        record = TraceRecord.model_validate_json(text)
+    except ValueError as error:  # pydantic's ValidationError
+        raise TraceError(
+            f"this is not a trace written by dump_trace: {_first_line(error)}"
+        ) from None
     if not record.nodes:
-        raise ValueError("the trace has no nodes")
+        raise TraceError("the trace has no nodes: dump_trace writes at least one")
     last: TraceNode | None = None
     for item in record.nodes:
         if (last.id if last is not None else None) != item.parent_id:
-            raise ValueError(
+            raise TraceError(
                 f"trace node {item.id} names parent {item.parent_id}, but the node before "
                 f"it is {last.id if last is not None else None}: the trace is not one path"
             )
@@ -440,3 +446,8 @@ def load_trace(text: str | bytes) -> TraceNode:
         )
     assert last is not None
     return last
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).splitlines()
+    return " ".join(lines[:3]) if lines else type(error).__name__

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from rudder._settings import settings
+from rudder.errors import RunError, WrongTypeError
 from rudder.trace import _events as events
 from rudder.trace._monitor import SystemMonitor, SystemSample
 from rudder.trace._usage import Usage
@@ -38,7 +39,9 @@ class Run:
 
     def __init__(self, name: str | None = None, *, run_id: str | None = None) -> None:
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"a run's name must be a str, got {name!r}")
+            raise WrongTypeError(
+                f"a run's name must be a str, got {name!r}; e.g. rudder.run({str(name)!r})"
+            )
         self.id = run_id if run_id is not None else uuid.uuid4().hex
         self.name = name or "run"
         self.started_at: float | None = None
@@ -60,7 +63,7 @@ class Run:
 
     def __enter__(self) -> Run:
         if self.started_at is not None:
-            raise RuntimeError(f"run {self.name!r} was already entered; make a new rudder.run()")
+            raise RunError(f"run {self.name!r} was already entered; make a new rudder.run()")
         self.start()
         self._token = current_run.set(self)
         self.activate()

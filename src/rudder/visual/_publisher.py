@@ -161,19 +161,19 @@ class Publisher(TraceListener):
         if batch is not None:
             self._flush(node, batch)
         run_id = node.run_id
-        if error is not None:
-            self.bus.publish(run_id, Status, state="error", node_id=node.id, message=error)
-            return
-        if not node.hidden:
+        if error is None and not node.hidden:
             for entry in node.entries:
                 if isinstance(entry, Capture):
                     record = capture_record(entry)
                     self.bus.publish(run_id, CaptureSet, node_id=node.id, capture=record)
-        if node.usage is not None:
+        if node.usage is not None:  # a failed generation's too: what it did is counted
             usage = usage_record(node.usage)
             size = text_size(node.entries) if node.hidden else None
             self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage, hidden_chars=size)
-        self.bus.publish(run_id, Status, state="idle", node_id=node.id)
+        if error is not None:
+            self.bus.publish(run_id, Status, state="error", node_id=node.id, message=error)
+        else:
+            self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
 def _node_fields(node: TraceNode, started: bool, show_echo_off: bool) -> dict[str, Any]:
