@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from rudder._chat import ChatTemplate, render_state
+from rudder._chat import ChatTemplate, messages_of, render_state
 from rudder._decorator import StatefulCall
 from rudder._grammar._lark import compile_grammar
 from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
@@ -36,6 +37,8 @@ from rudder._state import (
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
+from rudder.engine._remote import Message, RemoteEngine, RemoteRequest, json_schema_of
+from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import RoleError
 from rudder.trace import _events as events
@@ -73,7 +76,7 @@ class Model:
         "generation",
     )
 
-    _engine: Engine
+    _engine: Engine | RemoteEngine
     _template: ChatTemplate
     _sampling: Sampling
     _entries: Entries
@@ -86,7 +89,7 @@ class Model:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | RemoteEngine,
         *,
         chat_template: str | ChatTemplate | None = None,
         sampling: Sampling | None = None,
@@ -198,30 +201,17 @@ class Model:
         return lm._derive(lm._entries, node=lm._node, blocks=target)
 
     def _run(self, grammar: GrammarNode) -> Self:
-        compiled = compile_grammar(grammar)
-        prompt = render_state(self._entries, self._template)
-        tokens = tokenize_prompt(prompt, self._engine.tokenizer)
-
-        def can_heal(size: int) -> bool:
-            return (
-                size <= tokens.content_tail_bytes
-                and _drop_tail_bytes(self._entries, size) is not None
-            )
-
+        start = (
+            self._remote_generation(grammar)
+            if isinstance(self._engine, RemoteEngine)
+            else self._local_generation(grammar)
+        )
         node = self._new_node(NodeKind.GRAMMAR, _describe(grammar), ())
         run = active_run()
         run.activate()
         run.generating()
         try:
-            generation = generate(
-                self._engine,
-                compiled,
-                tokens.ids,
-                sampling=self._sampling,
-                rng=self._sampling.generator(len(self._entries)),
-                can_heal=can_heal,
-                on_step=self._step_observer(node),
-            )
+            generation = start(self._step_observer(node))
         except BaseException as error:
             if events.listeners and node.echo:
                 events.emit("node_finished", node, describe_error(error))
@@ -240,6 +230,75 @@ class Model:
         if events.listeners and node.echo:
             events.emit("node_finished", node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
+
+    def _local_generation(
+        self, grammar: GrammarNode
+    ) -> Callable[[StepCallback | None], Generation]:
+        """The decode loop over this Model's prompt, ready to start."""
+        assert isinstance(self._engine, Engine)
+        engine = self._engine
+        compiled = compile_grammar(grammar)
+        tokens = tokenize_prompt(render_state(self._entries, self._template), engine.tokenizer)
+
+        def can_heal(size: int) -> bool:
+            return (
+                size <= tokens.content_tail_bytes
+                and _drop_tail_bytes(self._entries, size) is not None
+            )
+
+        def start(on_step: StepCallback | None) -> Generation:
+            return generate(
+                engine,
+                compiled,
+                tokens.ids,
+                sampling=self._sampling,
+                rng=self._sampling.generator(len(self._entries)),
+                can_heal=can_heal,
+                on_step=on_step,
+            )
+
+        return start
+
+    def _remote_generation(
+        self, grammar: GrammarNode
+    ) -> Callable[[StepCallback | None], Generation]:
+        """A request to the server, ready to send; a grammar the server cannot enforce is
+        refused here, before anything is sent or traced."""
+        assert isinstance(self._engine, RemoteEngine)
+        engine = self._engine
+        engine.check(grammar)
+        request = self._remote_request(grammar)
+        return functools.partial(run_remote, engine, request)
+
+    def _remote_request(self, grammar: GrammarNode) -> RemoteRequest:
+        """The request a remote engine gets: token ids rendered here, or the messages."""
+        assert isinstance(self._engine, RemoteEngine)
+        common: dict[str, Any] = {
+            "grammar": compile_grammar(grammar),
+            "json_schema": json_schema_of(grammar),
+            "max_tokens": self._engine.max_tokens,
+        }
+        if not self._engine.chat:
+            rendered = render_state(self._entries, self._template)
+            tokenizer = self._engine.tokenizer
+            ids = tokenize_prompt(rendered, tokenizer).ids
+            if not ids:  # as the local loop does: start from start-of-text, else end-of-text
+                ids = [
+                    tokenizer.bos_token_id
+                    if tokenizer.bos_token_id is not None
+                    else tokenizer.eos_token_id
+                ]
+            return RemoteRequest(prompt_ids=tuple(ids), **common)
+        pairs, open_last = messages_of(self._entries)
+        continues = open_last and pairs[-1][0] == "assistant"
+        if open_last and not continues:
+            raise RoleError(
+                f"a server that applies the chat template continues only an open assistant "
+                f"message, not an open {pairs[-1][0]!r} one; generate inside "
+                "with assistant(): ..."
+            )
+        messages = tuple(Message(role, content) for role, content in pairs)
+        return RemoteRequest(messages=messages, continue_final_message=continues, **common)
 
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
         """What the decode loop calls after each step: views and ``lm.stream()``."""
@@ -338,7 +397,7 @@ class Model:
         return self._node.total_usage() if self._node is not None else Usage()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine | RemoteEngine:
         return self._engine
 
     @property
