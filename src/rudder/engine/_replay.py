@@ -65,6 +65,7 @@ class _Replay(Output):
         self.owed = b""  # bytes the interpreter fixed that the server has not sent yet
         self.stopped = False
         self.interpreter: Any = None
+        self.last_arrival = 0.0  # when the previous server token arrived
         self.result = Generation(
             tokens=self.out,
             captures=[],
@@ -90,6 +91,7 @@ class _Replay(Output):
             result.forward_calls += 1
             mask_started = time.perf_counter()
             self._feed(item.token_id, item.bytes, item)
+            self.last_arrival = item.arrived_s
             result.mask_seconds += time.perf_counter() - mask_started
         if end is None:
             raise GenerationError(f"{self.server} closed the stream without finishing it")
@@ -215,7 +217,7 @@ class _Replay(Output):
             self.tokenizer.token_bytes(token_id),
             TokenKind.GENERATED,
             prob=prob,
-            latency=0.0 if sent is None else sent.arrived_s,
+            latency=0.0 if sent is None else max(sent.arrived_s - self.last_arrival, 0.0),
             top=top,
             top_allowed=tuple(c for c in top if c.allowed),
             special=self.tokenizer.is_special(token_id),

@@ -42,6 +42,7 @@ class ServerClient:
         timeout_s: float,
         max_retries: int,
         max_connections: int,
+        transport: Any = None,
     ) -> None:
         httpx = _httpx()
         self.base_url = base_url.rstrip("/")
@@ -51,6 +52,7 @@ class ServerClient:
         self._client = httpx.Client(
             base_url=self.base_url,
             headers=headers,
+            transport=transport,
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
