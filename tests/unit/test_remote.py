@@ -234,6 +234,20 @@ def test_vllm_gets_structured_outputs_and_never_the_old_guided_fields() -> None:
     assert body["model"] == "m"
 
 
+def test_servers_get_one_lark_text_with_nested_grammars_inline() -> None:
+    # A lark() inside a larger grammar is a second llguidance grammar (@g1) locally; a
+    # server's "grammar" field takes one Lark text, so it is written inline.
+    node = "Say " + lark('start: "Hello" | "}" name\nname: /[a-z]{2,5}/')
+    assert "@g1" in compile_grammar(node).llguidance
+    out = MockServer([b"Say Hello"]) + node
+    request = out.engine.requests[-1]  # type: ignore[union-attr]
+    assert "@g1" not in request.lark
+    assert '%lark {\nstart: "Hello" | "}" name' in request.lark
+    body = request_body(ServerKind.VLLM, "m", request)
+    assert body["structured_outputs"]["grammar"] == LLGUIDANCE_PREFIX + request.lark
+    assert str(out) == "Say Hello"
+
+
 def test_sglang_gets_ebnf_and_llama_cpp_gets_grammar_both_with_the_llguidance_prefix() -> None:
     lark_text = _request().grammar.lark
     sglang = request_body(ServerKind.SGLANG, "m", _request())

@@ -58,6 +58,12 @@ _compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
 _MAX_CACHED = 4096
 
 
+def single_lark(node: GrammarNode) -> str:
+    """``node`` as one Lark text, its sub-grammars inline (``%lark { ... }``): for servers
+    that take a Lark grammar rather than llguidance's list of grammars."""
+    return _Writer(_Shared(inline=True)).write_grammar(node)
+
+
 def compile_grammar(node: GrammarNode) -> CompiledGrammar:
     """Translate ``node`` (cached per node: nodes are immutable)."""
     key = id(node)
@@ -234,12 +240,12 @@ class _Writer:
             )
         if isinstance(body, (Json, Lark)):
             return self.embedded(body)  # options must sit on the %json or @grammar itself
-        return "@" + self.shared.add_subgrammar_node(body, self)
+        return self.shared.reference(self.shared.add_subgrammar_node(body, self))
 
     def embedded(self, node: Json | Lark) -> str:
         if isinstance(node, Json):
             return f"%json {node.schema_text}"
-        return "@" + self.shared.add_subgrammar(node.text)
+        return self.shared.reference(self.shared.add_subgrammar(node.text))
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
@@ -325,10 +331,18 @@ class _Writer:
 class _Shared:
     """State shared by a grammar and its sub-grammars: unique names and the sub-grammar list."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False) -> None:
         self.counter = 0
         self.subgrammars: list[dict[str, str]] = []
         self.by_node: dict[int, str] = {}
+        #: Write each sub-grammar where it is used (``%lark { ... }``) instead of ``@name``.
+        self.inline = inline
+
+    def reference(self, name: str) -> str:
+        if not self.inline:
+            return "@" + name
+        text = next(g["lark_grammar"] for g in self.subgrammars if g["name"] == name)
+        return "%lark {\n" + text.rstrip("\n") + "\n}"
 
     def fresh(self, hint: str) -> str:
         self.counter += 1

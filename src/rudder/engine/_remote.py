@@ -83,6 +83,8 @@ class RemoteRequest:
     """One generation step: the prompt (token ids, or messages) and the grammar."""
 
     grammar: CompiledGrammar
+    #: The grammar as one Lark text, sub-grammars inline (what servers are sent).
+    lark: str = ""
     #: The JSON schema when the grammar is one json() (for servers that take only those).
     json_schema: Mapping[str, object] | None = None
     prompt_ids: tuple[int, ...] | None = None

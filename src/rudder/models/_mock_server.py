@@ -27,6 +27,7 @@ from rudder.engine._remote import (
 )
 from rudder.models._mock import _EOS, MockEngine, MockTokenizer
 from rudder.models._model import Model
+from rudder.models._server_dialects import LLGUIDANCE_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,7 +72,13 @@ class MockServerEngine(RemoteEngine):
         self.requests.append(request)
         started = time.perf_counter()
         ids = list(self._prompt(request)) or [_EOS]
-        matcher = llguidance.LLMatcher(self.tokenizer.ll, request.grammar.llguidance, log_level=0)
+        # What a server is sent: the one Lark text (vLLM runs grammar_from("grammar", ...)).
+        grammar = (
+            llguidance.grammar_from("grammar", LLGUIDANCE_PREFIX + request.lark)
+            if request.lark
+            else request.grammar.llguidance
+        )
+        matcher = llguidance.LLMatcher(self.tokenizer.ll, grammar, log_level=0)
         produced = 0
         while not matcher.is_stopped():
             if produced >= request.max_tokens:

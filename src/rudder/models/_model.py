@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rudder._chat import ChatTemplate, messages_of, render_state
 from rudder._decorator import StatefulCall
-from rudder._grammar._lark import compile_grammar
+from rudder._grammar._lark import compile_grammar, single_lark
 from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
@@ -275,6 +275,7 @@ class Model:
         assert isinstance(self._engine, RemoteEngine)
         common: dict[str, Any] = {
             "grammar": compile_grammar(grammar),
+            "lark": single_lark(grammar),
             "json_schema": json_schema_of(grammar),
             "max_tokens": self._engine.max_tokens,
         }

@@ -14,6 +14,7 @@ import json
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -58,6 +59,8 @@ class ServerClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
         )
+        # The pool's connections close with the last Model that holds this client.
+        weakref.finalize(self, self._client.close)
         self._lock = threading.Lock()
         #: Requests sent and retried, for tests and figures.
         self.requests = 0

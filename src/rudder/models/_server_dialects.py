@@ -99,7 +99,7 @@ def _completion_logprobs(kind: ServerKind, body: dict[str, Any], top: int) -> No
 
 
 def _grammar_fields(kind: ServerKind, request: RemoteRequest) -> dict[str, Any]:
-    lark = request.grammar.lark
+    lark = request.lark or request.grammar.lark
     if kind is ServerKind.VLLM:
         return {"structured_outputs": {"grammar": LLGUIDANCE_PREFIX + lark}}
     if kind is ServerKind.SGLANG:
