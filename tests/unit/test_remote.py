@@ -530,3 +530,14 @@ def test_bad_settings_are_refused_when_given(arguments: dict[str, Any], message:
     settings.update(arguments)
     with pytest.raises(SettingsError, match=message):
         models.OpenAI(**settings)
+
+
+def test_a_token_id_outside_the_tokenizer_says_the_tokenizers_differ() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        logprobs = {"tokens": ["token_id:99999"], "token_logprobs": [-0.1]}
+        event = {"choices": [{"index": 0, "text": "?", "logprobs": logprobs}]}
+        return httpx.Response(200, content=_sse([event]))
+
+    lm = Model(_engine(ServerKind.VLLM, handle), chat_template="chatml")
+    with pytest.raises(GenerationError, match="token id 99999, outside the tokenizer's"):
+        lm + gen(max_tokens=2)

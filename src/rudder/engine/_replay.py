@@ -18,7 +18,7 @@ import functools
 import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from rudder._grammar._lark import CompiledGrammar
 from rudder._state import Candidate, Token, TokenKind
@@ -117,6 +117,11 @@ class _Replay(Output):
         if token_id == self.tokenizer.eos_token_id:
             self._end_of_sequence()
             return
+        if token_id is not None and not 0 <= token_id < self.tokenizer.vocab_size:
+            raise GenerationError(
+                f"{self.server} sent token id {token_id}, outside the tokenizer's "
+                f"{self.tokenizer.vocab_size} tokens: is rudder's tokenizer the model's?"
+            )
         if not data:
             return
         if token_id is None or self.tokenizer.token_bytes(token_id) != data:
@@ -223,7 +228,7 @@ class _Replay(Output):
             special=self.tokenizer.is_special(token_id),
         )
 
-    def _violation(self, data: bytes) -> None:
+    def _violation(self, data: bytes) -> NoReturn:
         raise GenerationError(
             f"{self.server} did not keep the grammar: it sent "
             f"{data.decode('utf-8', errors='replace')!r} after {self._text()!r}, which the "
