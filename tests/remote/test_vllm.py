@@ -248,3 +248,15 @@ def test_a_dropped_connection_is_retried_then_reported(
     # The third connection answers half a stream, then drops: an error, not a short answer.
     with pytest.raises(GenerationError, match="failed in the middle of its answer"):
         lm + gen(max_tokens=2)
+
+
+def test_the_remote_benchmark_runs_on_the_server(vllm_server: Server) -> None:
+    # benchmarks/remote.py's measurement, with 4 programs, so that it cannot rot.
+    from benchmarks.remote import measure
+
+    figures = measure(vllm_server.base_url, vllm_server.model, 4)
+    assert figures["same_captures"] is True
+    for mode in ("sequential", "parallel"):
+        assert figures[mode]["programs"] == 4
+        assert figures[mode]["requests"] == 12
+        assert figures[mode]["tokens_per_s"] > 0

@@ -127,6 +127,15 @@ def test_a_guidance_function_and_list_captures() -> None:
     assert out["votes"] == ["yes", "yes"]
 
 
+def test_the_server_samples_at_the_grammars_temperature() -> None:
+    lm = MockServer([b"yes"])
+    lm + gen(max_tokens=2)
+    lm + ("a" + gen(max_tokens=2, temperature=0.7) + select(["x", "y"]))
+    requests = lm.engine.requests  # type: ignore[union-attr]
+    assert [r.temperature for r in requests] == [0.0, 0.7]
+    assert request_body(ServerKind.VLLM, "m", requests[1])["temperature"] == 0.7
+
+
 def test_a_server_that_breaks_the_grammar_is_named() -> None:
     lm = MockServer([b"zzz"], keep_grammar=False)
     with pytest.raises(GenerationError, match="the mock server did not keep the grammar"):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rudder._chat import ChatTemplate, messages_of, render_state
 from rudder._decorator import StatefulCall
-from rudder._grammar._lark import compile_grammar, single_lark
-from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
+from rudder._grammar._lark import compile_grammar, iter_nodes, single_lark
+from rudder._grammar._nodes import Deferred, GrammarNode, Literal, Rule, as_node
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
 from rudder._settings import settings
@@ -278,6 +278,15 @@ class Model:
             "lark": single_lark(grammar),
             "json_schema": json_schema_of(grammar),
             "max_tokens": self._engine.max_tokens,
+            # A server samples a whole step at one temperature: the grammar's highest.
+            "temperature": max(
+                (
+                    node.temperature
+                    for node in iter_nodes(grammar)
+                    if isinstance(node, Rule) and node.temperature is not None
+                ),
+                default=0.0,
+            ),
         }
         if not self._engine.chat:
             rendered = render_state(self._entries, self._template)
