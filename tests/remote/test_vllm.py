@@ -138,6 +138,23 @@ def test_roles_as_messages_continue_the_open_assistant_message(vllm_server: Serv
     assert str(lm).endswith(f"Sure: {lm['reply']}{lm['end']}")
 
 
+def test_without_a_tokenizer_the_server_applies_its_template(vllm_server: Server) -> None:
+    lm = models.OpenAI(vllm_server.model, vllm_server.base_url, tokenizer=False, echo=False)
+    assert lm.engine.chat  # type: ignore[union-attr]
+    with system():
+        lm += HOSTILE
+    with user():
+        lm += "Pick one"
+    with assistant():
+        lm += select(["yes", "no"], name="pick") + gen("rest", stop="\n", max_tokens=5)
+    assert lm["pick"] in ("yes", "no")
+    # Tokens come back as text and are replayed byte by byte; their probabilities are absent
+    # where a server token was split.
+    replayed = generated(lm)
+    assert b"".join(t.bytes for t in replayed) == f"{lm['pick']}{lm['rest']}".encode()
+    assert all(len(t.bytes) == 1 for t in replayed)
+
+
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.__name__)
 def test_captures_equal_the_same_program_run_locally(
     remote: Model, local: Model, program: Any

@@ -283,6 +283,10 @@ def test_chat_bodies_continue_an_open_assistant_message() -> None:
         assert body["add_generation_prompt"] is False
         assert body["logprobs"] is True
         assert body["top_logprobs"] == 4
+    # Without the model's tokenizer, ids mean nothing: tokens come back as text.
+    assert "return_tokens_as_token_ids" not in request_body(
+        ServerKind.VLLM, "m", request, token_ids=False
+    )
     # llama.cpp's server continues a final assistant message without being told.
     assert "continue_final_message" not in request_body(ServerKind.LLAMA_CPP, "m", request)
 
@@ -550,3 +554,31 @@ def test_a_token_id_outside_the_tokenizer_says_the_tokenizers_differ() -> None:
     lm = Model(_engine(ServerKind.VLLM, handle), chat_template="chatml")
     with pytest.raises(GenerationError, match="token id 99999, outside the tokenizer's"):
         lm + gen(max_tokens=2)
+
+
+def test_the_openai_api_writes_json_with_its_own_whitespace() -> None:
+    answer = '{"name": "Zoë", "age": 7}'
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = jsonlib.loads(request.content)
+        assert request.url.path == "/v1/chat/completions"
+        assert body["response_format"]["type"] == "json_schema"
+        pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+        events = [
+            {"choices": [{"index": 0, "delta": {"content": piece}, "logprobs": None}]}
+            for piece in pieces
+        ]
+        events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        events.append({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 8}})
+        return httpx.Response(200, content=_sse(events))
+
+    lm = Model(_engine(ServerKind.OPENAI, handle, chat=True), chat_template="chatml")
+    with user():
+        lm += "Who?"
+    with assistant():
+        lm += json("person", schema=Person)
+    assert jsonlib.loads(str(lm["person"])) == {"name": "Zoë", "age": 7}
+    assert lm["person"] == answer
+    assert lm.usage.prompt_tokens == 9
+    # No per-token report: every token's probability is absent.
+    assert all(t.prob is None for t in tokens(lm))

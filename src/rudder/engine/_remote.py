@@ -13,6 +13,7 @@ grammar it cannot before anything is sent.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -154,3 +155,16 @@ def json_schema_of(grammar: GrammarNode) -> dict[str, Any] | None:
     schema: dict[str, Any] = json.loads(node.schema_text)
     schema.pop("x-guidance", None)  # llguidance's own options (whitespace, leniency)
     return schema
+
+
+def with_flexible_json(grammar: GrammarNode) -> GrammarNode:
+    """A ``json()`` that accepts any whitespace between tokens: a server that takes only a
+    JSON schema (the OpenAI API) writes whitespace as it likes, which the replay must take."""
+    rule = grammar if isinstance(grammar, Rule) else None
+    node = rule.body if rule is not None else grammar
+    if not isinstance(node, Json):
+        return grammar
+    schema = json.loads(node.schema_text)
+    schema["x-guidance"] = {"whitespace_flexible": True}
+    flexible = Json(json.dumps(schema))  # in order: llguidance keeps the properties order
+    return dataclasses.replace(rule, body=flexible) if rule is not None else flexible

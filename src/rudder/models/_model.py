@@ -37,7 +37,13 @@ from rudder._state import (
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
-from rudder.engine._remote import Message, RemoteEngine, RemoteRequest, json_schema_of
+from rudder.engine._remote import (
+    Message,
+    RemoteEngine,
+    RemoteRequest,
+    json_schema_of,
+    with_flexible_json,
+)
 from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import RoleError
@@ -273,6 +279,8 @@ class Model:
     def _remote_request(self, grammar: GrammarNode) -> RemoteRequest:
         """The request a remote engine gets: token ids rendered here, or the messages."""
         assert isinstance(self._engine, RemoteEngine)
+        if not self._engine.support.grammars:
+            grammar = with_flexible_json(grammar)  # the server's whitespace, not rudder's
         common: dict[str, Any] = {
             "grammar": compile_grammar(grammar),
             "lark": single_lark(grammar),

@@ -59,9 +59,12 @@ _SUPPORT = {
 LLGUIDANCE_PREFIX = "%llguidance {}\n"
 
 
-def request_body(kind: ServerKind, model: str, request: RemoteRequest) -> dict[str, Any]:
+def request_body(
+    kind: ServerKind, model: str, request: RemoteRequest, *, token_ids: bool = True
+) -> dict[str, Any]:
     """The JSON body of ``request`` for a server of ``kind`` (``/completions`` when the
-    request holds token ids, ``/chat/completions`` when it holds messages)."""
+    request holds token ids, ``/chat/completions`` when it holds messages).
+    ``token_ids``: ask for tokens as ids (vLLM), for a client that has the tokenizer."""
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens,
@@ -71,7 +74,7 @@ def request_body(kind: ServerKind, model: str, request: RemoteRequest) -> dict[s
     }
     if request.prompt_ids is not None:
         body["prompt"] = list(request.prompt_ids)
-        _completion_logprobs(kind, body, request.top_logprobs)
+        _completion_logprobs(kind, body, request.top_logprobs, token_ids)
     else:
         assert request.messages is not None
         body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
@@ -81,20 +84,20 @@ def request_body(kind: ServerKind, model: str, request: RemoteRequest) -> dict[s
         if request.continue_final_message and kind in (ServerKind.VLLM, ServerKind.SGLANG):
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
-        if kind is ServerKind.VLLM:
+        if kind is ServerKind.VLLM and token_ids:
             body["return_tokens_as_token_ids"] = True
     body.update(_grammar_fields(kind, request))
     body.update(request.extra)
     return body
 
 
-def _completion_logprobs(kind: ServerKind, body: dict[str, Any], top: int) -> None:
+def _completion_logprobs(kind: ServerKind, body: dict[str, Any], top: int, ids: bool) -> None:
     if kind is ServerKind.LLAMA_CPP:
         body["n_probs"] = top
         body["logprobs"] = top
     else:
         body["logprobs"] = top
-    if kind is ServerKind.VLLM:
+    if kind is ServerKind.VLLM and ids:
         body["return_tokens_as_token_ids"] = True
 
 
