@@ -29,7 +29,7 @@ from rudder.errors import GenerationError, GrammarError, RoleError, SettingsErro
 from rudder.models import Model
 from rudder.models._mock import MockTokenizer
 from rudder.models._mock_server import MockServer, MockServerEngine
-from rudder.models._openai import OpenAIEngine
+from rudder.models._openai import OpenAIEngine, _BytesTokenizer
 from rudder.models._server_client import ServerClient
 from rudder.models._server_dialects import LLGUIDANCE_PREFIX, ServerKind, request_body
 
@@ -582,3 +582,29 @@ def test_the_openai_api_writes_json_with_its_own_whitespace() -> None:
     assert lm.usage.prompt_tokens == 9
     # No per-token report: every token's probability is absent.
     assert all(t.prob is None for t in tokens(lm))
+
+
+def test_without_the_models_tokenizer_token_limits_are_the_servers() -> None:
+    # The server counts its own tokens; replayed byte by byte, "hello world" is 11 tokens.
+    def handle(request: httpx.Request) -> httpx.Response:
+        body = jsonlib.loads(request.content)
+        assert "max_tokens=2" in body["structured_outputs"]["grammar"]
+        assert "return_tokens_as_token_ids" not in body
+        events = [
+            {"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in ("hello", " 世界")
+        ]
+        events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        return httpx.Response(200, content=_sse(events))
+
+    client = _engine(ServerKind.VLLM, handle).client
+    engine = OpenAIEngine(
+        "m", client, ServerKind.VLLM, _BytesTokenizer(), chat=True, max_tokens=32, top_logprobs=3
+    )
+    assert not engine.exact_tokens
+    lm = Model(engine)
+    with user():
+        lm += HOSTILE
+    with assistant():
+        lm += gen("g", max_tokens=2)
+    assert lm["g"] == "hello 世界"
+    assert all(len(t.bytes) == 1 for t in tokens(lm))

@@ -116,6 +116,7 @@ class RemoteEngine(abc.ABC):
         chat: bool,
         context_length: int | None = None,
         max_tokens: int = 1024,
+        exact_tokens: bool = True,
     ) -> None:
         self.tokenizer = tokenizer
         self.name = name
@@ -125,6 +126,10 @@ class RemoteEngine(abc.ABC):
         self.context_length = context_length
         #: The most tokens one request may produce (the grammar's own bounds come first).
         self.max_tokens = max_tokens
+        #: Whether ``tokenizer`` is the server model's own. When it is a stand-in (one token
+        #: per byte), the server's tokens are replayed as bytes and the grammar's token
+        #: limits, which count the server's tokens, are left to the server.
+        self.exact_tokens = exact_tokens
 
     def check(self, grammar: GrammarNode) -> None:
         """Raise :class:`~rudder.errors.GrammarError` for a grammar this server cannot

@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from rudder._chat import ChatTemplate, messages_of, render_state
 from rudder._decorator import StatefulCall
-from rudder._grammar._lark import compile_grammar, iter_nodes, single_lark
+from rudder._grammar._lark import (
+    compile_grammar,
+    compile_without_token_limits,
+    iter_nodes,
+    single_lark,
+)
 from rudder._grammar._nodes import Deferred, GrammarNode, Literal, Rule, as_node
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
@@ -282,7 +287,11 @@ class Model:
         if not self._engine.support.grammars:
             grammar = with_flexible_json(grammar)  # the server's whitespace, not rudder's
         common: dict[str, Any] = {
-            "grammar": compile_grammar(grammar),
+            "grammar": (
+                compile_grammar(grammar)
+                if self._engine.exact_tokens
+                else compile_without_token_limits(grammar)
+            ),
             "lark": single_lark(grammar),
             "json_schema": json_schema_of(grammar),
             "max_tokens": self._engine.max_tokens,

@@ -57,17 +57,16 @@ class OpenAIEngine(RemoteEngine):
             support=kind.support,
             chat=chat,
             max_tokens=max_tokens,
+            exact_tokens=not isinstance(tokenizer, _BytesTokenizer),
         )
         self.model = model
         self.kind = kind
         self.client = client
         self.top_logprobs = top_logprobs
-        #: Whether token ids from the server mean anything here (not with byte tokens).
-        self.knows_token_ids = not isinstance(tokenizer, _BytesTokenizer)
 
     def stream(self, request: RemoteRequest) -> Iterator[ServerToken | ServerEnd]:
         request = _with_top_logprobs(request, self.top_logprobs)
-        body = request_body(self.kind, self.model, request, token_ids=self.knows_token_ids)
+        body = request_body(self.kind, self.model, request, token_ids=self.exact_tokens)
         path = "/completions" if request.prompt_ids is not None else "/chat/completions"
         started = time.perf_counter()
         finish: str | None = None
