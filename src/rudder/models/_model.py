@@ -16,15 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
-from rudder._chat import ChatTemplate, messages_of, render_state
+from rudder._chat import ChatTemplate, render_state
 from rudder._decorator import StatefulCall
-from rudder._grammar._lark import (
-    compile_grammar,
-    compile_without_token_limits,
-    iter_nodes,
-    single_lark,
-)
-from rudder._grammar._nodes import Deferred, GrammarNode, Literal, Rule, as_node
+from rudder._grammar._lark import compile_grammar
+from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
 from rudder._settings import settings
@@ -42,13 +37,8 @@ from rudder._state import (
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
-from rudder.engine._remote import (
-    Message,
-    RemoteEngine,
-    RemoteRequest,
-    json_schema_of,
-    with_flexible_json,
-)
+from rudder.engine._remote import RemoteEngine
+from rudder.engine._remote_request import remote_request
 from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import RoleError
@@ -278,54 +268,8 @@ class Model:
         assert isinstance(self._engine, RemoteEngine)
         engine = self._engine
         engine.check(grammar)
-        request = self._remote_request(grammar)
+        request = remote_request(engine, grammar, self._entries, self._template)
         return functools.partial(run_remote, engine, request)
-
-    def _remote_request(self, grammar: GrammarNode) -> RemoteRequest:
-        """The request a remote engine gets: token ids rendered here, or the messages."""
-        assert isinstance(self._engine, RemoteEngine)
-        if not self._engine.support.grammars:
-            grammar = with_flexible_json(grammar)  # the server's whitespace, not rudder's
-        common: dict[str, Any] = {
-            "grammar": (
-                compile_grammar(grammar)
-                if self._engine.exact_tokens
-                else compile_without_token_limits(grammar)
-            ),
-            "lark": single_lark(grammar),
-            "json_schema": json_schema_of(grammar),
-            "max_tokens": self._engine.max_tokens,
-            # A server samples a whole step at one temperature: the grammar's highest.
-            "temperature": max(
-                (
-                    node.temperature
-                    for node in iter_nodes(grammar)
-                    if isinstance(node, Rule) and node.temperature is not None
-                ),
-                default=0.0,
-            ),
-        }
-        if not self._engine.chat:
-            rendered = render_state(self._entries, self._template)
-            tokenizer = self._engine.tokenizer
-            ids = tokenize_prompt(rendered, tokenizer).ids
-            if not ids:  # as the local loop does: start from start-of-text, else end-of-text
-                ids = [
-                    tokenizer.bos_token_id
-                    if tokenizer.bos_token_id is not None
-                    else tokenizer.eos_token_id
-                ]
-            return RemoteRequest(prompt_ids=tuple(ids), **common)
-        pairs, open_last = messages_of(self._entries)
-        continues = open_last and pairs[-1][0] == "assistant"
-        if open_last and not continues:
-            raise RoleError(
-                f"a server that applies the chat template continues only an open assistant "
-                f"message, not an open {pairs[-1][0]!r} one; generate inside "
-                "with assistant(): ..."
-            )
-        messages = tuple(Message(role, content) for role, content in pairs)
-        return RemoteRequest(messages=messages, continue_final_message=continues, **common)
 
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
         """What the decode loop calls after each step: views and ``lm.stream()``."""
