@@ -226,15 +226,20 @@ def dropping_server() -> Iterator[tuple[str, list[int]]]:
     """A server on 127.0.0.1 that accepts each connection, reads the request and closes it
     (the second time after half an answer)."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)  # so that the thread sees the end without waiting for a client
     port = listener.getsockname()[1]
     accepted: list[int] = []
+    done = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not done.is_set():
             try:
                 connection, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            connection.settimeout(5)
             with connection:
                 connection.recv(65536)
                 accepted.append(1)
@@ -248,8 +253,9 @@ def dropping_server() -> Iterator[tuple[str, list[int]]]:
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{port}/v1", accepted
-    listener.close()
+    done.set()
     thread.join(timeout=5)
+    listener.close()
 
 
 def test_a_dropped_connection_is_retried_then_reported(
