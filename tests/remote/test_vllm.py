@@ -283,3 +283,12 @@ def test_the_remote_benchmark_runs_on_the_server(vllm_server: Server) -> None:
         assert figures[mode]["programs"] == 4
         assert figures[mode]["requests"] == 12
         assert figures[mode]["tokens_per_s"] > 0
+
+
+def test_long_prompts_fit_and_too_long_ones_get_the_servers_answer(remote: Model) -> None:
+    # The server's context is 2048 tokens: max_tokens is cut to what the prompt leaves.
+    assert remote.engine.context_length == 2048
+    long = remote + HOSTILE * 30 + gen("g", max_tokens=3)
+    assert long.usage.prompt_tokens > 1024  # more than the default max_tokens leaves room for
+    with pytest.raises(GenerationError, match=r"answered 400 .*maximum context length"):
+        remote + HOSTILE * 60 + gen(max_tokens=3)

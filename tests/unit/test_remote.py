@@ -608,3 +608,13 @@ def test_without_the_models_tokenizer_token_limits_are_the_servers() -> None:
         lm += gen("g", max_tokens=2)
     assert lm["g"] == "hello 世界"
     assert all(len(t.bytes) == 1 for t in tokens(lm))
+
+
+def test_max_tokens_leaves_the_prompt_room_in_the_servers_context() -> None:
+    lm = MockServer([b"yes"])
+    engine = lm.engine
+    engine.context_length = 64  # as models.OpenAI reads it from the server's /models
+    out = lm + "x" * 40 + gen(max_tokens=3)
+    request = engine.requests[-1]  # type: ignore[union-attr]
+    assert request.max_tokens == 64 - len(request.prompt_ids or ())
+    assert out.usage.generations == 1

@@ -79,7 +79,11 @@ def _with_prompt_ids(
     if not ids:  # as the local loop does: start from start-of-text, else end-of-text
         start = tokenizer.bos_token_id
         ids = [start if start is not None else tokenizer.eos_token_id]
-    return dataclasses.replace(request, prompt_ids=tuple(ids))
+    max_tokens = request.max_tokens
+    if engine.context_length is not None:
+        # A server refuses a request whose prompt and max_tokens exceed its context.
+        max_tokens = max(1, min(max_tokens, engine.context_length - len(ids)))
+    return dataclasses.replace(request, prompt_ids=tuple(ids), max_tokens=max_tokens)
 
 
 def _with_messages(request: RemoteRequest, entries: Iterable[Entry]) -> RemoteRequest:

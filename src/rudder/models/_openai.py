@@ -50,12 +50,14 @@ class OpenAIEngine(RemoteEngine):
         chat: bool,
         max_tokens: int,
         top_logprobs: int,
+        context_length: int | None = None,
     ) -> None:
         super().__init__(
             tokenizer,
             name=client.name,
             support=kind.support,
             chat=chat,
+            context_length=context_length,
             max_tokens=max_tokens,
             exact_tokens=not isinstance(tokenizer, _BytesTokenizer),
         )
@@ -182,9 +184,10 @@ def _tokenizer(tokenizer: Any, model: str) -> EngineTokenizer | None:
     return HuggingFaceTokenizer(load_tokenizer(tokenizer, model, None))
 
 
-def detect_kind(client: ServerClient) -> ServerKind:
+def detect_server(client: ServerClient, model: str) -> tuple[ServerKind, int | None]:
     """Which server answers, from ``/models``' ``owned_by`` (vLLM says "vllm", SGLang
-    "sglang", llama.cpp "llamacpp"); anything else is taken for the OpenAI API."""
+    "sglang", llama.cpp "llamacpp"; anything else is taken for the OpenAI API), and the
+    model's context length when the server gives it (``max_model_len``)."""
     try:
         listing = client.get_json("/models")
     except Exception as error:
@@ -192,15 +195,21 @@ def detect_kind(client: ServerClient) -> ServerKind:
             f"cannot tell which server {client.base_url} is ({error}); pass server="
             f"{', '.join(repr(k.value) for k in ServerKind)}"
         ) from None
-    owners = {str(m.get("owned_by", "")).lower() for m in listing.get("data") or ()}
+    entries = [m for m in listing.get("data") or () if isinstance(m, dict)]
+    owners = {str(m.get("owned_by", "")).lower() for m in entries}
+    context = next(
+        (m.get("max_model_len") for m in entries if m.get("id") == model),
+        None,
+    )
+    context = context if isinstance(context, int) and context > 0 else None
     for owner, kind in (
         ("vllm", ServerKind.VLLM),
         ("sglang", ServerKind.SGLANG),
         ("llamacpp", ServerKind.LLAMA_CPP),
     ):
         if owner in owners:
-            return kind
-    return ServerKind.OPENAI
+            return kind, context
+    return ServerKind.OPENAI, context
 
 
 class OpenAI(Model):
@@ -260,8 +269,9 @@ class OpenAI(Model):
             max_retries=max_retries,
             max_connections=max_connections,
         )
+        context_length = None
         if kind is None:
-            kind = detect_kind(client)
+            kind, context_length = detect_server(client, model)
             client.name = f"{kind.display_name} at {base_url}"
         engine_tokenizer = _tokenizer(tokenizer, model)
         engine = OpenAIEngine(
@@ -272,6 +282,7 @@ class OpenAI(Model):
             chat=chat if chat is not None else engine_tokenizer is None,
             max_tokens=max_tokens,
             top_logprobs=top_logprobs,
+            context_length=context_length,
         )
         super().__init__(engine, chat_template=chat_template, echo=echo)
 
