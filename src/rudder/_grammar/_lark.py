@@ -58,6 +58,19 @@ _compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
 _MAX_CACHED = 4096
 
 
+def single_lark(node: GrammarNode) -> str:
+    """``node`` as one Lark text, its sub-grammars inline (``%lark { ... }``): for servers
+    that take a Lark grammar rather than llguidance's list of grammars."""
+    return _Writer(_Shared(inline=True)).write_grammar(node)
+
+
+def compile_without_token_limits(node: GrammarNode) -> CompiledGrammar:
+    """``node`` without its ``max_tokens=`` limits (not cached): for replaying a server's
+    output over a tokenizer other than its own, where its token limits (which the server
+    enforced, counting its own tokens) cannot be counted."""
+    return _Writer(_Shared(token_limits=False)).compile(node)
+
+
 def compile_grammar(node: GrammarNode) -> CompiledGrammar:
     """Translate ``node`` (cached per node: nodes are immutable)."""
     key = id(node)
@@ -233,12 +246,12 @@ class _Writer:
             )
         if isinstance(body, (Json, Lark)):
             return self.embedded(body)  # options must sit on the %json or @grammar itself
-        return "@" + self.shared.add_subgrammar_node(body, self)
+        return self.shared.reference(self.shared.add_subgrammar_node(body, self))
 
     def embedded(self, node: Json | Lark) -> str:
         if isinstance(node, Json):
             return f"%json {node.schema_text}"
-        return "@" + self.shared.add_subgrammar(node.text)
+        return self.shared.reference(self.shared.add_subgrammar(node.text))
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
@@ -246,7 +259,7 @@ class _Writer:
             attributes.append(f"capture={lark_string(rule.capture)}")
         if rule.temperature is not None:
             attributes.append(f"temperature={float(rule.temperature)!r}")
-        if rule.max_tokens is not None:
+        if rule.max_tokens is not None and self.shared.token_limits:
             attributes.append(f"max_tokens={int(rule.max_tokens)}")
         if rule.stop is not None:
             attributes.append(f"stop={self.terminal_name(rule.stop, allow_empty=True)}")
@@ -324,10 +337,20 @@ class _Writer:
 class _Shared:
     """State shared by a grammar and its sub-grammars: unique names and the sub-grammar list."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False, token_limits: bool = True) -> None:
         self.counter = 0
         self.subgrammars: list[dict[str, str]] = []
         self.by_node: dict[int, str] = {}
+        #: Write each sub-grammar where it is used (``%lark { ... }``) instead of ``@name``.
+        self.inline = inline
+        #: Write ``max_tokens=`` (token limits count the tokens of the tokenizer that runs).
+        self.token_limits = token_limits
+
+    def reference(self, name: str) -> str:
+        if not self.inline:
+            return "@" + name
+        text = next(g["lark_grammar"] for g in self.subgrammars if g["name"] == name)
+        return "%lark {\n" + text.rstrip("\n") + "\n}"
 
     def fresh(self, hint: str) -> str:
         self.counter += 1

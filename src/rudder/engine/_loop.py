@@ -27,6 +27,7 @@ from rudder._grammar._lark import CompiledGrammar
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling, Step, step
+from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import GenerationError, GrammarError
 
 if TYPE_CHECKING:
@@ -92,20 +93,16 @@ def generate(
         raise
 
 
-class _Run:
+class Output:
+    """One generation's output as llguidance's interpreter shapes it: the tokens kept after
+    backtracking, the captures reported, and the step callback. The local loop (below) and
+    the replay of a server's tokens (:mod:`rudder.engine._replay`) both build on it."""
+
     def __init__(
-        self,
-        engine: Engine,
-        grammar: CompiledGrammar,
-        sampling: Sampling,
-        rng: Any,
-        on_step: StepCallback | None,
+        self, tokenizer: EngineTokenizer, grammar: CompiledGrammar, on_step: StepCallback | None
     ) -> None:
-        self.engine = engine
-        self.tokenizer = engine.tokenizer
+        self.tokenizer = tokenizer
         self.grammar = grammar
-        self.sampling = sampling
-        self.rng = rng
         self.on_step = on_step
         self.ids: list[int] = []
         self.out: list[Token] = []
@@ -133,6 +130,113 @@ class _Run:
             )
         except ValueError as error:
             raise GrammarError(f"llguidance rejected the grammar: {error}") from None
+
+    def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ValueError as error:
+            first_line = str(error).splitlines()[0] if str(error) else "unknown error"
+            raise GenerationError(
+                f"the constraint engine failed: {first_line}; text so far: {self._text()!r}"
+            ) from None
+
+    def _push(self, token_id: int, record: Token | None) -> None:
+        if record is None:
+            record = Token(
+                token_id,
+                self.tokenizer.token_bytes(token_id),
+                TokenKind.FORCED,
+                special=self.tokenizer.is_special(token_id),
+            )
+        self.ids.append(token_id)
+        self.out.append(record)
+
+    def _apply(
+        self,
+        backtrack: int,
+        forced: Sequence[int],
+        record: Token | None,
+        eos: int,
+        result: Generation,
+    ) -> None:
+        if backtrack:
+            if backtrack > len(self.out):
+                raise GenerationError(
+                    f"the constraint engine took back {backtrack} tokens, more than the "
+                    f"{len(self.out)} this generation produced"
+                )
+            del self.out[-backtrack:]
+            del self.ids[-backtrack:]
+            result.backtracked += backtrack
+        added = 0
+        for index, token_id in enumerate(forced):
+            if token_id == eos:
+                continue
+            sampled = (
+                record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
+            )
+            self._push(token_id, record if sampled else None)
+            added += 1
+        if self.on_step is not None:
+            self.on_step(self.out, self.healed_bytes, backtrack, added)
+
+    def _finish(self, interpreter: Any, result: Generation) -> None:
+        """Check how the interpreter stopped and read the captures into ``result``."""
+        result.stop_reason = str(interpreter.stop_reason())
+        if result.stop_reason in _FAILED:
+            raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
+        if result.stop_reason in _DEAD_END and not interpreter.is_accepting():
+            raise GenerationError(
+                "the grammar cannot be completed: after "
+                f"{self._text()!r} it allows no further text and is not finished"
+            )
+        result.captures = self._captures()
+
+    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
+        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
+
+    def _text(self) -> str:
+        return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
+
+    def _collect_captures(self, progress: list[dict[str, Any]]) -> None:
+        for item in progress:
+            if item.get("object") == "capture":
+                # Healed bytes are re-made before the grammar proper: no capture starts there.
+                offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
+                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
+
+    def _captures(self) -> list[Capture]:
+        output = b"".join(t.bytes for t in self.out)
+        starts = _token_starts(self.out)
+        lists = self.grammar.list_captures
+        settled = settle(self.captures, output)
+        # A single capture reported twice in one generation keeps its last value.
+        last = {name: index for index, (name, _, _) in enumerate(settled) if name not in lists}
+        return [
+            Capture(
+                name,
+                value.decode("utf-8", errors="replace"),
+                log_prob=_log_prob(self.out, starts, start, start + len(value)),
+                is_list=name in lists,
+            )
+            for index, (name, value, start) in enumerate(settled)
+            if name in lists or last[name] == index
+        ]
+
+
+class _Run(Output):
+    def __init__(
+        self,
+        engine: Engine,
+        grammar: CompiledGrammar,
+        sampling: Sampling,
+        rng: Any,
+        on_step: StepCallback | None,
+    ) -> None:
+        super().__init__(engine.tokenizer, grammar, on_step)
+        self.engine = engine
+        self.sampling = sampling
+        self.rng = rng
 
     def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
         started = time.perf_counter()
@@ -193,15 +297,7 @@ class _Run:
             if result.first_token_seconds is None:
                 result.first_token_seconds = time.perf_counter() - started
             self._apply(backtrack, forced, record, eos, result)
-        result.stop_reason = str(interpreter.stop_reason())
-        if result.stop_reason in _FAILED:
-            raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
-        if result.stop_reason in _DEAD_END and not interpreter.is_accepting():
-            raise GenerationError(
-                "the grammar cannot be completed: after "
-                f"{self._text()!r} it allows no further text and is not finished"
-            )
-        result.captures = self._captures()
+        self._finish(interpreter, result)
         result.total_seconds = time.perf_counter() - started
         return result
 
@@ -230,55 +326,6 @@ class _Run:
         self.kept_prompt = len(prompt)
         return interpreter, 0, 0
 
-    def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except ValueError as error:
-            first_line = str(error).splitlines()[0] if str(error) else "unknown error"
-            raise GenerationError(
-                f"the constraint engine failed: {first_line}; text so far: {self._text()!r}"
-            ) from None
-
-    def _push(self, token_id: int, record: Token | None) -> None:
-        if record is None:
-            record = Token(
-                token_id,
-                self.tokenizer.token_bytes(token_id),
-                TokenKind.FORCED,
-                special=self.tokenizer.is_special(token_id),
-            )
-        self.ids.append(token_id)
-        self.out.append(record)
-
-    def _apply(
-        self,
-        backtrack: int,
-        forced: Sequence[int],
-        record: Token | None,
-        eos: int,
-        result: Generation,
-    ) -> None:
-        if backtrack:
-            if backtrack > len(self.out):
-                raise GenerationError(
-                    f"the constraint engine took back {backtrack} tokens, more than the "
-                    f"{len(self.out)} this generation produced"
-                )
-            del self.out[-backtrack:]
-            del self.ids[-backtrack:]
-            result.backtracked += backtrack
-        added = 0
-        for index, token_id in enumerate(forced):
-            if token_id == eos:
-                continue
-            sampled = (
-                record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
-            )
-            self._push(token_id, record if sampled else None)
-            added += 1
-        if self.on_step is not None:
-            self.on_step(self.out, self.healed_bytes, backtrack, added)
-
     def _record(self, chosen: Step, allowed: npt.NDArray[np.bool_], latency: float) -> Token:
         top = tuple(self._candidate(i, p, bool(allowed[i])) for i, p in chosen.top)
         top_allowed = (
@@ -296,37 +343,6 @@ class _Run:
             top_allowed=top_allowed,
             special=self.tokenizer.is_special(chosen.token),
         )
-
-    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
-        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
-
-    def _text(self) -> str:
-        return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
-
-    def _collect_captures(self, progress: list[dict[str, Any]]) -> None:
-        for item in progress:
-            if item.get("object") == "capture":
-                # Healed bytes are re-made before the grammar proper: no capture starts there.
-                offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
-                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
-
-    def _captures(self) -> list[Capture]:
-        output = b"".join(t.bytes for t in self.out)
-        starts = _token_starts(self.out)
-        lists = self.grammar.list_captures
-        settled = settle(self.captures, output)
-        # A single capture reported twice in one generation keeps its last value.
-        last = {name: index for index, (name, _, _) in enumerate(settled) if name not in lists}
-        return [
-            Capture(
-                name,
-                value.decode("utf-8", errors="replace"),
-                log_prob=_log_prob(self.out, starts, start, start + len(value)),
-                is_list=name in lists,
-            )
-            for index, (name, value, start) in enumerate(settled)
-            if name in lists or last[name] == index
-        ]
 
 
 _TAIL = re.compile(r'"stop":(true|false),"temperature":([^,}]+)\}$')
@@ -357,16 +373,19 @@ def _token_starts(tokens: Sequence[Token]) -> list[int]:
     return starts
 
 
-def _log_prob(tokens: Sequence[Token], starts: Sequence[int], start: int, end: int) -> float:
+def _log_prob(tokens: Sequence[Token], starts: Sequence[int], start: int, end: int) -> float | None:
     """Sum of log-probabilities of the generated tokens overlapping ``[start, end)``.
 
-    Forced tokens count as certain (the grammar left no choice).
+    Forced tokens count as certain (the grammar left no choice). None when a generated
+    token's probability is unknown (a server that does not report it).
     """
     total = 0.0
     for token, token_start in zip(tokens, starts, strict=True):
         token_end = token_start + len(token.bytes)
-        if token_end <= start or token_start >= end or token.prob is None:
+        if token_end <= start or token_start >= end or token.kind is not TokenKind.GENERATED:
             continue
+        if token.prob is None:
+            return None
         total += math.log(token.prob) if token.prob > 0 else -math.inf
     return total
 

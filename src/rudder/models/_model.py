@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
@@ -36,6 +37,9 @@ from rudder._state import (
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
+from rudder.engine._remote import RemoteEngine
+from rudder.engine._remote_request import remote_request
+from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import (
     CaptureNotFoundError,
@@ -52,6 +56,11 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from rudder.models._stream import ModelStream
+
+#: What a failed or interrupted generation hands over before the exception goes on.
+_OnFailure = Callable[[Generation], None]
+#: A generation ready to start: given the step observer and the failure callback.
+_StartGeneration = Callable[[StepCallback | None, _OnFailure], Generation]
 
 #: Set while a program runs under ``lm.stream()``: receives every intermediate Model.
 stream_sink: contextvars.ContextVar[Callable[[Model], None] | None] = contextvars.ContextVar(
@@ -78,7 +87,7 @@ class Model:
         "generation",
     )
 
-    _engine: Engine
+    _engine: Engine | RemoteEngine
     _template: ChatTemplate
     _sampling: Sampling
     _entries: Entries
@@ -91,7 +100,7 @@ class Model:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | RemoteEngine,
         *,
         chat_template: str | ChatTemplate | None = None,
         sampling: Sampling | None = None,
@@ -207,18 +216,11 @@ class Model:
         return lm._derive(lm._entries, node=lm._node, blocks=target)
 
     def _run(self, grammar: GrammarNode) -> Self:
-        compiled = compile_grammar(grammar)
-        for text in compiled.special_tokens:
-            self._engine.tokenizer.check_special_token(text)
-        prompt = render_state(self._entries, self._template)
-        tokens = tokenize_prompt(prompt, self._engine.tokenizer)
-
-        def can_heal(size: int) -> bool:
-            return (
-                size <= tokens.content_tail_bytes
-                and _drop_tail_bytes(self._entries, size) is not None
-            )
-
+        start = (
+            self._remote_generation(grammar)
+            if isinstance(self._engine, RemoteEngine)
+            else self._local_generation(grammar)
+        )
         node = self._new_node(
             NodeKind.GRAMMAR, _describe(grammar), (), model=self._engine.model_name
         )
@@ -233,16 +235,7 @@ class Model:
         run.activate()
         run.generating()
         try:
-            generation = generate(
-                self._engine,
-                compiled,
-                tokens.ids,
-                sampling=self._sampling,
-                rng=self._sampling.generator(len(self._entries)),
-                can_heal=can_heal,
-                on_step=self._step_observer(node),
-                on_failure=count_failed,
-            )
+            generation = start(self._step_observer(node), count_failed)
         except BaseException as error:
             if events.listeners and node.echo:
                 events.emit("node_finished", node, describe_error(error))
@@ -261,6 +254,47 @@ class Model:
         if events.listeners and node.echo:
             events.emit("node_finished", node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
+
+    def _local_generation(self, grammar: GrammarNode) -> _StartGeneration:
+        """The decode loop over this Model's prompt, ready to start; a special token the
+        tokenizer does not have is refused here, before anything is traced."""
+        assert isinstance(self._engine, Engine)
+        engine = self._engine
+        compiled = compile_grammar(grammar)
+        for text in compiled.special_tokens:
+            engine.tokenizer.check_special_token(text)
+        tokens = tokenize_prompt(render_state(self._entries, self._template), engine.tokenizer)
+
+        def can_heal(size: int) -> bool:
+            return (
+                size <= tokens.content_tail_bytes
+                and _drop_tail_bytes(self._entries, size) is not None
+            )
+
+        def start(on_step: StepCallback | None, on_failure: _OnFailure) -> Generation:
+            return generate(
+                engine,
+                compiled,
+                tokens.ids,
+                sampling=self._sampling,
+                rng=self._sampling.generator(len(self._entries)),
+                can_heal=can_heal,
+                on_step=on_step,
+                on_failure=on_failure,
+            )
+
+        return start
+
+    def _remote_generation(self, grammar: GrammarNode) -> _StartGeneration:
+        """A request to the server, ready to send; a grammar the server cannot enforce is
+        refused here, before anything is sent or traced."""
+        assert isinstance(self._engine, RemoteEngine)
+        engine = self._engine
+        engine.check(grammar)
+        for text in compile_grammar(grammar).special_tokens:
+            engine.tokenizer.check_special_token(text)
+        request = remote_request(engine, grammar, self._entries, self._template)
+        return functools.partial(run_remote, engine, request)
 
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
         """What the decode loop calls after each step: views and ``lm.stream()``."""
@@ -362,7 +396,7 @@ class Model:
         return self._node.total_usage() if self._node is not None else Usage()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine | RemoteEngine:
         return self._engine
 
     @property
