@@ -7,10 +7,10 @@ prompt tokens the KV cache spared the model.
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 
 import rudder
-from rudder import gen, models, select
+from rudder import gen, select
 from rudder._chat import render_state
 from rudder._state import Token
 from rudder.engine._prompt import tokenize_prompt
@@ -65,8 +65,10 @@ def test_usage_agrees_with_the_engine_and_the_output(any_lm: Model) -> None:
     assert out.usage == usage  # the only generation on the path
 
 
-def test_cached_prompt_tokens_are_the_tokens_the_kv_cache_spared(tiny_path: Path) -> None:
-    lm = models.Transformers(str(tiny_path))
+def test_cached_prompt_tokens_are_the_tokens_the_kv_cache_spared(
+    load: Callable[..., Model],
+) -> None:
+    lm = load()
     engine = lm.engine
 
     def step(base: Model, grammar: rudder.GrammarNode) -> tuple[Model, int]:
