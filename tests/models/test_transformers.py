@@ -516,9 +516,9 @@ def test_a_missing_model_path(tmp_path: Path) -> None:
     assert str(missing) in str(caught.value)
 
 
-def test_an_unknown_chat_template_name(llama_path: Path) -> None:
+def test_an_unknown_chat_template_name(load_llama: Load) -> None:
     with pytest.raises(ChatTemplateError, match="vicuna"):
-        models.Transformers(str(llama_path), chat_template="vicuna")
+        load_llama(chat_template="vicuna")
 
 
 # -- bad input leaves the Model unchanged ----------------------------------------------------

@@ -12,13 +12,11 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rudder._chat import ChatTemplate
-from rudder.engine._engine import Engine
-from rudder.engine._loop import common_prefix
+from rudder.engine._engine import PrefixCachedEngine
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import GenerationError, ModelLoadError
@@ -96,8 +94,8 @@ class LlamaCppTokenizer(EngineTokenizer):
         return ids
 
 
-class LlamaCppEngine(Engine):
-    """A llama.cpp context whose KV cache is reused across calls by longest common prefix."""
+class LlamaCppEngine(PrefixCachedEngine):
+    """A llama.cpp context whose KV cache is reused across calls."""
 
     def __init__(self, llama: Any) -> None:
         import llama_cpp
@@ -109,28 +107,20 @@ class LlamaCppEngine(Engine):
         # One sequence, at most n_batch tokens per decode; freed with the engine.
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         weakref.finalize(self, llama_cpp.llama_batch_free, self._batch)
-        self._cached_ids: list[int] = []
-        self._last_logits: npt.NDArray[np.float32] | None = None
         self._clear_memory()  # a Llama passed in may hold someone else's tokens
 
-    def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+    def _run(self, ids: list[int], reusable: int) -> tuple[npt.NDArray[np.float32], int]:
         import llama_cpp
         import numpy as np
 
-        ids = list(token_ids)
-        common = common_prefix(self._cached_ids, ids)
-        if common == len(ids) == len(self._cached_ids) and self._last_logits is not None:
-            return self._last_logits, 0
-        common = min(common, len(ids) - 1)  # at least one token must run to get logits
         ctx = self.llama.ctx
-        memory = llama_cpp.llama_get_memory(ctx)
+        kept = reusable
         # Some memories (recurrent models) cannot drop a tail: then everything runs again.
-        if not llama_cpp.llama_memory_seq_rm(memory, -1, common, -1):
+        if not llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), -1, kept, -1):
             self._clear_memory()
-            common = 0
-        self._cached_ids = []  # until the decode below succeeds
+            kept = 0
         batch = self._batch
-        for start in range(common, len(ids), self._n_batch):
+        for start in range(kept, len(ids), self._n_batch):
             chunk = ids[start : start + self._n_batch]
             batch.n_tokens = len(chunk)
             for i, token in enumerate(chunk):
@@ -138,7 +128,7 @@ class LlamaCppEngine(Engine):
                 batch.pos[i] = start + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = start + i == len(ids) - 1
+                batch.logits[i] = start + i == len(ids) - 1  # the last position only
             status = llama_cpp.llama_decode(ctx, batch)
             if status != 0:
                 self._clear_memory()
@@ -149,19 +139,16 @@ class LlamaCppEngine(Engine):
                 )
         pointer = llama_cpp.llama_get_logits_ith(ctx, -1)
         logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float32)
-        self._cached_ids = ids
-        self._last_logits = logits
-        return logits, len(ids) - common
+        return logits, kept
 
     def _clear_memory(self) -> None:
         import llama_cpp
 
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.llama.ctx), True)
-        self._cached_ids = []
-        self._last_logits = None
 
     def reset_cache(self) -> None:
         with self._lock:
+            super().reset_cache()
             self._clear_memory()
 
 
