@@ -348,3 +348,27 @@ def test_the_demo_runs_on_a_gguf_file(gguf_path: Path, tmp_path: Path) -> None:
     assert "country: " in result.stdout
     assert "prompt tokens" in result.stdout
     assert report.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
+
+
+def test_the_demo_on_a_missing_gguf_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model.gguf"
+    result = _rudder("demo", "--model", str(missing), "--output", "r.html", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"no GGUF model at {str(missing)!r}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def test_the_benchmarks_rudder_side(gguf_path: Path) -> None:
+    from benchmarks.llama_cpp import run_side
+
+    rows = run_side("rudder", str(gguf_path), 1)
+    assert [row["case"] for row in rows] == ["regex", "json"]
+    for row in rows:
+        assert row["tokens"] > 100
+        assert 0 < row["forward_s"] < row["wall_s"]
+        assert row["forward_calls"] <= row["tokens"]
+        assert row["library_ms_per_token"] > 0
