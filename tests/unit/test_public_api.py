@@ -89,7 +89,14 @@ def test_import_pulls_in_nothing_heavy() -> None:
 
 
 def test_models_module_is_pinned() -> None:
-    assert rudder.models.__all__ == ["Mock", "Model", "ModelStream", "OpenAI", "Transformers"]
+    assert rudder.models.__all__ == [
+        "LlamaCpp",
+        "Mock",
+        "Model",
+        "ModelStream",
+        "OpenAI",
+        "Transformers",
+    ]
 
 
 def test_engine_module_is_pinned() -> None:

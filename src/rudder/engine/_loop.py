@@ -25,7 +25,7 @@ import llguidance
 from rudder._grammar._captures import settle
 from rudder._grammar._lark import CompiledGrammar
 from rudder._state import Candidate, Capture, Token, TokenKind
-from rudder.engine._engine import Engine
+from rudder.engine._engine import Engine, common_prefix
 from rudder.engine._sampler import Sampling, Step, step
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import GenerationError, GrammarError
@@ -419,11 +419,3 @@ def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
 
 def _never(size: int) -> bool:
     return False
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    length = min(len(a), len(b))
-    for index in range(length):
-        if a[index] != b[index]:
-            return index
-    return length
