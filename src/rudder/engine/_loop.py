@@ -163,13 +163,21 @@ class _Run:
             if result.forward_calls == 0:
                 result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
             result.forward_calls += 1
-            chosen = step(logits, allowed, temperature, self.sampling, self.rng)
+            # Where the grammar may end, the model chooses freely, as in guidance: a token
+            # the grammar does not allow ends the generation there (an open-ended regex
+            # stops where the model would leave it, not where the token limit is).
+            may_end = bool(allowed[eos])
+            chosen = step(
+                logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
+            )
             token = chosen.token
             if not allowed[token]:
-                raise GenerationError(
-                    "the grammar allows no token at this point (it cannot be completed); "
-                    f"text so far: {self._text()!r}"
-                )
+                if not may_end:
+                    raise GenerationError(
+                        "the grammar allows no token at this point (it cannot be completed); "
+                        f"text so far: {self._text()!r}"
+                    )
+                token = eos
             commit = functools.partial(interpreter.commit_token, token)
             backtrack, forced = self._step(interpreter, commit)
             record = self._record(chosen, allowed, time.perf_counter() - step_started)

@@ -231,7 +231,7 @@ class Model:
         entries = self._entries
         if generation.healed_bytes:
             healed = _drop_tail_bytes(entries, generation.healed_bytes)
-            assert healed  # can_heal checked this
+            assert healed is not None  # can_heal checked this
             entries = healed
         added: tuple[Entry, ...] = (*generation.tokens, *generation.captures)
         usage = Usage.of(generation)

@@ -1,0 +1,143 @@
+"""guidance programs, and the tests written for them, run with only the import changed.
+
+Each test writes what a guidance user writes (``import rudder as guidance``, guidance's Mock
+conventions, guidance's attribute names) and checks that rudder does what guidance does.
+"""
+
+from __future__ import annotations
+
+import json as stdlib_json
+
+import pytest
+
+import rudder
+import rudder as guidance
+from rudder import gen, models, regex, select, special_token
+from rudder.errors import GenerationError, MatchError
+
+# -- the module is the decorator --------------------------------------------------------------
+
+
+def test_the_module_itself_decorates_stateful_functions() -> None:
+    @guidance  # type: ignore[operator]
+    def greet(lm: models.Model, name: str) -> models.Model:
+        return lm + f"Hello, {name}! " + gen("reply", max_tokens=3)
+
+    out = models.Mock(b"<s>Hello, \xe4\xb8\x96\xe7\x95\x8c! Hi<s>") + greet("世界")
+    assert str(out) == "Hello, 世界! Hi"
+    assert out["reply"] == "Hi"
+
+
+def test_the_module_itself_decorates_stateless_functions_with_arguments() -> None:
+    @guidance(stateless=True, dedent=False)  # type: ignore[operator]
+    def yes_no(lm: models.Model) -> rudder.GrammarNode:
+        return lm + select(["yes", "no"], name="answer")
+
+    assert isinstance(yes_no, rudder.GuidanceFunction)
+    assert dict(yes_no().match("no") or {}) == {"answer": "no"}
+    assert rudder.guidance is not rudder  # the function stays importable by name
+    assert callable(rudder)
+
+
+def test_calling_the_module_with_a_non_function_says_so() -> None:
+    with pytest.raises(TypeError, match="decorates functions, not int"):
+        guidance(5)  # type: ignore[operator]
+
+
+# -- MatchError under guidance's names --------------------------------------------------------
+
+
+def test_match_error_has_guidances_attribute_names() -> None:
+    grammar = "id: " + regex("[0-9]{3}", name="id")
+    with pytest.raises(MatchError) as raised:
+        grammar.match("id: 12</script>", raise_exceptions=True)
+    error = raised.value
+    assert error.consumed_bytes == b"id: 12" == error.consumed
+    assert error.current_byte == b"<" == error.byte
+    assert error.allowed_bytes == {bytes([c]) for c in b"0123456789"}
+
+
+def test_match_error_at_the_end_has_no_current_byte() -> None:
+    with pytest.raises(MatchError) as raised:
+        select(["日本", "no"]).match("日", raise_exceptions=True)
+    assert raised.value.current_byte is None
+    assert raised.value.consumed_bytes == "日".encode()
+
+
+# -- the Mock's conventions -------------------------------------------------------------------
+
+
+def test_mock_patterns_start_and_end_at_the_start_token() -> None:
+    lm = models.Mock(b"<s>this\nis\na\ntest<s>")
+    out = lm + gen(max_tokens=20)
+    assert str(out) == "this\nis\na\ntest"
+    assert out.generation is not None
+    assert len(out.generation.tokens) < 20  # ended by <s>, not by max_tokens
+
+
+def test_mock_continues_a_pattern_after_program_text() -> None:
+    lm = models.Mock(b"<s>Count to 10: 1, 2, 3, 4, 5, 6, 7, 8, 9, 10")
+    out = lm + "Count to 10: 1, 2, 3, 4, 5, 6, 7, " + gen("text", stop=", 9")
+    assert out["text"] == "8"
+
+
+def test_mock_has_the_start_token_as_a_special_token() -> None:
+    out = models.Mock(b"<s>12345") + (special_token("<s>") + gen("n", regex=r"\d{5}"))
+    assert out["n"] == "12345"
+    assert str(out) == "<s>12345"
+    assert out.generation is not None
+    first = out.generation.tokens[0]
+    assert first.special
+    assert first.bytes == b"<s>"
+
+
+def test_mock_text_that_looks_like_the_start_token_stays_text() -> None:
+    # Program text "<s>" is three bytes, never the special token.
+    lm = models.Mock(b"<s>bababa") + "<s>"
+    out = lm + gen("x", stop="a", max_tokens=5)
+    assert out["x"] == "b"
+    assert [e for e in out.generation.tokens if e.special] == []  # type: ignore[union-attr]
+
+
+def test_mock_follows_patterns_longer_than_a_short_context() -> None:
+    record = {"name": "Ada </script> 日本 😀", "tags": [f"t{i}" for i in range(60)]}
+    text = stdlib_json.dumps(record, ensure_ascii=False)  # llguidance writes no \u escapes
+    assert len(text) > 400
+    out = models.Mock(f"<s>{text}<s>".encode()) + rudder.json("r", schema={"type": "object"})
+    assert out["r"] == text
+
+
+def test_mock_second_pattern_is_the_fallback_when_the_grammar_forbids_the_first() -> None:
+    lm = models.Mock([b"<s>maybe", b"<s>no"])
+    assert (lm + select(["yes", "no"], name="a"))["a"] == "no"
+
+
+def test_mock_noise_that_never_finishes_fails_at_the_context_length() -> None:
+    with pytest.raises(GenerationError, match="context is full"):
+        models.Mock() + regex("a+b")
+
+
+# -- the end of an accepting grammar ----------------------------------------------------------
+
+
+def test_an_open_regex_ends_where_the_model_leaves_it() -> None:
+    out = models.Mock(b"<s>123abc") + gen(regex=r"\d+", max_tokens=10, name="test")
+    assert out["test"] == "123"
+
+
+def test_an_unbounded_regex_does_not_run_to_the_context_length() -> None:
+    out = models.Mock(b"<s>hello world, and more<s>") + regex("[a-z ]+", name="words")
+    assert out["words"] == "hello world"
+
+
+def test_a_grammar_that_is_not_finished_keeps_to_what_it_allows() -> None:
+    # Before the regex can end, the model's preference for "," is overruled, not obeyed.
+    out = models.Mock(b"<s>1,234") + regex(r"\d{3}", name="n")
+    assert len(out["n"]) == 3
+    assert out["n"].isdigit()
+
+
+def test_sampling_also_ends_an_accepting_grammar() -> None:
+    lm = models.Mock(b"<s>42 is the answer", seed=3)
+    out = lm + gen(regex=r"[0-9]+", temperature=0.7, name="n", max_tokens=10)
+    assert out["n"] == "42"
