@@ -141,3 +141,47 @@ def test_sampling_also_ends_an_accepting_grammar() -> None:
     lm = models.Mock(b"<s>42 is the answer", seed=3)
     out = lm + gen(regex=r"[0-9]+", temperature=0.7, name="n", max_tokens=10)
     assert out["n"] == "42"
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_select_over_more_options_than_llguidance_takes_in_a_row() -> None:
+    options = [f"option {i} ✓" for i in range(2_500)]
+    grammar = "Pick: " + select(options, name="pick") + "."
+    match = grammar.match("Pick: option 2499 ✓.")
+    assert match is not None
+    assert match["pick"] == "option 2499 ✓"
+    assert grammar.match("Pick: option 2500 ✓.") is None
+    out = models.Mock(b"<s>Pick: option 1999 \xe2\x9c\x93.<s>") + grammar
+    assert out["pick"] == "option 1999 ✓"
+
+
+def test_a_wide_select_with_a_grammar_option_keeps_its_captures() -> None:
+    options: list[object] = [str(i) for i in range(2_100)]
+    options.append("<" + gen("tag", regex="[a-z]+") + ">")
+    grammar = select(options, name="choice")
+    match = grammar.match("<script>")
+    assert match is not None
+    assert match["tag"] == "script"
+    match = grammar.match("2099")
+    assert match is not None
+    assert match["choice"] == "2099"
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        rudder.sequence("ab", max_length=0),
+        rudder.exactly_n_repeats("ab", 0),
+        rudder.at_most_n_repeats("ab", 0),
+    ],
+)
+def test_zero_repetitions_is_the_empty_grammar(grammar: rudder.GrammarNode) -> None:
+    assert (grammar + "c").match("c") is not None
+    assert (grammar + "c").match("abc") is None
+
+
+def test_a_maximum_below_the_minimum_is_refused() -> None:
+    with pytest.raises(rudder.errors.GrammarError, match=r"max_length \(1\) is less than min"):
+        rudder.sequence("ab", min_length=2, max_length=1)

@@ -53,6 +53,10 @@ class CompiledGrammar:
     special_tokens: tuple[str, ...]
 
 
+#: Choices wider than this are written so that llguidance's parser sees few alternatives
+#: (its rows hold at most 2,000 items).
+WIDE_SELECT = 100
+
 _cache_lock = threading.Lock()
 _compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
 _MAX_CACHED = 4096
@@ -163,7 +167,11 @@ class _Writer:
 
     def expr(self, node: GrammarNode) -> str:
         if self.is_regular(node) and not isinstance(node, (Rule, RuleRef)):
+            if self.has_wide_select(node):
+                return self.terminal_name(node)  # one lexeme, not thousands of alternatives
             return self.term_expr(node)
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return self.wide_select(node)
         composite = _composite(node, self.expr, self.atom)
         if composite is not None:
             return composite
@@ -174,6 +182,21 @@ class _Writer:
         if isinstance(node, (Rule, Json, Lark)):
             return self.rule_name(node)
         raise AssertionError(f"unhandled grammar node {node!r}")
+
+    def has_wide_select(self, node: GrammarNode) -> bool:
+        """Whether a regular node holds a choice too wide for one parser row."""
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return True
+        return any(self.has_wide_select(child) for child in _children(node))
+
+    def wide_select(self, node: Select) -> str:
+        """A choice with more options than llguidance's parser takes in one row (2,000):
+        the regular options become one terminal, so the row holds one item for them all."""
+        regular = tuple(option for option in node.options if self.is_regular(option))
+        others = [self.expr(option) for option in node.options if not self.is_regular(option)]
+        if not regular:
+            return " | ".join(others)
+        return " | ".join([self.terminal_name(Select(regular)), *others])
 
     def atom(self, node: GrammarNode) -> str:
         text = self.expr(node)

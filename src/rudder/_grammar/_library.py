@@ -13,6 +13,7 @@ from rudder._grammar import _validate
 from rudder._grammar._json_schema import schema_text
 from rudder._grammar._nodes import (
     ANY_TEXT,
+    EMPTY,
     NON_EMPTY_TEXT,
     GrammarNode,
     Json,
@@ -201,19 +202,19 @@ def sequence(value: object, min_length: int = 0, max_length: int | None = None) 
     _check_count(min_length, "min_length")
     if max_length is not None:
         _check_count(max_length, "max_length")
-    return Repeat(as_node(value), min_length, max_length)
+    return _repeat(as_node(value), min_length, max_length)
 
 
 def exactly_n_repeats(value: object, n_repeats: int) -> GrammarNode:
     """``value`` exactly ``n_repeats`` times."""
     _check_count(n_repeats, "n_repeats")
-    return Repeat(as_node(value), n_repeats, n_repeats)
+    return _repeat(as_node(value), n_repeats, n_repeats)
 
 
 def at_most_n_repeats(value: object, n_repeats: int) -> GrammarNode:
     """``value`` between zero and ``n_repeats`` times."""
     _check_count(n_repeats, "n_repeats")
-    return Repeat(as_node(value), 0, n_repeats)
+    return _repeat(as_node(value), 0, n_repeats)
 
 
 def capture(value: object, name: str, list_append: bool = False) -> GrammarNode:
@@ -265,6 +266,14 @@ def token_limit(value: object, max_tokens: int) -> GrammarNode:
     """``value``, generated in at most ``max_tokens`` tokens."""
     _check_max_tokens(max_tokens)
     return Rule(as_node(value), name="token_limit", max_tokens=max_tokens)
+
+
+def _repeat(item: GrammarNode, low: int, high: int | None) -> GrammarNode:
+    if high is not None and high < low:
+        raise GrammarError(f"max_length ({high}) is less than min_length ({low})")
+    if high == 0:
+        return EMPTY  # zero repetitions: llguidance has no x{0}
+    return Repeat(item, low, high)
 
 
 # -- argument checks ------------------------------------------------------------------------
