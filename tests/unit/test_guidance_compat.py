@@ -6,13 +6,17 @@ conventions, guidance's attribute names) and checks that rudder does what guidan
 
 from __future__ import annotations
 
+import gc
+import inspect
 import json as stdlib_json
+import types
+import weakref
 
 import pytest
 
 import rudder
 import rudder as guidance
-from rudder import gen, models, regex, select, special_token
+from rudder import block, capture, gen, models, regex, select, special_token
 from rudder.errors import GenerationError, MatchError
 
 # -- the module is the decorator --------------------------------------------------------------
@@ -183,5 +187,156 @@ def test_zero_repetitions_is_the_empty_grammar(grammar: rudder.GrammarNode) -> N
 
 
 def test_a_maximum_below_the_minimum_is_refused() -> None:
-    with pytest.raises(rudder.errors.GrammarError, match=r"max_length \(1\) is less than min"):
-        rudder.sequence("ab", min_length=2, max_length=1)
+    with pytest.raises(rudder.errors.GrammarError, match=r"0 <= min <= max"):
+        rudder.sequence("ab", min_length=2, max_length=0)
+
+
+# -- decorators -------------------------------------------------------------------------------
+
+
+def test_signature_leaves_out_lm() -> None:
+    def plain(a: int, b: int = 1, *, c: str, d: str = "x") -> object: ...
+
+    @guidance(stateless=True)  # type: ignore[operator]
+    def decorated(lm: object, a: int, b: int = 1, *, c: str, d: str = "x") -> object:
+        return lm
+
+    assert inspect.signature(decorated) == inspect.signature(plain)
+
+
+class Prompter:
+    def __init__(self, thing: str = "Hello") -> None:
+        self.thing = thing
+
+    def plain(self, a: int = 0, b: int = 1, *, c: str = "") -> object: ...
+
+    @guidance(stateless=True, cache=True)  # type: ignore[operator]
+    def cached(self, lm: object, a: int = 0, b: int = 1, *, c: str = "") -> object:
+        return lm + self.thing
+
+    @guidance  # type: ignore[operator]
+    def stateful(self, lm: models.Model) -> models.Model:
+        return lm + self.thing + " " + gen("rest", max_tokens=5)
+
+
+def test_a_method_signature_leaves_out_self_and_lm() -> None:
+    obj = Prompter()
+    assert inspect.signature(obj.cached) == inspect.signature(obj.plain)
+
+
+def test_decorated_methods_are_bound_methods() -> None:
+    obj = Prompter("Bonjour </s>")
+    method = obj.cached
+    assert isinstance(method, types.MethodType)
+    assert method.__self__ is obj
+    assert weakref.WeakMethod(method)() == method
+    assert method().match("Bonjour </s>") is not None
+    out = models.Mock(b"<s>Bonjour </s> monde<s>") + obj.stateful()
+    assert str(out) == "Bonjour </s> monde"
+
+
+def test_a_cached_method_keeps_its_grammar_per_instance_and_lets_it_go() -> None:
+    first, second = Prompter("one"), Prompter("two")
+    assert first.cached(1) is first.cached(1)
+    assert first.cached(1) is not first.cached(2)
+    assert second.cached(1).match("two") is not None
+    alive = weakref.ref(first)
+    method = weakref.WeakMethod(first.cached)
+    del first
+    gc.collect()
+    assert alive() is None
+    assert method() is None
+
+
+def test_a_method_reference_works_after_its_instance_is_dropped() -> None:
+    method = Prompter("still here").cached
+    gc.collect()
+    assert method().match("still here") is not None
+
+
+def test_a_stateful_call_inside_an_f_string_runs_where_it_stands() -> None:
+    @guidance  # type: ignore[operator]
+    def greet(lm: models.Model, who: str) -> models.Model:
+        return lm + "Hi " + who + select(["!", "?"], name="p")
+
+    out = models.Mock(b"<s>Say: Hi \xe6\x97\xa5\xe6\x9c\xac? ok<s>") + f"Say: {greet('日本')} ok"
+    assert str(out) == "Say: Hi 日本? ok"
+    assert out["p"] == "?"
+    with pytest.raises(rudder.errors.StatefulInGrammarError, match=r"^greet\(\) is stateful"):
+        select(["a", f"{greet('x')}"])
+
+
+def test_dedent_of_an_empty_formatted_value() -> None:
+    @guidance(stateless=True, dedent=True)  # type: ignore[operator]
+    def empty(lm: object) -> object:
+        s = f"""\
+        {""}"""
+        return lm + s
+
+    assert str(models.Mock() + empty()) == ""
+
+
+# -- captures and blocks ----------------------------------------------------------------------
+
+
+def test_capture_around_a_stateful_call() -> None:
+    @guidance  # type: ignore[operator]
+    def pick(lm: models.Model) -> models.Model:
+        return lm + select(["3", "4"], name="digit")
+
+    lm = models.Mock(b"<s>start|<cap>4</cap>|end<s>")
+    out = lm + "start|" + capture("<cap>" + pick() + "</cap>", name="cap") + "|end"
+    assert out["cap"] == "<cap>4</cap>"
+    assert out["digit"] == "4"
+    assert str(out) == "start|<cap>4</cap>|end"
+    then = capture(pick(), "c") + "|" + gen("after", max_tokens=3)  # more steps after it
+    out = models.Mock(b"<s>4|end<s>") + then
+    assert out["c"] == "4"
+    assert out["after"] == "end"
+    with pytest.raises(rudder.errors.GrammarError, match="list_append=True is not supported"):
+        capture(pick(), "cap", list_append=True)
+
+
+def test_list_append_keeps_equal_values_of_separate_rules() -> None:
+    def item() -> rudder.GrammarNode:
+        return gen("items", list_append=True, stop="a")
+
+    grammar = item() + "a" + item() + "a" + item()
+    assert (grammar.match("bababa") or {})["items"] == ["b", "b", "b"]
+    out = models.Mock(b"<s>bababababa") + "<s>" + grammar
+    assert out["items"] == ["b", "b", "b"]
+
+
+def test_block_takes_guidances_opener_and_closer() -> None:
+    lm = models.Mock(b"<s>open texta")
+    with block(opener="open text", closer="</script>"):
+        lm += regex(r".")
+    assert str(lm) == "open texta"
+    assert str(lm + "") == "open texta</script>"
+    with pytest.raises(rudder.errors.RoleError, match="opening= or opener="):
+        block(opening="a", opener="b")
+
+
+def test_a_named_block_is_readable_while_open() -> None:
+    lm = models.Mock(b"<s>open texta")
+    with block("my_data"):
+        lm += "open text"
+        lm += regex(r".")
+        assert lm["my_data"] == "open texta"
+        assert "my_data" in lm
+        assert lm.captures["my_data"] == "open texta"
+    lm += "tmp"
+    assert lm["my_data"] == "open texta"
+
+
+def test_a_role_inside_a_stateless_function_is_an_error() -> None:
+    @guidance(stateless=True)  # type: ignore[operator]
+    def with_role(lm: object) -> object:
+        with rudder.assistant():
+            lm += gen()  # type: ignore[operator]
+        return lm
+
+    with pytest.raises(rudder.errors.RoleError, match="inside a stateless function"):
+        with_role()
+    with rudder.user():  # the failed build left no block open
+        pass

@@ -77,6 +77,14 @@ def compile_grammar(node: GrammarNode) -> CompiledGrammar:
     return compiled
 
 
+_LIST_MARK = "\u2063#"  # an invisible separator, then the rule's number
+
+
+def capture_name(label: str) -> str:
+    """The capture name behind llguidance's capture label (see ``capture_label``)."""
+    return label.partition(_LIST_MARK)[0]
+
+
 def lark_string(text: str) -> str:
     """A Lark string literal for ``text``."""
     return json.dumps(text, ensure_ascii=False)
@@ -232,7 +240,8 @@ class _Writer:
             at_stop, at_end = self.shared.fresh(f"{name}_stop"), self.shared.fresh(f"{name}_eos")
             self.lines.append(self.plain_rule_definition(at_stop, at_stop_rule))
             self.lines.append(self.plain_rule_definition(at_end, at_eos_rule))
-            capture = f"[capture={lark_string(node.capture)}]" if node.capture is not None else ""
+            label = self.capture_label(node)
+            capture = f"[capture={lark_string(label)}]" if label is not None else ""
             return f"{name}{capture}: {at_stop} | {at_end}"
         return self.plain_rule_definition(name, node)
 
@@ -266,8 +275,9 @@ class _Writer:
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
-        if rule.capture is not None:
-            attributes.append(f"capture={lark_string(rule.capture)}")
+        label = self.capture_label(rule)
+        if label is not None:
+            attributes.append(f"capture={lark_string(label)}")
         if rule.temperature is not None:
             attributes.append(f"temperature={float(rule.temperature)!r}")
         if rule.max_tokens is not None:
@@ -281,6 +291,14 @@ class _Writer:
         if rule.lazy:
             attributes.append("lazy")
         return attributes
+
+    def capture_label(self, rule: Rule) -> str | None:
+        """The capture name llguidance sees: a list capture's gets a mark of its rule, so
+        that equal values of two rules are two reports (llguidance reports a capture equal
+        to the one before it once); :func:`capture_name` takes the mark off."""
+        if rule.capture is None or not rule.list_append:
+            return rule.capture
+        return f"{rule.capture}{_LIST_MARK}{self.shared.fresh('')}"
 
     # -- terminals (regular expressions over bytes, no captures) ---------------------------
 

@@ -15,6 +15,7 @@ from rudder._grammar._nodes import (
     ANY_TEXT,
     EMPTY,
     NON_EMPTY_TEXT,
+    Deferred,
     GrammarNode,
     Json,
     Lark,
@@ -27,6 +28,7 @@ from rudder._grammar._nodes import (
     Substring,
     as_node,
 )
+from rudder._roles import CapturedSteps
 from rudder.errors import GrammarError
 
 
@@ -218,8 +220,19 @@ def at_most_n_repeats(value: object, n_repeats: int) -> GrammarNode:
 
 
 def capture(value: object, name: str, list_append: bool = False) -> GrammarNode:
-    """Whatever ``value`` matches, saved under ``name``."""
+    """Whatever ``value`` matches, saved under ``name``.
+
+    ``value`` may hold stateful calls (``capture("<c>" + plan() + "</c>", "c")``): then the
+    text they write is captured, and the result is a step for a Model, not a grammar.
+    """
     _checked_name(name, "capture name")
+    if isinstance(value, Deferred):
+        if list_append:
+            raise GrammarError(
+                "list_append=True is not supported when capturing stateful calls; capture "
+                "under a name and append it yourself"
+            )
+        return CapturedSteps(value, name)  # type: ignore[return-value]
     return Rule(as_node(value), name="capture", capture=name, list_append=list_append)
 
 
@@ -269,9 +282,7 @@ def token_limit(value: object, max_tokens: int) -> GrammarNode:
 
 
 def _repeat(item: GrammarNode, low: int, high: int | None) -> GrammarNode:
-    if high is not None and high < low:
-        raise GrammarError(f"max_length ({high}) is less than min_length ({low})")
-    if high == 0:
+    if high == 0 and low == 0:
         return EMPTY  # zero repetitions: llguidance has no x{0}
     return Repeat(item, low, high)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import llguidance
 
 from rudder._grammar._captures import settle
-from rudder._grammar._lark import CompiledGrammar
+from rudder._grammar._lark import CompiledGrammar, capture_name
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling, Step, step
@@ -299,7 +299,8 @@ class _Run:
             if item.get("object") == "capture":
                 # Healed bytes are re-made before the grammar proper: no capture starts there.
                 offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
-                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
+                name = capture_name(item["name"])
+                self.captures.append((name, bytes.fromhex(item["hex"]), offset))
 
     def _captures(self) -> list[Capture]:
         output = b"".join(t.bytes for t in self.out)
