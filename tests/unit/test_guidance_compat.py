@@ -340,3 +340,16 @@ def test_a_role_inside_a_stateless_function_is_an_error() -> None:
         with_role()
     with rudder.user():  # the failed build left no block open
         pass
+
+
+# -- a json() value cut by its token limit ----------------------------------------------------
+
+
+def test_a_json_value_cut_by_max_tokens_is_an_error_not_a_bad_value() -> None:
+    lm = models.Mock(b'<s>{"name": "Ada </script> \xf0\x9f\x98\x80", "age": 36}<s>')
+    whole = lm + rudder.json("p", max_tokens=60)
+    assert stdlib_json.loads(whole["p"]) == {"name": "Ada </script> 😀", "age": 36}
+    with pytest.raises(GenerationError, match=r"json\('p'\) was cut .* raise max_tokens"):
+        lm + rudder.json("p", max_tokens=3)
+    with pytest.raises(GenerationError, match=r"json\('xs'\) was cut"):
+        lm + rudder.json("xs", max_tokens=3, list_append=True)

@@ -51,6 +51,8 @@ class CompiledGrammar:
     lark: str
     list_captures: frozenset[str]
     special_tokens: tuple[str, ...]
+    #: Captures of json() values: a value cut by a token limit is not JSON, and is reported.
+    json_captures: frozenset[str] = frozenset()
 
 
 #: Choices wider than this are written so that llguidance's parser sees few alternatives
@@ -149,11 +151,14 @@ class _Writer:
 
     def compile(self, root: GrammarNode) -> CompiledGrammar:
         names: dict[str, bool] = {}
+        json_names: set[str] = set()
         specials: list[str] = []
         for node in iter_nodes(root):
             if isinstance(node, Rule):
                 if node.capture is not None:
                     _add_name(names, node.capture, is_list=node.list_append)
+                    if isinstance(node.body, Json):
+                        json_names.add(node.capture)
                 if node.stop_capture is not None:
                     _add_name(names, node.stop_capture, is_list=False)
             elif isinstance(node, SpecialToken) and node.text not in specials:
@@ -164,6 +169,7 @@ class _Writer:
             llguidance=json.dumps({"grammars": grammars}, ensure_ascii=False),
             lark=lark,
             list_captures=frozenset(name for name, is_list in names.items() if is_list),
+            json_captures=frozenset(json_names),
             special_tokens=tuple(specials),
         )
 

@@ -193,6 +193,7 @@ class _Run:
                 f"{self._text()!r} it allows no further text and is not finished"
             )
         result.captures = self._captures()
+        _check_json_captures(result.captures, self.grammar.json_captures)
         result.total_seconds = time.perf_counter() - started
         return result
 
@@ -338,6 +339,22 @@ def _read_response(
     parsed = json.loads(response)
     on_progress(parsed["progress"])
     return bool(parsed["stop"]), float(parsed["temperature"])
+
+
+def _check_json_captures(captures: Sequence[Capture], json_names: frozenset[str]) -> None:
+    """A json() value cut short by its token limit is an error, not a silent bad value."""
+    for capture in captures:
+        if capture.name not in json_names:
+            continue
+        try:
+            json.loads(capture.value)
+        except ValueError:
+            shown = capture.value if len(capture.value) <= 80 else capture.value[:77] + "..."
+            raise GenerationError(
+                f"json({capture.name!r}) was cut before its value was complete, by its "
+                f"max_tokens (or the model's context): {shown!r}; raise max_tokens, or "
+                "leave it out and bound the value with the schema (maxLength, maxItems, enum)"
+            ) from None
 
 
 def _token_starts(tokens: Sequence[Token]) -> list[int]:
