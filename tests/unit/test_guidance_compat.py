@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json as stdlib_json
+import re
 import types
 import weakref
 
@@ -353,3 +354,12 @@ def test_a_json_value_cut_by_max_tokens_is_an_error_not_a_bad_value() -> None:
         lm + rudder.json("p", max_tokens=3)
     with pytest.raises(GenerationError, match=r"json\('xs'\) was cut"):
         lm + rudder.json("xs", max_tokens=3, list_append=True)
+
+
+def test_the_start_token_written_by_the_grammar_is_kept_at_the_end_too() -> None:
+    # <s> is the Mock's end token; written by the grammar, it is output, not an ending.
+    s = special_token("<s>")
+    out = models.Mock() + (s + gen("n", regex=r"\d{5}") + s)
+    assert re.fullmatch(r"<s>\d{5}<s>", str(out))
+    assert out.generation is not None
+    assert [t.bytes for t in out.generation.tokens if t.special] == [b"<s>", b"<s>"]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import llguidance
 
 from rudder._grammar._captures import settle
-from rudder._grammar._lark import CompiledGrammar, capture_name
+from rudder._grammar._lark import CompiledGrammar, capture_name, special_token_syntax
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._sampler import Sampling, Step, step
@@ -129,6 +129,7 @@ class _Run:
         if self.on_step is not None and (self.out or healed_bytes):
             self.on_step(self.out, healed_bytes, 0, len(self.out))
         eos = self.tokenizer.eos_token_id
+        writes_eos = self._writes(eos)
         vocab = self.tokenizer.vocab_size
         while True:
             step_started = time.perf_counter()
@@ -139,16 +140,20 @@ class _Run:
                 break
             if mask is None:
                 backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, None if writes_eos else eos, result)
                 continue
             allowed = _allowed(mask, vocab)
+            # End-of-sequence is allowed where the grammar may end, and where the grammar
+            # itself writes that token (a Mock's <s>): only the first ends the generation.
+            may_end = bool(allowed[eos]) and (not writes_eos or interpreter.is_accepting())
+            ending = eos if may_end or not writes_eos else None
             only = _single(allowed)
             if only is not None:
                 # One token possible: it is fixed, and the model need not run for it.
                 backtrack, forced = self._step(
                     interpreter, functools.partial(interpreter.commit_token, only)
                 )
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, ending, result)
                 continue
             limit = self.engine.context_length
             if limit is not None and len(self.ids) >= limit:
@@ -166,7 +171,6 @@ class _Run:
             # Where the grammar may end, the model chooses freely, as in guidance: a token
             # the grammar does not allow ends the generation there (an open-ended regex
             # stops where the model would leave it, not where the token limit is).
-            may_end = bool(allowed[eos])
             chosen = step(
                 logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
             )
@@ -183,7 +187,7 @@ class _Run:
             record = self._record(chosen, allowed, time.perf_counter() - step_started)
             if result.first_token_seconds is None:
                 result.first_token_seconds = time.perf_counter() - started
-            self._apply(backtrack, forced, record, eos, result)
+            self._apply(backtrack, forced, record, ending, result)
         result.stop_reason = str(interpreter.stop_reason())
         if result.stop_reason in _FAILED:
             raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
@@ -196,6 +200,11 @@ class _Run:
         _check_json_captures(result.captures, self.grammar.json_captures)
         result.total_seconds = time.perf_counter() - started
         return result
+
+    def _writes(self, token_id: int) -> bool:
+        """Whether the grammar writes this special token itself (``special_token(...)``)."""
+        text = self.tokenizer.token_bytes(token_id).decode("utf-8", errors="replace")
+        return any(special_token_syntax(name) == text for name in self.grammar.special_tokens)
 
     def _start(self, prompt: list[int], can_heal: Callable[[int], bool]) -> tuple[Any, int, int]:
         interpreter = self._interpreter()
@@ -247,9 +256,11 @@ class _Run:
         backtrack: int,
         forced: Sequence[int],
         record: Token | None,
-        eos: int,
+        eos: int | None,
         result: Generation,
     ) -> None:
+        """Take back ``backtrack`` tokens and add ``forced``; ``eos``, when given, is the
+        end-of-sequence token that ended the generation, which is not output."""
         if backtrack:
             if backtrack > len(self.out):
                 raise GenerationError(
