@@ -363,3 +363,11 @@ def test_the_start_token_written_by_the_grammar_is_kept_at_the_end_too() -> None
     assert re.fullmatch(r"<s>\d{5}<s>", str(out))
     assert out.generation is not None
     assert [t.bytes for t in out.generation.tokens if t.special] == [b"<s>", b"<s>"]
+
+
+def test_the_mock_records_the_temperature_of_each_chosen_token() -> None:
+    lm = models.Mock(b"<s>Hot: 123 cold: 45<s>")
+    out = lm + "Hot: " + gen(regex="[0-9]+", temperature=0.7) + " cold: " + gen(regex="[0-9]+")
+    temperatures = out.engine.called_temperatures  # type: ignore[attr-defined]
+    assert 0.7 in temperatures
+    assert set(temperatures) <= {0.7, 0.0}

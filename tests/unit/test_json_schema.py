@@ -219,8 +219,9 @@ def test_true_empty_and_no_schema_allow_any_json_value(schema: object) -> None:
 
 
 def test_false_schema_is_unsatisfiable() -> None:
-    with pytest.raises(GrammarError, match=r"^Unsatisfiable schema: schema is false.*schema=True"):
+    with pytest.raises(GrammarError) as caught:
         rudder.json("value", schema=False)
+    assert caught.value.args[0] == "Unsatisfiable schema: schema is false"
 
 
 def test_unsatisfiable_schemas_say_so_in_llguidances_words() -> None:

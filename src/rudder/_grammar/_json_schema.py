@@ -31,10 +31,8 @@ def schema_to_dict(schema: object) -> dict[str, Any]:
     if schema is None or schema is True:
         return {}
     if schema is False:
-        raise GrammarError(
-            "Unsatisfiable schema: schema is false (no JSON value is valid under it); "
-            "pass schema=True or {} to allow any JSON value"
-        )
+        # llguidance's (and guidance's) words; schema=True or {} allows any value.
+        raise GrammarError("Unsatisfiable schema: schema is false")
     if isinstance(schema, dict):
         return dict(schema)
     if isinstance(schema, str):

@@ -174,6 +174,7 @@ class _Run:
             chosen = step(
                 logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
             )
+            self.engine.note_sampling(temperature)
             token = chosen.token
             if not allowed[token]:
                 if not may_end:

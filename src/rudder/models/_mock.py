@@ -124,6 +124,8 @@ class MockEngine(Engine):
 
     def __init__(self, byte_patterns: Sequence[bytes], tokenizer: MockTokenizer) -> None:
         super().__init__(tokenizer, context_length=self.CONTEXT_LENGTH)
+        #: The temperature of every token the model chose, in order (guidance's Mock has it).
+        self.called_temperatures: list[float] = []
         self.patterns = list(byte_patterns)
         # The context the patterns are matched against: enough bytes for the longest one.
         self._window = max((len(p) for p in self.patterns), default=0)
@@ -132,6 +134,9 @@ class MockEngine(Engine):
             if _EOS <= token_id <= _EOS + 2:
                 continue
             self._by_first_byte.setdefault(piece[0], []).append((token_id, piece))
+
+    def note_sampling(self, temperature: float) -> None:
+        self.called_temperatures.append(temperature)
 
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         import numpy as np
