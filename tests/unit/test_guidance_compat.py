@@ -267,6 +267,17 @@ def test_a_stateful_call_inside_an_f_string_runs_where_it_stands() -> None:
         select(["a", f"{greet('x')}"])
 
 
+def test_an_f_string_with_a_stateful_call_composes_with_grammars() -> None:
+    @guidance  # type: ignore[operator]
+    def name(lm: models.Model) -> models.Model:
+        return lm + select(["Ada", "Bob"], name="who")
+
+    steps = f"Dear {name()}, " + gen("rest", max_tokens=8)
+    out = models.Mock(b"<s>Dear Bob, hello<s>") + steps
+    assert (out["who"], out["rest"]) == ("Bob", "hello")
+    assert str(out) == "Dear Bob, hello"
+
+
 def test_dedent_of_an_empty_formatted_value() -> None:
     @guidance(stateless=True, dedent=True)  # type: ignore[operator]
     def empty(lm: object) -> object:

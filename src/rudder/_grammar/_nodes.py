@@ -317,6 +317,13 @@ def text_steps(text: str) -> object:
 
 
 def _compose(left: object, right: object) -> Any:
+    # An f-string may hold stateful calls: then it is steps, and so is what it joins.
+    left, right = (
+        text_steps(value)
+        if isinstance(value, str) and _placeholders.has_placeholder(value)
+        else value
+        for value in (left, right)
+    )
     if isinstance(left, Deferred) or isinstance(right, Deferred):
         from rudder._decorator import sequence_of_steps
 
