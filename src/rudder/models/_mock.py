@@ -144,17 +144,18 @@ class MockEngine(Engine):
         vocab = self.tokenizer.vocab_size
         seed = zlib.crc32(repr(list(token_ids[-4:])).encode())
         logits = np.random.default_rng(seed).standard_normal(vocab).astype(np.float32)
+        # A bias that sampling at temperature 1 follows too (as guidance's Mock does).
         # The best pattern's next token gets the strongest bias; other patterns that also
         # match get half as much each time (as in guidance's Mock), so a grammar that
         # forbids the first choice falls back on the next pattern, not on noise.
         weight = 1.0
         for following in self._continuations(self._context(token_ids)):
             if following == b"" or following.startswith(_EOS_TEXT):
-                logits[_EOS] += 20.0 * weight
+                logits[_EOS] += 30.0 * weight
             else:
                 for token_id, piece in self._by_first_byte.get(following[0], ()):
                     if following.startswith(piece):
-                        logits[token_id] += (10.0 + len(piece)) * weight
+                        logits[token_id] += (20.0 + len(piece)) * weight
             weight /= 2
         return logits, 1
 
