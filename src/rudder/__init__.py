@@ -2,7 +2,14 @@
 
 The names follow the guidance library, so a guidance program runs with only its import
 changed. Nothing heavy (torch, transformers, IPython) is imported here.
+
+As in guidance, the module itself is the decorator: ``import rudder as guidance`` then
+``@guidance`` or ``@guidance(stateless=True)``.
 """
+
+import sys
+import types
+from typing import Any
 
 from rudder import errors, models, trace
 from rudder._decorator import GuidanceFunction, StatefulCall, guidance
@@ -47,6 +54,23 @@ _install_notebook()
 _install_terminal()
 # With a store set (rudder.settings.store, RUDDER_STORE), every run is kept in it.
 _install_store()
+
+
+class _CallableModule(types.ModuleType):
+    """rudder's module type: calling the module is calling :func:`rudder.guidance`."""
+
+    def __call__(
+        self,
+        f: Any = None,
+        *,
+        stateless: bool = False,
+        cache: bool = False,
+        dedent: bool = True,
+    ) -> Any:
+        return guidance(f, stateless=stateless, cache=cache, dedent=dedent)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "GrammarNode",

@@ -66,7 +66,14 @@ def program(lm: Model, city: str, temperature: float = 0.0) -> Model:
         lm += "In short: " + gen("summary", stop="\n", max_tokens=40, temperature=temperature)
         lm += "\n"
         lm += "Founded: " + regex(r"[0-9]{1,4}( BC)?", name="founded") + "\n"
-        lm += "Record: " + json("record", schema=City, max_tokens=160, temperature=temperature)
+        # The built-in model learned compact JSON.
+        lm += "Record: " + json(
+            "record",
+            schema=City,
+            max_tokens=160,
+            temperature=temperature,
+            separators=(",", ":"),
+        )
     return lm
 
 

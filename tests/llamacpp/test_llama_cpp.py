@@ -24,12 +24,13 @@ from rudder.models import Model
 
 #: The Transformers tier's tests that load through transformers itself (a model object, a
 #: path, an object that is no model, a context shrunk to 24 tokens, below the 256 llama.cpp
-#: rounds up to); this tier has its own loading and full-context tests.
+#: rounds up to, the model's name as transformers gives it); this tier has its own.
 TRANSFORMERS_ONLY = {
     "test_a_loaded_model_object_with_its_tokenizer",
     "test_a_missing_model_path",
     "test_a_model_that_is_not_a_model",
     "test_a_generation_that_fills_the_context_counts_what_it_made",
+    "test_a_generation_records_the_model_it_ran_on",
 }
 
 # Every other test of those modules is collected here again: pytest gives it this tier's
@@ -82,6 +83,12 @@ def test_the_shared_suite_is_collected_here() -> None:
 @pytest.fixture
 def transformers_lm(llama_path: Path) -> Model:
     return models.Transformers(str(llama_path))
+
+
+def test_a_generation_records_the_gguf_file_it_ran_on(lm: Model, gguf_path: Path) -> None:
+    out = lm + "Hi " + gen(max_tokens=2)
+    assert out.trace is not None
+    assert out.trace.model == lm.engine.model_name == str(gguf_path)
 
 
 def test_logits_match_transformers_at_every_position(lm: Model, transformers_lm: Model) -> None:

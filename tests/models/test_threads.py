@@ -61,7 +61,7 @@ def record(lm: Model) -> Model:
         "required": ["n", "c"],
         "additionalProperties": False,
     }
-    return lm + "Record: " + json("record", schema=schema, temperature=HOT, max_tokens=16)
+    return lm + "Record: " + json("record", schema=schema, temperature=HOT, max_tokens=40)
 
 
 def chat(lm: Model) -> Model:

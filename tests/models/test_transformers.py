@@ -599,3 +599,22 @@ def test_a_generation_records_the_model_it_ran_on(lm: Model, llama_path: Path) -
     text = out.trace.parent
     assert text is not None
     assert text.model is None
+
+
+# -- the end of an accepting grammar (as guidance) --------------------------------------------
+
+
+def test_an_open_regex_stops_where_the_model_would_leave_it(gpt2_path: Path) -> None:
+    # When the regex could end and the model's own first choice is not a digit, it ends.
+    lm = models.Transformers(str(gpt2_path))
+    out = lm + "Numbers: " + gen("n", regex="[0-9]+", max_tokens=15)
+    assert out.generation is not None
+    assert 1 <= len(out.generation.tokens) < 15
+    assert out["n"].isdigit()
+
+
+def test_an_unbounded_regex_ends_before_the_context_is_full(any_lm: Model) -> None:
+    out = any_lm + "Words: " + regex("[a-z ]+", name="w")
+    assert out.generation is not None
+    assert re.fullmatch("[a-z ]+", out["w"])
+    assert len(out.generation.tokens) < 2000  # the tiny models' context is 2,048

@@ -29,7 +29,7 @@ from rudder.visual._view_state import RunView
 
 PATTERNS = [
     b"The capital of France is Paris.",
-    b'{"city":"Paris","rank":1}',
+    b'{"city": "Paris", "rank": 1}',
     b"http://www.example.com",
 ]
 SCHEMA = {

@@ -51,7 +51,13 @@ class CompiledGrammar:
     lark: str
     list_captures: frozenset[str]
     special_tokens: tuple[str, ...]
+    #: Captures of json() values: a value cut by a token limit is not JSON, and is reported.
+    json_captures: frozenset[str] = frozenset()
 
+
+#: Choices wider than this are written so that llguidance's parser sees few alternatives
+#: (its rows hold at most 2,000 items).
+WIDE_SELECT = 100
 
 _cache_lock = threading.Lock()
 _compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
@@ -84,6 +90,14 @@ def compile_grammar(node: GrammarNode) -> CompiledGrammar:
             _compiled.clear()
         _compiled[key] = (node, compiled)
     return compiled
+
+
+_LIST_MARK = "\u2063#"  # an invisible separator, then the rule's number
+
+
+def capture_name(label: str) -> str:
+    """The capture name behind llguidance's capture label (see ``capture_label``)."""
+    return label.partition(_LIST_MARK)[0]
 
 
 def lark_string(text: str) -> str:
@@ -149,11 +163,14 @@ class _Writer:
 
     def compile(self, root: GrammarNode) -> CompiledGrammar:
         names: dict[str, bool] = {}
+        json_names: set[str] = set()
         specials: list[str] = []
         for node in iter_nodes(root):
             if isinstance(node, Rule):
                 if node.capture is not None:
                     _add_name(names, node.capture, is_list=node.list_append)
+                    if isinstance(node.body, Json):
+                        json_names.add(node.capture)
                 if node.stop_capture is not None:
                     _add_name(names, node.stop_capture, is_list=False)
             elif isinstance(node, SpecialToken) and node.text not in specials:
@@ -164,6 +181,7 @@ class _Writer:
             llguidance=json.dumps({"grammars": grammars}, ensure_ascii=False),
             lark=lark,
             list_captures=frozenset(name for name, is_list in names.items() if is_list),
+            json_captures=frozenset(json_names),
             special_tokens=tuple(specials),
         )
 
@@ -175,7 +193,11 @@ class _Writer:
 
     def expr(self, node: GrammarNode) -> str:
         if self.is_regular(node) and not isinstance(node, (Rule, RuleRef)):
+            if self.has_wide_select(node):
+                return self.terminal_name(node)  # one lexeme, not thousands of alternatives
             return self.term_expr(node)
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return self.wide_select(node)
         composite = _composite(node, self.expr, self.atom)
         if composite is not None:
             return composite
@@ -186,6 +208,21 @@ class _Writer:
         if isinstance(node, (Rule, Json, Lark)):
             return self.rule_name(node)
         raise AssertionError(f"unhandled grammar node {node!r}")
+
+    def has_wide_select(self, node: GrammarNode) -> bool:
+        """Whether a regular node holds a choice too wide for one parser row."""
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return True
+        return any(self.has_wide_select(child) for child in _children(node))
+
+    def wide_select(self, node: Select) -> str:
+        """A choice with more options than llguidance's parser takes in one row (2,000):
+        the regular options become one terminal, so the row holds one item for them all."""
+        regular = tuple(option for option in node.options if self.is_regular(option))
+        others = [self.expr(option) for option in node.options if not self.is_regular(option)]
+        if not regular:
+            return " | ".join(others)
+        return " | ".join([self.terminal_name(Select(regular)), *others])
 
     def atom(self, node: GrammarNode) -> str:
         text = self.expr(node)
@@ -221,7 +258,8 @@ class _Writer:
             at_stop, at_end = self.shared.fresh(f"{name}_stop"), self.shared.fresh(f"{name}_eos")
             self.lines.append(self.plain_rule_definition(at_stop, at_stop_rule))
             self.lines.append(self.plain_rule_definition(at_end, at_eos_rule))
-            capture = f"[capture={lark_string(node.capture)}]" if node.capture is not None else ""
+            label = self.capture_label(node)
+            capture = f"[capture={lark_string(label)}]" if label is not None else ""
             return f"{name}{capture}: {at_stop} | {at_end}"
         return self.plain_rule_definition(name, node)
 
@@ -255,8 +293,9 @@ class _Writer:
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
-        if rule.capture is not None:
-            attributes.append(f"capture={lark_string(rule.capture)}")
+        label = self.capture_label(rule)
+        if label is not None:
+            attributes.append(f"capture={lark_string(label)}")
         if rule.temperature is not None:
             attributes.append(f"temperature={float(rule.temperature)!r}")
         if rule.max_tokens is not None and self.shared.token_limits:
@@ -270,6 +309,14 @@ class _Writer:
         if rule.lazy:
             attributes.append("lazy")
         return attributes
+
+    def capture_label(self, rule: Rule) -> str | None:
+        """The capture name llguidance sees: a list capture's gets a mark of its rule, so
+        that equal values of two rules are two reports (llguidance reports a capture equal
+        to the one before it once); :func:`capture_name` takes the mark off."""
+        if rule.capture is None or not rule.list_append:
+            return rule.capture
+        return f"{rule.capture}{_LIST_MARK}{self.shared.fresh('')}"
 
     # -- terminals (regular expressions over bytes, no captures) ---------------------------
 

@@ -59,6 +59,10 @@ class Engine(abc.ABC):
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         """Run the model; return the logits and how many tokens had to be processed."""
 
+    def note_sampling(self, temperature: float) -> None:  # noqa: B027 (most keep nothing)
+        """Called by the decode loop for each token the model chose, with the temperature it
+        was chosen at; an engine that keeps figures may record it (the Mock does)."""
+
     def reset_cache(self) -> None:  # noqa: B027 (engines without a cache need nothing)
         """Forget the prefix cache (the next call runs the whole sequence)."""
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import llguidance
 
 from rudder._grammar._captures import settle
-from rudder._grammar._lark import CompiledGrammar
+from rudder._grammar._lark import CompiledGrammar, capture_name
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine, common_prefix
 from rudder.engine._sampler import Sampling, Step, step
@@ -156,9 +156,11 @@ class Output:
         backtrack: int,
         forced: Sequence[int],
         record: Token | None,
-        eos: int,
+        eos: int | None,
         result: Generation,
     ) -> None:
+        """Take back ``backtrack`` tokens and add ``forced``; ``eos``, when given, is the
+        end-of-sequence token that ended the generation, which is not output."""
         if backtrack:
             if backtrack > len(self.out):
                 raise GenerationError(
@@ -191,6 +193,7 @@ class Output:
                 f"{self._text()!r} it allows no further text and is not finished"
             )
         result.captures = self._captures()
+        _check_json_captures(result.captures, self.grammar.json_captures)
 
     def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
         return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
@@ -203,7 +206,8 @@ class Output:
             if item.get("object") == "capture":
                 # Healed bytes are re-made before the grammar proper: no capture starts there.
                 offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
-                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
+                name = capture_name(item["name"])
+                self.captures.append((name, bytes.fromhex(item["hex"]), offset))
 
     def _captures(self) -> list[Capture]:
         output = b"".join(t.bytes for t in self.out)
@@ -250,6 +254,7 @@ class _Run(Output):
         if self.on_step is not None and (self.out or healed_bytes):
             self.on_step(self.out, healed_bytes, 0, len(self.out))
         eos = self.tokenizer.eos_token_id
+        writes_eos = self._writes(eos)
         vocab = self.tokenizer.vocab_size
         while True:
             step_started = time.perf_counter()
@@ -260,16 +265,20 @@ class _Run(Output):
                 break
             if mask is None:
                 backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, None if writes_eos else eos, result)
                 continue
             allowed = _allowed(mask, vocab)
+            # End-of-sequence is allowed where the grammar may end, and where the grammar
+            # itself writes that token (a Mock's <s>): only the first ends the generation.
+            may_end = bool(allowed[eos]) and (not writes_eos or interpreter.is_accepting())
+            ending = eos if may_end or not writes_eos else None
             only = _single(allowed)
             if only is not None:
                 # One token possible: it is fixed, and the model need not run for it.
                 backtrack, forced = self._step(
                     interpreter, functools.partial(interpreter.commit_token, only)
                 )
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, ending, result)
                 continue
             limit = self.engine.context_length
             if limit is not None and len(self.ids) >= limit:
@@ -284,22 +293,35 @@ class _Run(Output):
             if result.forward_calls == 0:
                 result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
             result.forward_calls += 1
-            chosen = step(logits, allowed, temperature, self.sampling, self.rng)
+            # Where the grammar may end, the model chooses freely, as in guidance: a token
+            # the grammar does not allow ends the generation there (an open-ended regex
+            # stops where the model would leave it, not where the token limit is).
+            chosen = step(
+                logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
+            )
+            self.engine.note_sampling(temperature)
             token = chosen.token
             if not allowed[token]:
-                raise GenerationError(
-                    "the grammar allows no token at this point (it cannot be completed); "
-                    f"text so far: {self._text()!r}"
-                )
+                if not may_end:
+                    raise GenerationError(
+                        "the grammar allows no token at this point (it cannot be completed); "
+                        f"text so far: {self._text()!r}"
+                    )
+                token = eos
             commit = functools.partial(interpreter.commit_token, token)
             backtrack, forced = self._step(interpreter, commit)
             record = self._record(chosen, allowed, time.perf_counter() - step_started)
             if result.first_token_seconds is None:
                 result.first_token_seconds = time.perf_counter() - started
-            self._apply(backtrack, forced, record, eos, result)
+            self._apply(backtrack, forced, record, ending, result)
         self._finish(interpreter, result)
         result.total_seconds = time.perf_counter() - started
         return result
+
+    def _writes(self, token_id: int) -> bool:
+        """Whether the grammar writes this special token itself (``special_token(...)``)."""
+        text = self.tokenizer.token_bytes(token_id).decode("utf-8", errors="replace")
+        return text in self.grammar.special_tokens  # each checked to be one exact token
 
     def _start(self, prompt: list[int], can_heal: Callable[[int], bool]) -> tuple[Any, int, int]:
         interpreter = self._interpreter()
@@ -362,6 +384,22 @@ def _read_response(
     parsed = json.loads(response)
     on_progress(parsed["progress"])
     return bool(parsed["stop"]), float(parsed["temperature"])
+
+
+def _check_json_captures(captures: Sequence[Capture], json_names: frozenset[str]) -> None:
+    """A json() value cut short by its token limit is an error, not a silent bad value."""
+    for capture in captures:
+        if capture.name not in json_names:
+            continue
+        try:
+            json.loads(capture.value)
+        except ValueError:
+            shown = capture.value if len(capture.value) <= 80 else capture.value[:77] + "..."
+            raise GenerationError(
+                f"json({capture.name!r}) was cut before its value was complete, by its "
+                f"max_tokens (or the model's context): {shown!r}; raise max_tokens, or "
+                "leave it out and bound the value with the schema (maxLength, maxItems, enum)"
+            ) from None
 
 
 def _token_starts(tokens: Sequence[Token]) -> list[int]:

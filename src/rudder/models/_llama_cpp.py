@@ -114,6 +114,11 @@ class LlamaCppEngine(PrefixCachedEngine):
         weakref.finalize(self, llama_cpp.llama_batch_free, self._batch)
         self._clear_memory()  # a Llama passed in may hold someone else's tokens
 
+    @property
+    def model_name(self) -> str:
+        """The GGUF file the model was loaded from, for telemetry and the store."""
+        return str(getattr(self.llama, "model_path", "") or "llama.cpp")
+
     def _run(self, ids: list[int], reusable: int) -> tuple[npt.NDArray[np.float32], int]:
         import llama_cpp
         import numpy as np

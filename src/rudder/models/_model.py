@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from rudder._chat import ChatTemplate, render_state
 from rudder._decorator import StatefulCall
 from rudder._grammar._lark import compile_grammar
-from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
+from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node, text_steps
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
 from rudder._settings import settings
@@ -165,7 +165,9 @@ class Model:
 
     def __add__(self, value: object) -> Self:
         lm = self._enter_blocks()
-        if isinstance(value, str) and not has_placeholder(value):
+        if isinstance(value, str) and has_placeholder(value):
+            value = text_steps(value)
+        if isinstance(value, str):
             result = lm._step(NodeKind.TEXT, value, (Text(value),)) if value else lm
         elif isinstance(value, Deferred):
             if isinstance(value, StatefulCall):
@@ -173,7 +175,7 @@ class Model:
             result = value(lm)  # type: ignore[operator]
             if not isinstance(result, Model):
                 raise WrongTypeError(
-                    f"{value} returned {type(result).__name__}, not a Model; a stateful "
+                    f"{value!s} returned {type(result).__name__}, not a Model; a stateful "
                     "function must return the Model it was given (or one made from it)"
                 )
         else:
@@ -245,7 +247,7 @@ class Model:
         entries = self._entries
         if generation.healed_bytes:
             healed = _drop_tail_bytes(entries, generation.healed_bytes)
-            assert healed  # can_heal checked this
+            assert healed is not None  # can_heal checked this
             entries = healed
         added: tuple[Entry, ...] = (*generation.tokens, *generation.captures)
         usage = Usage.of(generation)
@@ -324,25 +326,37 @@ class Model:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self._entries)} entries: {_preview(str(self))}>"
 
+    def _captures(self) -> dict[str, CaptureValue]:
+        """The captures, with each named block that is still open holding its text so far."""
+        captures = self._entries.captures()
+        open_blocks = [b for b in self._blocks if b.name is not None and b.role is None]
+        if not open_blocks:
+            return captures
+        captures = dict(captures)
+        for block in open_blocks:
+            assert block.name is not None
+            captures[block.name] = Capture(block.name, _block_text(self._entries, block))
+        return captures
+
     def __getitem__(self, name: str) -> str | list[str]:
-        value = self._entries.captures().get(name)
+        value = self._captures().get(name)
         if value is None:
-            known = ", ".join(repr(n) for n in sorted(self._entries.captures())) or "none"
+            known = ", ".join(repr(n) for n in sorted(self._captures())) or "none"
             raise CaptureNotFoundError(f"no capture named {name!r} (captures so far: {known})")
         return _value(value)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The capture ``name``, or ``default`` when there is none."""
-        value = self._entries.captures().get(name)
+        value = self._captures().get(name)
         return default if value is None else _value(value)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._entries.captures()
+        return isinstance(name, str) and name in self._captures()
 
     @property
     def captures(self) -> dict[str, str | list[str]]:
         """Every capture: name -> text (a list of texts for ``list_append`` captures)."""
-        return {name: _value(value) for name, value in self._entries.captures().items()}
+        return {name: _value(value) for name, value in self._captures().items()}
 
     def log_prob(self, name: str) -> float | list[float]:
         """The log-probability the model gave the tokens of capture ``name``.
