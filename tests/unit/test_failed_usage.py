@@ -67,7 +67,9 @@ def test_an_interrupted_generation_counts_the_tokens_it_made(
     usage = node.usage
     assert usage is not None
     assert usage.generations == 1
-    assert usage.prompt_tokens == len(lm.engine.tokenizer.encode("Go: ", False))
+    tokenizer = lm.engine.tokenizer
+    start = [tokenizer.bos_token_id] if tokenizer.add_bos else []  # the Mock starts with <s>
+    assert usage.prompt_tokens == len(start + tokenizer.encode("Go: ", False))
     assert BEFORE_INTERRUPT <= usage.output_tokens < 1000
     assert usage.forward_passes >= usage.generated_tokens > 0
     assert usage.total_s > 0

@@ -107,7 +107,7 @@ def test_what_a_server_does_not_report_is_absent_not_zero() -> None:
 
 
 def test_json_with_a_pydantic_schema_and_a_lark_grammar() -> None:
-    lm = MockServer([b'{"name":"Bob","age":42}'])
+    lm = MockServer([b'{"name": "Bob", "age": 42}'])  # json()'s default separators
     out = lm + "J: " + json("person", schema=Person)
     value = jsonlib.loads(str(out["person"]))
     jsonschema.validate(value, Person.model_json_schema())
