@@ -31,6 +31,7 @@ TRANSFORMERS_ONLY = {
     "test_a_model_that_is_not_a_model",
     "test_a_generation_that_fills_the_context_counts_what_it_made",
     "test_a_generation_records_the_model_it_ran_on",
+    "test_an_open_regex_stops_where_the_model_would_leave_it",  # the tiny GPT-2
 }
 
 # Every other test of those modules is collected here again: pytest gives it this tier's
@@ -131,7 +132,7 @@ def test_greedy_programs_give_what_transformers_gives(lm: Model, transformers_lm
     assert ours.captures == theirs.captures
     # Token for token, each with the same kind and (to float32's precision) probability.
     ours_tokens, theirs_tokens = output_tokens(ours), output_tokens(theirs)
-    assert len(ours_tokens) > 100
+    assert len(ours_tokens) > 50
     assert [t.token_id for t in ours_tokens] == [t.token_id for t in theirs_tokens]
     for mine, other in zip(ours_tokens, theirs_tokens, strict=True):
         assert mine.kind == other.kind
@@ -349,12 +350,19 @@ def test_importing_rudder_does_not_import_llama_cpp() -> None:
 # -- the demo --------------------------------------------------------------------------------
 
 
-def test_the_demo_runs_on_a_gguf_file(gguf_path: Path, tmp_path: Path) -> None:
+def test_the_demo_runs_on_a_gguf_file(tmp_path: Path) -> None:
+    # The built-in model written as GGUF: a real chat model, so the record comes out whole
+    # (a random model's JSON is cut by the demo's token limit, which is an error).
+    from rudder._builtin import builtin_model_path
+    from rudder._tiny_gguf import write_tiny_gguf
+
+    gguf_path = write_tiny_gguf(builtin_model_path(), tmp_path / "builtin.gguf")
     report = tmp_path / "report.html"
     result = _rudder("demo", "--model", str(gguf_path), "--output", str(report), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Captures" in result.stdout
-    assert "country: " in result.stdout
+    assert "country: France" in result.stdout
+    assert '"name": "Paris"' in result.stdout
     assert "prompt tokens" in result.stdout
     assert report.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
 
