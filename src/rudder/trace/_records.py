@@ -26,7 +26,7 @@ from rudder._state import (
     TokenKind,
 )
 from rudder.trace._monitor import SystemSample
-from rudder.trace._node import NodeInput, NodeKind, TraceNode
+from rudder.trace._node import NodeInput, NodeKind, NodeSnapshot, TraceNode
 from rudder.trace._run import Run, RunStatus
 from rudder.trace._usage import Usage
 
@@ -283,18 +283,26 @@ def usage_record(usage: Usage) -> UsageRecord:
 
 
 def node_record(
-    node: TraceNode, *, for_view: bool = False, started: bool = False, show_echo_off: bool = False
+    node: TraceNode | NodeSnapshot,
+    *,
+    for_view: bool = False,
+    started: bool = False,
+    show_echo_off: bool = False,
 ) -> NodeRecord:
     """A node's record; ``for_view`` leaves out the entries of a hidden node (their size
     stays) and, unless ``show_echo_off`` (an explicit export), of a node made with echo off;
     ``started`` gives a generation as it was when it started (no entries, usage or healing
     yet). Views show the entries a record carries."""
+    if isinstance(node, NodeSnapshot):
+        parent_id = node.parent_id
+    else:
+        parent_id = node.parent.id if node.parent is not None else None
     elide = for_view and (node.hidden or not (node.echo or show_echo_off))
     entries = () if started else node.entries
     usage = None if started else node.usage
     return NodeRecord(
         id=node.id,
-        parent_id=node.parent.id if node.parent is not None else None,
+        parent_id=parent_id,
         run_id=node.run_id,
         input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
         entries=[] if elide else _entry_records(entries),

@@ -24,12 +24,12 @@ from rudder.visual._bus import Bus, get_bus
 if TYPE_CHECKING:
     from rudder._state import Token
     from rudder.trace._monitor import SystemSample
-    from rudder.trace._node import TraceNode
+    from rudder.trace._node import NodeSnapshot, TraceNode
     from rudder.trace._run import Run
 
 BATCH_TOKENS = 32
 BATCH_S = 0.05
-MAX_REMEMBERED_NODES = 100_000
+MAX_REMEMBERED_NODES = 10_000
 
 
 class _Batch:
@@ -91,10 +91,11 @@ class Publisher(TraceListener):
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
-            # A node's record is made when first read; ``missing`` is complete by then,
-            # except a generation that is still running: it is sent as it started.
+            # A node's record is made when first read, from a copy without its parent (the
+            # bus must not keep the trace alive); a running generation is sent as it started.
             started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
-            fields = functools.partial(_node_fields, missing, started, self._show_echo_off)
+            snapshot = missing.snapshot()
+            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off)
             self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
@@ -176,7 +177,7 @@ class Publisher(TraceListener):
         self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
-def _node_fields(node: TraceNode, started: bool, show_echo_off: bool) -> dict[str, Any]:
+def _node_fields(node: NodeSnapshot, started: bool, show_echo_off: bool) -> dict[str, Any]:
     from rudder.trace._records import node_record
 
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)

@@ -27,14 +27,20 @@ from rudder.visual._bus import Bus, Subscription, get_bus
 from rudder.visual._figures import summary
 from rudder.visual._terminal_output import TerminalOutput
 from rudder.visual._terminal_text import NOTE_STYLE, note, piece_text
-from rudder.visual._view_state import Piece, RunView, node_pieces, token_piece
+from rudder.visual._view_state import (
+    LIVE_VIEW_NODES,
+    Piece,
+    RunView,
+    node_pieces,
+    token_piece,
+)
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
     from rudder.visual._protocol import ServerMessage
 
 #: Node ids the view remembers having written (older ones are forgotten).
-REMEMBERED_NODES = 100_000
+REMEMBERED_NODES = 10_000
 #: Seconds user output waits for the view to write what was published before it.
 CATCH_UP_S = 2.0
 ERROR_STYLE = "bold red"
@@ -75,7 +81,7 @@ class TerminalView:
         with self._lock:
             if run_id in self._runs:
                 return
-            state = self._runs[run_id] = _RunState(RunView(run_id))
+            state = self._runs[run_id] = _RunState(RunView(run_id, LIVE_VIEW_NODES))
         state.subscription = self._bus.subscribe(_Relay(self), run_id=run_id)
 
     def following(self, run_id: str) -> bool:
