@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TextIO
 
@@ -61,9 +62,18 @@ class _RunState:
 class TerminalView:
     """Writes followed runs to ``output`` (see the module's docstring)."""
 
-    def __init__(self, output: TerminalOutput, *, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        output: TerminalOutput,
+        *,
+        bus: Bus | None = None,
+        on_screen: Callable[[bool], None] | None = None,
+    ) -> None:
         self.output = output
         self._bus = bus if bus is not None else get_bus()
+        #: Told True when the view starts showing runs and False when it shows none (the
+        #: guard on the standard streams is installed only meanwhile).
+        self._on_screen = on_screen
         self._lock = threading.RLock()
         self._runs: dict[str, _RunState] = {}
         self._written: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -81,6 +91,8 @@ class TerminalView:
         with self._lock:
             if run_id in self._runs:
                 return
+            if not self._runs and self._on_screen is not None:
+                self._on_screen(True)
             state = self._runs[run_id] = _RunState(RunView(run_id, LIVE_VIEW_NODES))
         state.subscription = self._bus.subscribe(_Relay(self), run_id=run_id)
 
@@ -106,6 +118,8 @@ class TerminalView:
                 self._line(note(default_run_summary))
             self._end_run_of_text()
             self.output.close()
+            if self._on_screen is not None:
+                self._on_screen(False)
 
     # -- user output --------------------------------------------------------------------------
 
@@ -193,6 +207,8 @@ class TerminalView:
         self._runs.pop(state.view.run_id, None)
         if self._last_run == state.view.run_id:
             self._last_run = None
+        if not self._runs and self._on_screen is not None:
+            self._on_screen(False)
         if state.subscription is not None:
             state.subscription.close()
 
