@@ -6,7 +6,7 @@ import os
 
 from rudder.errors import SettingsError
 
-#: The views ``settings.view`` can pick (see ``rudder.visual._environment``).
+#: The views ``settings.view`` can pick (see ``rudder.visual.terminal._environment``).
 VIEWS = ("auto", "widget", "legacy", "terminal", "none")
 #: How the terminal view colours tokens.
 TOKEN_COLORS = ("type", "probability")

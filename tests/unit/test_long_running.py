@@ -17,13 +17,13 @@ from rudder import gen, models
 from rudder.models._model import Model
 from rudder.trace._events import add_listener, remove_listener
 from rudder.trace._node import TraceNode
-from rudder.visual import _terminal
-from rudder.visual._bus import Bus
-from rudder.visual._publisher import Publisher
-from rudder.visual._terminal import TerminalView
-from rudder.visual._terminal_output import AppendOutput
-from rudder.visual._view_state import RunView
-from rudder.visual._widget import RunWidget
+from rudder.visual.notebook._widget import RunWidget
+from rudder.visual.stream._bus import Bus
+from rudder.visual.stream._publisher import Publisher
+from rudder.visual.stream._view_state import RunView
+from rudder.visual.terminal import _terminal
+from rudder.visual.terminal._terminal import TerminalView
+from rudder.visual.terminal._terminal_output import AppendOutput
 
 PROGRAMS = 120
 KEPT = 20  # nodes a live view keeps, lowered so that a few programs go past it
@@ -129,7 +129,7 @@ def test_a_bounded_run_view_keeps_the_path_of_the_last_node_whole() -> None:
 def test_a_widget_following_a_run_of_many_programs_keeps_a_bounded_view(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rudder.visual import _widget
+    from rudder.visual.notebook import _widget
 
     monkeypatch.setattr(_widget, "LIVE_VIEW_NODES", KEPT)
     run = rudder.run("a cell that loops")

@@ -21,11 +21,11 @@ from rich.text import Text
 import rudder
 from rudder import assistant, gen, models, select, user
 from rudder._shown_text import visible
-from rudder.visual._environment import Environment, View, chosen_view
-from rudder.visual._terminal import TerminalView
-from rudder.visual._terminal_output import HELD_TOKENS, AppendOutput, LiveOutput
-from rudder.visual._terminal_text import piece_text
-from rudder.visual._view_state import Piece, text_piece
+from rudder.visual.stream._view_state import Piece, text_piece
+from rudder.visual.terminal._environment import Environment, View, chosen_view
+from rudder.visual.terminal._terminal import TerminalView
+from rudder.visual.terminal._terminal_output import HELD_TOKENS, AppendOutput, LiveOutput
+from rudder.visual.terminal._terminal_text import piece_text
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -303,7 +303,7 @@ def test_the_stream_guard_is_a_text_stream_installed_only_while_a_run_is_shown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from rudder.trace import _events
-    from rudder.visual import _console
+    from rudder.visual.terminal import _console
 
     out, err = io.StringIO(), io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)

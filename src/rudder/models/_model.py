@@ -364,7 +364,7 @@ class Model:
         """The program so far as one self-contained HTML page (no network needed to open
         it), shown as the notebook view shows a finished run; ``rudder.export_html(lm,
         path)`` writes it to a file."""
-        from rudder.visual._export import to_html
+        from rudder.visual.html._export import to_html
 
         return to_html(self, title=title)
 

@@ -1,6 +1,6 @@
 """The serial form of the trace: pydantic records of entries, nodes, usage, samples, runs.
 
-The message protocol (:mod:`rudder.visual._protocol`) carries these records, and
+The message protocol (:mod:`rudder.visual.stream._protocol`) carries these records, and
 ``dump_trace`` / ``load_trace`` write and read a whole trace with them, losslessly. Token
 bytes travel as text when they are valid UTF-8 on their own, else also as base64.
 """

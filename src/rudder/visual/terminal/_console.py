@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rudder._settings import settings
 from rudder.trace._events import TraceListener, add_listener
 from rudder.trace._run import started_default_run
-from rudder.visual._environment import Environment, View, chosen_view, detect
+from rudder.visual.terminal._environment import Environment, View, chosen_view, detect
 
 if TYPE_CHECKING:
     from rudder.trace._node import TraceNode
-    from rudder.visual._terminal import TerminalView
+    from rudder.visual.terminal._terminal import TerminalView
 
 
 class GuardedStream(io.TextIOBase):
@@ -107,8 +107,8 @@ class TerminalViews(TraceListener):
 
     def _terminal(self, view: View) -> TerminalView:
         if self.view is None:
-            from rudder.visual._terminal import TerminalView
-            from rudder.visual._terminal_output import AppendOutput, LiveOutput
+            from rudder.visual.terminal._terminal import TerminalView
+            from rudder.visual.terminal._terminal_output import AppendOutput, LiveOutput
 
             stream = sys.stdout
             output = (
@@ -170,7 +170,7 @@ def _default_run_line() -> str | None:
     import time
 
     from rudder.trace._records import usage_record
-    from rudder.visual._figures import figures
+    from rudder.visual.stream._figures import figures
 
     run = started_default_run()
     if run is None or run.usage.output_tokens == 0:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         TokenRecord,
         UsageRecord,
     )
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rudder._state import Capture
 from rudder.trace._events import TraceListener
 from rudder.trace._node import NodeKind
-from rudder.visual._bus import Bus, get_bus
+from rudder.visual.stream._bus import Bus, get_bus
 
 if TYPE_CHECKING:
     from rudder._state import Token
@@ -61,14 +61,14 @@ class Publisher(TraceListener):
 
     def run_started(self, run: Run) -> None:
         from rudder.trace._records import run_record
-        from rudder.visual._protocol import RunStarted
+        from rudder.visual.stream._protocol import RunStarted
 
         record = run_record(run)
         self.bus.publish(run.id, RunStarted, run=record)
 
     def run_finished(self, run: Run) -> None:
         from rudder.trace._records import run_record, usage_record
-        from rudder.visual._protocol import Metrics, RunFinished
+        from rudder.visual.stream._protocol import Metrics, RunFinished
 
         usage = usage_record(run.usage)
         self.bus.publish(run.id, Metrics, usage=usage)
@@ -79,7 +79,7 @@ class Publisher(TraceListener):
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
         from rudder.trace._records import sample_record, usage_record
-        from rudder.visual._protocol import Metrics
+        from rudder.visual.stream._protocol import Metrics
 
         usage, record = usage_record(run.usage), sample_record(sample)
         self.bus.publish(run.id, Metrics, usage=usage, samples=[record])
@@ -87,7 +87,7 @@ class Publisher(TraceListener):
     # -- nodes ----------------------------------------------------------------------------
 
     def node_added(self, node: TraceNode) -> None:
-        from rudder.visual._protocol import NodeAdded, Status
+        from rudder.visual.stream._protocol import NodeAdded, Status
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
@@ -123,7 +123,7 @@ class Publisher(TraceListener):
     ) -> None:
         if node.hidden:
             return  # a hidden generation shows only its size, when it ends
-        from rudder.visual._protocol import Backtrack
+        from rudder.visual.stream._protocol import Backtrack
 
         batch = self._batches.get(node.id)
         if batch is None:
@@ -147,7 +147,7 @@ class Publisher(TraceListener):
     def _flush(self, node: TraceNode, batch: _Batch) -> None:
         if not batch.tokens and not batch.healed_bytes:
             return
-        from rudder.visual._protocol import TokensAppended
+        from rudder.visual.stream._protocol import TokensAppended
 
         fields = functools.partial(_tokens_fields, node.id, batch.healed_bytes, batch.tokens)
         batch.tokens = []
@@ -156,7 +156,7 @@ class Publisher(TraceListener):
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
         from rudder.trace._records import capture_record, text_size, usage_record
-        from rudder.visual._protocol import CaptureSet, Metrics, Status
+        from rudder.visual.stream._protocol import CaptureSet, Metrics, Status
 
         batch = self._batches.pop(node.id, None)
         if batch is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import FromClient, Message, ServerMessage
+    from rudder.visual.stream._protocol import FromClient, Message, ServerMessage
 
 M = TypeVar("M", bound="Message")
 
@@ -258,7 +258,7 @@ class Subscription:
 
     def _take(self) -> list[ServerMessage | _Later]:
         """Messages due now (called holding the bus lock); advances the cursors."""
-        from rudder.visual._protocol import Reset
+        from rudder.visual.stream._protocol import Reset
 
         due: list[ServerMessage | _Later] = []
         for run_id in self._followed():

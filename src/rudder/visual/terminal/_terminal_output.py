@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from rudder.visual._terminal_text import NOTE_STYLE, legend
+from rudder.visual.terminal._terminal_text import NOTE_STYLE, legend
 
 if TYPE_CHECKING:
     from rich.console import RenderableType

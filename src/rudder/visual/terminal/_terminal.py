@@ -1,11 +1,12 @@
 """The terminal view: runs shown as text in a terminal, a pipe or a log.
 
 The view follows a run on the bus (one subscription per run) and writes what each message
-adds to a :class:`~rudder.visual._terminal_output.TerminalOutput`: fixed text and role labels
-as they come, a generation's tokens as they stream, the run's figures when it ends (for the
-process's default run, which never ends, at exit). A node whose text is already on screen
-(an earlier run's, carried again by a self-contained stream) is not written twice; a
-step that does not continue the last one written (a branch, a new program) is marked.
+adds to a :class:`~rudder.visual.terminal._terminal_output.TerminalOutput`: fixed text and
+role labels as they come, a generation's tokens as they stream, the run's figures when it
+ends (for the process's default run, which never ends, at exit). A node whose text is
+already on screen (an earlier run's, carried again by a self-contained stream) is not
+written twice; a step that does not continue the last one written (a branch, a new
+program) is marked.
 
 The user's own ``print()`` output passes through a guard on ``sys.stdout``/``sys.stderr``
 that first lets the view catch up with what was published, so prints and run text come out
@@ -24,21 +25,21 @@ from rich.text import Text
 
 from rudder._settings import settings
 from rudder._shown_text import RunDecoder, visible
-from rudder.visual._bus import Bus, Subscription, get_bus
-from rudder.visual._figures import summary
-from rudder.visual._terminal_output import TerminalOutput
-from rudder.visual._terminal_text import NOTE_STYLE, note, piece_text
-from rudder.visual._view_state import (
+from rudder.visual.stream._bus import Bus, Subscription, get_bus
+from rudder.visual.stream._figures import summary
+from rudder.visual.stream._view_state import (
     LIVE_VIEW_NODES,
     Piece,
     RunView,
     node_pieces,
     token_piece,
 )
+from rudder.visual.terminal._terminal_output import TerminalOutput
+from rudder.visual.terminal._terminal_text import NOTE_STYLE, note, piece_text
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 #: Node ids the view remembers having written (older ones are forgotten).
 REMEMBERED_NODES = 10_000
