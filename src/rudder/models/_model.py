@@ -137,7 +137,7 @@ class Model:
             hidden=hiding.get(),
         )
         if events.listeners and node.echo:
-            events.emit("node_added", node)
+            events.emit.node_added(node)
         return node
 
     def _step(self, kind: NodeKind, value: str, added: tuple[Entry, ...], **kwargs: Any) -> Self:
@@ -224,7 +224,7 @@ class Model:
             )
         except BaseException as error:
             if events.listeners and node.echo:
-                events.emit("node_finished", node, describe_error(error))
+                events.emit.node_finished(node, describe_error(error))
             raise
         finally:
             run.deactivate()
@@ -238,7 +238,7 @@ class Model:
         node.complete(added, generation.healed_bytes, usage)
         run.add_usage(usage)
         if events.listeners and node.echo:
-            events.emit("node_finished", node, None)
+            events.emit.node_finished(node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
 
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
@@ -254,7 +254,7 @@ class Model:
             if watched:
                 heal = 0 if healed_sent else healed_bytes
                 healed_sent = True
-                events.emit("tokens_changed", node, out[len(out) - added :], backtracked, heal)
+                events.emit.tokens_changed(node, out[len(out) - added :], backtracked, heal)
             if sink is not None and (added or backtracked):
                 base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
                 sink(self._derive((base or self._entries).append(tuple(out)), node=node))
