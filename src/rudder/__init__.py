@@ -39,10 +39,10 @@ from rudder._roles import assistant, block, role, system, user
 from rudder._settings import legacy_mode, settings
 from rudder.store._writer import install as _install_store
 from rudder.trace._run import hidden, run
-from rudder.visual._console import install as _install_terminal
-from rudder.visual._export import export_html
-from rudder.visual._notebook import install as _install_notebook
-from rudder.visual._publisher import install as _install_publisher
+from rudder.visual.html._export import export_html
+from rudder.visual.notebook._notebook import install as _install_notebook
+from rudder.visual.stream._publisher import install as _install_publisher
+from rudder.visual.terminal._console import install as _install_terminal
 
 __version__ = "0.1.0"
 

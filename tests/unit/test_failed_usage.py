@@ -14,9 +14,9 @@ from rudder.trace._events import TraceListener, add_listener, remove_listener
 from rudder.trace._node import TraceNode
 from rudder.trace._run import RunStatus
 from rudder.trace._usage import Usage
-from rudder.visual._bus import Bus
-from rudder.visual._protocol import Metrics, Status
-from rudder.visual._publisher import Publisher
+from rudder.visual.stream._bus import Bus
+from rudder.visual.stream._protocol import Metrics, Status
+from rudder.visual.stream._publisher import Publisher
 
 #: Tokens the Mock writes before the interrupt arrives.
 BEFORE_INTERRUPT = 6

@@ -155,7 +155,7 @@ class Model:
             model=model,
         )
         if events.listeners and node.echo:
-            events.emit("node_added", node)
+            events.emit.node_added(node)
         return node
 
     def _step(self, kind: NodeKind, value: str, added: tuple[Entry, ...], **kwargs: Any) -> Self:
@@ -240,7 +240,7 @@ class Model:
             generation = start(self._step_observer(node), count_failed)
         except BaseException as error:
             if events.listeners and node.echo:
-                events.emit("node_finished", node, describe_error(error))
+                events.emit.node_finished(node, describe_error(error))
             raise
         finally:
             run.deactivate()
@@ -254,7 +254,7 @@ class Model:
         node.complete(added, generation.healed_bytes, usage)
         run.add_usage(usage)
         if events.listeners and node.echo:
-            events.emit("node_finished", node, None)
+            events.emit.node_finished(node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
 
     def _local_generation(self, grammar: GrammarNode) -> _StartGeneration:
@@ -311,7 +311,7 @@ class Model:
             if watched:
                 heal = 0 if healed_sent else healed_bytes
                 healed_sent = True
-                events.emit("tokens_changed", node, out[len(out) - added :], backtracked, heal)
+                events.emit.tokens_changed(node, out[len(out) - added :], backtracked, heal)
             if sink is not None and (added or backtracked):
                 base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
                 sink(self._derive((base or self._entries).append(tuple(out)), node=node))
@@ -443,7 +443,7 @@ class Model:
         """The program so far as one self-contained HTML page (no network needed to open
         it), shown as the notebook view shows a finished run; ``rudder.export_html(lm,
         path)`` writes it to a file."""
-        from rudder.visual._export import to_html
+        from rudder.visual.html._export import to_html
 
         return to_html(self, title=title)
 
