@@ -50,9 +50,9 @@ def local(tiny_model: Path) -> Model:
 
 def answers(lm: Model) -> Model:
     lm += "Question: pick one\nAnswer:" + select(["yes", "no", "maybe"], name="pick")
-    lm += "\nWhy:" + gen("why", stop="\n", max_tokens=12)
     # Fixed lengths: where a grammar may end or go on, a server and the local loop decide
     # differently (the README's "Remote servers" says how).
+    lm += "\nWhy:" + gen("why", regex="[a-z ]{8}")
     lm += "\nCode:" + gen("code", regex="[0-9]{3}")
     return lm
 

@@ -4,6 +4,7 @@ node, in the run's usage and in the figures the views get (the Model stays uncha
 from __future__ import annotations
 
 import _thread
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -46,6 +47,9 @@ class _CtrlC(TraceListener):
 
 @pytest.fixture
 def ctrl_c() -> Iterator[tuple[_CtrlC, Bus]]:
+    # Python's Ctrl-C handler, also where the tests were started with SIGINT ignored (a
+    # background job): interrupt_main() does nothing without it.
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     listener, bus = _CtrlC(), Bus()
     publisher = Publisher(bus)
     add_listener(listener)
@@ -53,6 +57,7 @@ def ctrl_c() -> Iterator[tuple[_CtrlC, Bus]]:
     yield listener, bus
     remove_listener(publisher)
     remove_listener(listener)
+    signal.signal(signal.SIGINT, handler)
 
 
 def test_an_interrupted_generation_counts_the_tokens_it_made(

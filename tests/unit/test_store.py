@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,15 +87,17 @@ def test_a_run_read_back_folds_into_the_view_the_bus_streamed(store_path: Path) 
 def test_runs_are_listed_newest_first_and_searched_by_name_capture_and_text(
     store_path: Path,
 ) -> None:
-    first, _ = program("alpha run", question="Which 市 is it?")
-    second, lm = program("beta run", question="plain")
+    # Words no earlier test's run holds (those runs are replayed from the bus into the store).
+    tag = uuid.uuid4().hex[:10]
+    first, _ = program(f"alpha{tag} run", question=f"Which 市{tag} is it?")
+    second, lm = program(f"beta{tag} run", question="plain")
     flushed()
     with Store(store_path) as store:
         listed = [summary.id for summary in store.runs()]
         assert listed.index(second.id) < listed.index(first.id)
-        assert [s.id for s in store.runs("ALPHA")] == [first.id]
+        assert [s.id for s in store.runs(f"ALPHA{tag.upper()}")] == [first.id]
         assert {first.id, second.id} <= {s.id for s in store.runs("MOCK")}  # the model
-        assert [s.id for s in store.runs("市 is")] == [first.id]
+        assert [s.id for s in store.runs(f"市{tag} is")] == [first.id]
         assert second.id in [s.id for s in store.runs(lm["answer"])]
         # LIKE's wildcards and quotes in a query are literal text (earlier tests' runs,
         # replayed from the bus into this store, hold them).

@@ -60,6 +60,7 @@ def view(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(server.url)
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -68,6 +69,18 @@ def view(args: argparse.Namespace) -> int:
         server.close()
         store.close()
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the server cleanly, also when the process was started with
+    SIGINT ignored (as a shell does for a background job, where Python sets no handler)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def export(args: argparse.Namespace) -> int:
