@@ -75,6 +75,7 @@ export interface NodeRecord {
   created_at: number;
   echo: boolean;
   entries: (TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord)[];
+  explored: ExploredRecord | null;
   healed_bytes: number;
   hidden: boolean;
   hidden_chars: number | null;
@@ -128,6 +129,14 @@ export interface CaptureRecord {
   name: string;
   removed: boolean;
   value: string;
+}
+/**
+ * Where an explored branch left the original generation (``rudder.explore``).
+ */
+export interface ExploredRecord {
+  node_id: number;
+  token_id: number;
+  token_index: number;
 }
 export interface InputRecord {
   kind:

@@ -67,8 +67,13 @@ def step(
     temperature: float,
     sampling: Sampling,
     rng: Any,
+    *,
+    force: int | None = None,
 ) -> Step:
     """Choose the next token and measure the distribution, sharing the work between both.
+
+    ``force`` is a token chosen already (an explored branch): only the distribution is
+    measured.
 
     This runs once per generated token, so it keeps to a handful of vectorised passes over
     the vocabulary.
@@ -76,7 +81,7 @@ def step(
     import numpy as np
 
     masked = np.where(allowed, logits, -np.inf)
-    token = choose_masked(masked, temperature, sampling, rng)
+    token = force if force is not None else choose_masked(masked, temperature, sampling, rng)
     weights = np.exp(logits - logits.max())
     total = float(weights.sum())
     count = min(sampling.candidates, logits.shape[0])

@@ -43,8 +43,9 @@ from rudder.errors import (
     SettingsError,
     WrongTypeError,
 )
+from rudder.models._replay import remember_generation
 from rudder.trace import _events as events
-from rudder.trace._node import NodeInput, NodeKind, TraceNode
+from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
 from rudder.trace._usage import Usage
 
@@ -134,7 +135,12 @@ class Model:
         return new
 
     def _new_node(
-        self, kind: NodeKind, value: str, added: tuple[Entry, ...], model: str | None = None
+        self,
+        kind: NodeKind,
+        value: str,
+        added: tuple[Entry, ...],
+        model: str | None = None,
+        explored: ExploredFrom | None = None,
     ) -> TraceNode:
         node = TraceNode(
             self._node,
@@ -144,6 +150,7 @@ class Model:
             echo=self.echo and settings.echo,
             hidden=hiding.get(),
             model=model,
+            explored=explored,
         )
         if events.listeners and node.echo:
             events.emit("node_added", node)
@@ -206,22 +213,27 @@ class Model:
                 lm = lm._step(NodeKind.BLOCK_OPEN, block.name or "", opening)
         return lm._derive(lm._entries, node=lm._node, blocks=target)
 
-    def _run(self, grammar: GrammarNode) -> Self:
+    def _run(
+        self,
+        grammar: GrammarNode,
+        *,
+        prefix: Sequence[Token | int] = (),
+        explored: ExploredFrom | None = None,
+    ) -> Self:
+        """Run ``grammar`` from this Model; ``prefix`` and ``explored`` make an explored
+        branch (:mod:`rudder._explore`): the output starts with ``prefix``."""
         compiled = compile_grammar(grammar)
         for text in compiled.special_tokens:
             self._engine.tokenizer.check_special_token(text)
-        prompt = render_state(self._entries, self._template)
-        tokens = tokenize_prompt(prompt, self._engine.tokenizer)
-
-        def can_heal(size: int) -> bool:
-            return (
-                size <= tokens.content_tail_bytes
-                and _drop_tail_bytes(self._entries, size) is not None
-            )
-
+        prompt_ids, can_heal = self._prompt()
         node = self._new_node(
-            NodeKind.GRAMMAR, _describe(grammar), (), model=self._engine.model_name
+            NodeKind.GRAMMAR,
+            _describe(grammar),
+            (),
+            model=self._engine.model_name,
+            explored=explored,
         )
+        remember_generation(node, self, grammar)
         run = active_run()
 
         def count_failed(partial: Generation) -> None:
@@ -236,12 +248,13 @@ class Model:
             generation = generate(
                 self._engine,
                 compiled,
-                tokens.ids,
+                prompt_ids,
                 sampling=self._sampling,
                 rng=self._sampling.generator(len(self._entries)),
                 can_heal=can_heal,
                 on_step=self._step_observer(node),
                 on_failure=count_failed,
+                prefix=prefix,
             )
         except BaseException as error:
             if events.listeners and node.echo:
@@ -261,6 +274,21 @@ class Model:
         if events.listeners and node.echo:
             events.emit("node_finished", node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
+
+    def _prompt(self) -> tuple[list[int], Callable[[int], bool]]:
+        """The prompt a generation from here starts with, and how much of its end token
+        healing may take back (program or model text only)."""
+        tokens = tokenize_prompt(
+            render_state(self._entries, self._template), self._engine.tokenizer
+        )
+
+        def can_heal(size: int) -> bool:
+            return (
+                size <= tokens.content_tail_bytes
+                and _drop_tail_bytes(self._entries, size) is not None
+            )
+
+        return list(tokens.ids), can_heal
 
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
         """What the decode loop calls after each step: views and ``lm.stream()``."""
