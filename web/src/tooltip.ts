@@ -11,11 +11,15 @@ export const CANDIDATE_ROWS = 5;
 /** Below this probability the chosen token is "unlikely": the allowed table is shown. */
 export const LOW_PROBABILITY = 0.5;
 
+/** Called with a candidate the grammar allowed when its row is clicked (null: not offered). */
+export type OnChoose = ((candidate: CandidateRecord) => void) | null;
+
 function candidateTable(
   title: string,
   candidates: CandidateRecord[],
   chosenId: number,
   kind: string,
+  onChoose: OnChoose,
 ): HTMLElement {
   const section = element("div", `rd-tip-section rd-tip-${kind}`);
   section.append(element("div", "rd-tip-heading", title));
@@ -25,6 +29,11 @@ function candidateTable(
     if (!candidate.allowed) row.classList.add("rd-forbidden");
     if (candidate.id === chosenId) row.classList.add("rd-chosen");
     row.title = candidate.allowed ? "" : "the grammar forbade this token";
+    if (onChoose !== null && candidate.allowed && candidate.id !== chosenId) {
+      row.classList.add("rd-explorable");
+      row.title = "explore: run this generation again with this token here";
+      row.addEventListener("click", () => onChoose(candidate));
+    }
     row.append(element("td", "rd-tip-cand", tokenLabel(candidate.text, candidate.bytes_b64)));
     const bar = element("td", "rd-tip-bar");
     const fill = element("span", "rd-tip-fill");
@@ -38,7 +47,11 @@ function candidateTable(
 }
 
 /** The tooltip's content for `token`. */
-export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLElement {
+export function tooltipContent(
+  token: TokenRecord,
+  backtracked: boolean,
+  onChoose: OnChoose = null,
+): HTMLElement {
   const root = element("div", "rd-tip-body");
   const head = element("div", "rd-tip-head");
   head.append(
@@ -57,14 +70,17 @@ export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLEl
   root.append(facts);
 
   if (token.top.length) {
-    root.append(candidateTable("Model's top candidates", token.top, token.id, "top"));
+    root.append(candidateTable("Model's top candidates", token.top, token.id, "top", onChoose));
   }
-  const unlikely = token.prob !== null && token.prob < LOW_PROBABILITY;
+  const unlikely = token.prob !== null && (token.prob < LOW_PROBABILITY || onChoose !== null);
   if (unlikely) {
     const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
     if (allowed.length) {
-      root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed"));
+      root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed", onChoose));
     }
+  }
+  if (onChoose !== null && token.source === "generated") {
+    root.append(element("div", "rd-tip-hint", "click an allowed candidate to explore from here"));
   }
   return root;
 }

@@ -7,6 +7,7 @@ function t(e) {
 var n = class {
 	bySeq = /* @__PURE__ */ new Map();
 	listeners = /* @__PURE__ */ new Set();
+	answerListeners = /* @__PURE__ */ new Set();
 	constructor(e) {
 		let t = e.get("_final");
 		typeof t == "string" && t && this.add(JSON.parse(t));
@@ -32,7 +33,11 @@ function i(e) {
 	if (i === void 0) {
 		let a = new n(e);
 		r.set(t, a), e.on("msg:custom", (e) => {
-			e?.rudder === "messages" && typeof e.json == "string" && a.add(JSON.parse(e.json));
+			if (e?.rudder === "messages" && typeof e.json == "string") a.add(JSON.parse(e.json));
+			else if (e?.rudder === "answer" && typeof e.json == "string") {
+				let t = JSON.parse(e.json);
+				for (let e of a.answerListeners) e(t);
+			}
 		}), i = a;
 	}
 	return i;
@@ -65,32 +70,40 @@ function s({ model: n, el: r }) {
 			kind: "messages",
 			messages: i.messages
 		}), i.complete && s.size !== 0 || o(n, r);
-	}, p = (n) => {
-		if (n.source !== c.contentWindow || !t(n.data)) return;
-		let r = n.data;
-		if (r.kind === "resize") c.style.height = `${Math.max(40, Math.min(r.height, 4e3))}px`;
-		else if (r.kind === "client") {
-			let t = r.message;
+	}, p = (r) => {
+		if (r.source !== c.contentWindow || !t(r.data)) return;
+		let i = r.data;
+		if (i.kind === "resize") c.style.height = `${Math.max(40, Math.min(i.height, 4e3))}px`;
+		else if (i.kind === "client") {
+			let t = i.message;
 			t.type === "client_ready" ? (l = !0, u({
 				envelope: e,
 				kind: "theme",
 				dark: a()
-			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" && f(t.after_seq, t);
+			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" ? f(t.after_seq, t) : o(n, t);
 		}
 	};
 	window.addEventListener("message", p), s.listeners.add(d);
-	let m = new MutationObserver(() => {
+	let m = (t) => {
+		l && u({
+			envelope: e,
+			kind: "answer",
+			answer: t
+		});
+	};
+	s.answerListeners.add(m);
+	let h = new MutationObserver(() => {
 		l && u({
 			envelope: e,
 			kind: "theme",
 			dark: a()
 		});
 	});
-	return m.observe(document.body, {
+	return h.observe(document.body, {
 		attributes: !0,
 		attributeFilter: ["class", "data-jp-theme-light"]
 	}), () => {
-		window.removeEventListener("message", p), s.listeners.delete(d), m.disconnect(), c.remove();
+		window.removeEventListener("message", p), s.listeners.delete(d), s.answerListeners.delete(m), h.disconnect(), c.remove();
 	};
 }
 var c = {
