@@ -33,6 +33,11 @@ found = [[b['colour'], b.trace.explored.token_index] for b in rudder.branches()]
 print('BRANCHES', json.dumps(found))
 """
 CELLS = ("setup", "program", "read")
+#: Whether the open tooltip lies wholly inside the view's iframe (run inside it).
+TOOLTIP_FITS_JS = """() => {
+  const tip = document.querySelector('.rd-tooltip');
+  return tip !== null && !tip.hidden && tip.getBoundingClientRect().bottom <= window.innerHeight;
+}"""
 OPTIONS = ("red", "green", "blue")
 README_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "explore.png"
 
@@ -116,7 +121,14 @@ def test_clicking_an_allowed_candidate_shows_the_branch_and_the_next_cell_reads_
     branch.first.locator(".rd-token.rd-src-generated").first.click()
     tooltip.wait_for(state="visible", timeout=QUICK * 1000)
     assert tooltip.locator(".rd-tip-source").inner_text() == "generated"
-    view.locator("body").screenshot(path=tmp_path / "explore.png")
+    frame = _cell(page, "program").locator(VIEW).element_handle().content_frame()
+    assert frame is not None
+    wait_for(
+        lambda: frame.evaluate(TOOLTIP_FITS_JS),
+        QUICK,
+        "the view's iframe to grow to its tooltip",
+    )
+    _cell(page, "program").locator(VIEW).screenshot(path=tmp_path / "explore.png")
     README_IMAGE.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(tmp_path / "explore.png", README_IMAGE)
 

@@ -350,7 +350,8 @@ export class RunViewElement {
 
   /** Each explored branch beside the program: where it left the original, then its text. */
   private updateBranches(state: RunState): void {
-    const explored = exploredNodes(state);
+    // A branch the program went on from is on the main path already.
+    const explored = exploredNodes(state).filter((node) => !this.shownPath.includes(node.record.id));
     const key = explored.map((node) => `${node.record.id}:${node.revision}:${node.tokens.length}`).join(",");
     if (key === this.branchesKey) return;
     this.branchesKey = key;
