@@ -72,7 +72,7 @@ export function tooltipContent(
   if (token.top.length) {
     root.append(candidateTable("Model's top candidates", token.top, token.id, "top", onChoose));
   }
-  const unlikely = token.prob !== null && (token.prob < LOW_PROBABILITY || onChoose !== null);
+  const unlikely = token.prob !== null && token.prob < LOW_PROBABILITY;
   if (unlikely) {
     const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
     if (allowed.length) {

@@ -308,10 +308,20 @@ export class RunViewElement {
 
   private pin(event: MouseEvent): void {
     const target = (event.target as HTMLElement).closest<HTMLElement>(".rd-token");
-    if (target === null) return;
-    this.pinned = false;
+    this.unpin();
+    if (target === null) {
+      this.hideTooltip();
+      return;
+    }
     this.hover(event);
     this.pinned = !this.tooltip.hidden;
+    // Only a pinned tooltip takes the pointer: a hovered one must not cover the next token.
+    this.tooltip.classList.toggle("rd-pinned", this.pinned);
+  }
+
+  private unpin(): void {
+    this.pinned = false;
+    this.tooltip.classList.remove("rd-pinned");
   }
 
   private hover(event: MouseEvent): void {
@@ -328,7 +338,7 @@ export class RunViewElement {
       explorer !== null && index !== null && token.record.source === "generated" && !token.backtracked;
     const onChoose = offer
       ? (candidate: CandidateRecord) => {
-          this.pinned = false;
+          this.unpin();
           this.hideTooltip();
           explorer({nodeId, tokenIndex: index, tokenId: candidate.id, text: candidate.text});
         }
