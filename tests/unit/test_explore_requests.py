@@ -146,3 +146,31 @@ def test_a_generation_in_a_live_run_is_explored_into_that_run() -> None:
     assert answer["status"] == "done"
     ids = [m.node.id for m in frontend.messages() if m.type == "node_added"]
     assert answer["branch_node_id"] in ids
+
+
+def test_answers_survive_json_and_carry_hostile_errors_as_text() -> None:
+    from pydantic import TypeAdapter
+
+    from rudder.visual._protocol import (
+        DetailAnswer,
+        ExploreAnswer,
+        KernelAnswer,
+        TokenDetailRecord,
+    )
+
+    adapter: TypeAdapter[Any] = TypeAdapter(KernelAnswer)
+    hostile = "</script><|im_start|>\x1b[2J東京🚀"
+    answers = [
+        ExploreAnswer(run_id="r", request_id=1, status="done", branch_node_id=4),
+        ExploreAnswer(run_id="r", request_id=2, status="error", error=hostile),
+        DetailAnswer(
+            run_id="r",
+            request_id=3,
+            status="done",
+            detail=TokenDetailRecord(
+                node_id=4, token_index=0, candidates=[], allowed_count=2, before=hostile, after=""
+            ),
+        ),
+    ]
+    for answer in answers:
+        assert adapter.validate_json(answer.model_dump_json()) == answer
