@@ -1,5 +1,6 @@
-"""Exploring from a token in a real JupyterLab (Debian's Chromium, Playwright): a token's
-tooltip offers the candidates the grammar allowed; clicking one asks the kernel, which runs
+"""Exploring from a token in a real JupyterLab (Debian's Chromium, Playwright): a clicked
+token's tooltip asks the kernel for its detail (20 candidates, the allowed-set size) and
+offers the candidates the grammar allowed; clicking one asks the kernel, which runs
 the generation again with that token; the branch appears beside the original, marked as
 explored, with a completed grammar; the next cell reads it back with ``rudder.branches()``.
 """
@@ -88,6 +89,11 @@ def test_clicking_an_allowed_candidate_shows_the_branch_and_the_next_cell_reads_
     view.locator(".rd-text .rd-token.rd-src-generated").first.click()
     tooltip = view.locator(".rd-tooltip")
     tooltip.wait_for(state="visible", timeout=QUICK * 1000)
+    # The kernel tells more than was streamed: 20 candidates and the allowed-set size.
+    allowed_count = tooltip.locator(".rd-tip-allowed-count")
+    allowed_count.wait_for(timeout=SLOW * 1000)
+    assert int(allowed_count.inner_text().split()[-1]) >= 3  # red, green, blue
+    assert tooltip.locator(".rd-tip-top .rd-tip-row").count() == 20
     explorable = tooltip.locator(".rd-explorable")
     assert explorable.count() > 0, tooltip.inner_html()
     assert tooltip.locator(".rd-forbidden.rd-explorable").count() == 0

@@ -22,6 +22,22 @@ export class Exploring {
     private readonly runId: () => string | null,
   ) {
     view.setExplorer((choice) => this.explore(choice));
+    if (send !== null) view.setDetailAsker((nodeId, tokenIndex) => this.detail(nodeId, tokenIndex));
+  }
+
+  /** Ask for the detail of a pinned token (more candidates, the allowed-set size). */
+  detail(nodeId: number, tokenIndex: number): void {
+    const runId = this.runId();
+    if (this.send === null || runId === null) return;
+    this.send({
+      type: "detail_request",
+      v: 1,
+      seq: this.nextSeq(),
+      run_id: runId,
+      request_id: this.nextRequest++,
+      node_id: nodeId,
+      token_index: tokenIndex,
+    });
   }
 
   explore(choice: ExploreChoice): void {
@@ -49,7 +65,10 @@ export class Exploring {
   }
 
   answered(answer: KernelAnswer): void {
-    if (answer.type !== "explore_answer") return;
+    if (answer.type === "detail_answer") {
+      if (answer.detail !== null) this.view.showDetail(answer.detail);
+      return;
+    }
     const choice = this.pending.get(answer.request_id);
     if (choice === undefined) return;
     this.pending.delete(answer.request_id);

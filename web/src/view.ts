@@ -10,7 +10,7 @@
 // token. Every piece of untrusted text reaches the DOM as a text node, never as markup, and
 // with its controls and bidirectional overrides shown as escapes (`visibleText`).
 
-import type {CandidateRecord, TokenRecord} from "./protocol";
+import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
 import type {NodeState, RunState} from "./state";
 import type {Piece} from "./pieces";
 import {RunText, decodeRun, partPieces, pathCuts, runEnds, tokenBytes} from "./pieces";
@@ -60,6 +60,15 @@ export class RunViewElement {
   private state: RunState | null = null;
   private explorer: Explorer | null = null;
   private pinned = false;
+  private detailAsker: ((nodeId: number, tokenIndex: number) => void) | null = null;
+  /** The explorable token whose tooltip is open, to show the kernel's detail in it. */
+  private shownToken: {
+    nodeId: number;
+    tokenIndex: number;
+    record: TokenRecord;
+    backtracked: boolean;
+    onChoose: (candidate: CandidateRecord) => void;
+  } | null = null;
 
   constructor(
     parent: HTMLElement,
@@ -315,6 +324,9 @@ export class RunViewElement {
     }
     this.hover(event);
     this.pinned = !this.tooltip.hidden;
+    if (this.pinned && this.shownToken !== null) {
+      this.detailAsker?.(this.shownToken.nodeId, this.shownToken.tokenIndex);
+    }
     // Only a pinned tooltip takes the pointer: a hovered one must not cover the next token.
     this.tooltip.classList.toggle("rd-pinned", this.pinned);
   }
@@ -343,6 +355,10 @@ export class RunViewElement {
           explorer({nodeId, tokenIndex: index, tokenId: candidate.id, text: candidate.text});
         }
       : null;
+    this.shownToken =
+      onChoose === null || index === null
+        ? null
+        : {nodeId, tokenIndex: index, record: token.record, backtracked: token.backtracked, onChoose};
     this.tooltip.replaceChildren(tooltipContent(token.record, token.backtracked, onChoose));
     this.tooltip.hidden = false;
     const box = target.getBoundingClientRect();
@@ -350,6 +366,23 @@ export class RunViewElement {
     const left = Math.max(0, Math.min(box.left - rootBox.left, rootBox.width - this.tooltip.offsetWidth));
     this.tooltip.style.left = `${left}px`;
     this.tooltip.style.top = `${box.bottom - rootBox.top + 4}px`;
+  }
+
+  /** Ask the kernel for more about a token whose tooltip is pinned (`rudder.token_detail`). */
+  setDetailAsker(asker: ((nodeId: number, tokenIndex: number) => void) | null): void {
+    this.detailAsker = asker;
+  }
+
+  /** The kernel's detail of a token: shown if its tooltip is still the pinned one. */
+  showDetail(detail: TokenDetailRecord): void {
+    const shown = this.shownToken;
+    if (!this.pinned || shown === null) return;
+    if (shown.nodeId !== detail.node_id || shown.tokenIndex !== detail.token_index) return;
+    // The detail's twenty are unconstrained; the streamed likeliest allowed ones stay.
+    const allowed = shown.record.top_allowed ?? shown.record.top;
+    const record = {...shown.record, top: detail.candidates, top_allowed: allowed};
+    const more = {rows: detail.candidates.length, allowedCount: detail.allowed_count};
+    this.tooltip.replaceChildren(tooltipContent(record, shown.backtracked, shown.onChoose, more));
   }
 
   private hideTooltip(): void {
