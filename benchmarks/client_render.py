@@ -8,7 +8,7 @@ top candidates as a real run sends them) gives the token records; its stream is 
 that exactly ``--tokens`` tokens arrive in ``tokens_appended`` messages of ``--batch``
 tokens. Each repeat shows that stream in a fresh browser context, two ways:
 
-* inline: the client page (``rudder.visual._page.client_page``) with every message inlined,
+* inline: the client page (``rudder.visual.html._page.client_page``) with every message inlined,
   loaded from a server on 127.0.0.1; times count from the navigation's start;
 * live: the notebook widget's module (``static/widget.js``) on a host page, with a fake
   anywidget model, hosts the client page in its sandboxed iframe; once the client is ready
@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     from rudder._chromium import launch_chromium, serve_files
-    from rudder.visual._page import client_page, messages_json
+    from rudder.visual.html._page import client_page, messages_json
 
     started = time.perf_counter()
     stream = build_stream(args.tokens, args.batch)

@@ -29,7 +29,8 @@ def ask(lm: models.Model, city: str) -> models.Model:
     with assistant():
         lm += "Country: " + select(COUNTRIES, name="country") + "\n"
         lm += "In short: " + gen("summary", stop="\n", max_tokens=40) + "\n"
-        lm += "Record: " + json("record", schema=Guide, max_tokens=160)
+        # The built-in model learned compact JSON: (",", ":") instead of json.dumps's default.
+        lm += "Record: " + json("record", schema=Guide, max_tokens=160, separators=(",", ":"))
     return lm
 
 

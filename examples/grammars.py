@@ -30,7 +30,7 @@ def main() -> None:
     print("1.", dict(answer.match("Verdict: yes. Why: it is in France.")))
 
     record = "Person: " + rudder.json("person", schema=Person)
-    found = record.match('Person: {"name":"Ada","age":36}')
+    found = record.match('Person: {"name": "Ada", "age": 36}')
     print("2.", Person.model_validate_json(found["person"]))
 
     print("3.", value().match("[1,[2,3],-4]") is not None, value().match("[1,[2,3") is None)

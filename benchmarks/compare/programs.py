@@ -134,8 +134,9 @@ def chat_select_gen_json(lib: ModuleType, lm: Any) -> Any:
 
 
 def schema_first_token(lib: ModuleType, lm: Any, schema: dict[str, Any]) -> Any:
-    """Case 6: a JSON grammar made from ``schema``, up to its first token."""
-    return lm + "Output: " + lib.json(schema=schema, max_tokens=1, name="out")
+    """Case 6: a JSON grammar made from ``schema``, up to its first token (unnamed: a named
+    json() cut by its token limit is an error in rudder)."""
+    return lm + "Output: " + lib.json(schema=schema, max_tokens=1)
 
 
 def appends(lm: Any, steps: int, start: int = 0) -> Any:

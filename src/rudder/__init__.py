@@ -2,7 +2,14 @@
 
 The names follow the guidance library, so a guidance program runs with only its import
 changed. Nothing heavy (torch, transformers, IPython) is imported here.
+
+As in guidance, the module itself is the decorator: ``import rudder as guidance`` then
+``@guidance`` or ``@guidance(stateless=True)``.
 """
+
+import sys
+import types
+from typing import Any
 
 from rudder import errors, models, trace
 from rudder._decorator import GuidanceFunction, StatefulCall, guidance
@@ -33,10 +40,10 @@ from rudder._roles import assistant, block, role, system, user
 from rudder._settings import legacy_mode, settings
 from rudder.store._writer import install as _install_store
 from rudder.trace._run import hidden, run
-from rudder.visual._console import install as _install_terminal
-from rudder.visual._export import export_html
-from rudder.visual._notebook import install as _install_notebook
-from rudder.visual._publisher import install as _install_publisher
+from rudder.visual.html._export import export_html
+from rudder.visual.notebook._notebook import install as _install_notebook
+from rudder.visual.stream._publisher import install as _install_publisher
+from rudder.visual.terminal._console import install as _install_terminal
 
 __version__ = "0.1.0"
 
@@ -48,6 +55,23 @@ _install_notebook()
 _install_terminal()
 # With a store set (rudder.settings.store, RUDDER_STORE), every run is kept in it.
 _install_store()
+
+
+class _CallableModule(types.ModuleType):
+    """rudder's module type: calling the module is calling :func:`rudder.guidance`."""
+
+    def __call__(
+        self,
+        f: Any = None,
+        *,
+        stateless: bool = False,
+        cache: bool = False,
+        dedent: bool = True,
+    ) -> Any:
+        return guidance(f, stateless=stateless, cache=cache, dedent=dedent)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = [
     "GrammarNode",

@@ -412,3 +412,31 @@ def _raw_insertion_points(
             )
         points[before] = len(prefix)
     return points
+
+
+def messages_of(entries: Iterable[Entry]) -> tuple[list[tuple[str, str]], bool]:
+    """The conversation as (role, content) pairs, for a server that applies the chat
+    template itself, and whether the last message is open (the model continues it).
+
+    Text outside any message has no place in a list of messages: that is a RoleError.
+    """
+    messages: list[tuple[str, list[str]]] = []
+    open_last = False
+    for entry in entries:
+        if isinstance(entry, RoleOpener):
+            messages.append((entry.role, []))
+            open_last = True
+        elif isinstance(entry, RoleCloser):
+            open_last = False
+        elif isinstance(entry, (Text, Token)):
+            if not open_last:
+                if not entry.text:
+                    continue
+                raise RoleError(
+                    f"text outside any role ({entry.text[:40]!r}) cannot be sent to a server "
+                    "that applies the chat template itself; put it inside a role block "
+                    "(with user(): ...), or give the Model a tokenizer so rudder renders "
+                    "the prompt"
+                )
+            messages[-1][1].append(entry.text)
+    return [(role, "".join(parts)) for role, parts in messages], open_last

@@ -15,9 +15,14 @@ cannot become part of a grammar: that fails at once with
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
 import threading
-from collections.abc import Callable, Hashable
+import types
+import weakref
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, overload
 
 from rudder._dedent import dedented
@@ -80,7 +85,7 @@ def sequence_of_steps(left: object, right: object) -> StatefulSequence:
     for value in (left, right):
         if isinstance(value, StatefulSequence):
             steps.extend(value.steps)
-        elif isinstance(value, (StatefulCall, GrammarNode, str)):
+        elif isinstance(value, (Deferred, GrammarNode, str)):
             steps.append(value)
         else:
             steps.append(as_node(value))  # raises a clear error for unsupported values
@@ -88,6 +93,25 @@ def sequence_of_steps(left: object, right: object) -> StatefulSequence:
 
 
 _building = threading.local()
+
+#: How many stateless functions are being built in this context (roles are not allowed there).
+_stateless_depth: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "rudder_stateless_depth", default=0
+)
+
+
+def building_stateless() -> bool:
+    """Whether a stateless function's body is running (its ``lm`` is a grammar)."""
+    return _stateless_depth.get() > 0
+
+
+@contextmanager
+def _stateless_body() -> Iterator[None]:
+    token = _stateless_depth.set(_stateless_depth.get() + 1)
+    try:
+        yield
+    finally:
+        _stateless_depth.reset(token)
 
 
 def _in_progress() -> dict[Hashable, RuleRef]:
@@ -98,7 +122,12 @@ def _in_progress() -> dict[Hashable, RuleRef]:
 
 
 class GuidanceFunction(Generic[F]):
-    """What ``@guidance`` returns: call it to build a grammar or a stateful call."""
+    """What ``@guidance`` returns: call it to build a grammar or a stateful call.
+
+    Read through an instance (a decorated method), it gives a real bound method whose
+    function is this function's method form (``method=True``: the first argument is the
+    instance), so ``weakref.WeakMethod`` works and nothing holds the instance.
+    """
 
     def __init__(
         self,
@@ -107,7 +136,7 @@ class GuidanceFunction(Generic[F]):
         stateless: bool,
         cache: bool,
         dedent: bool,
-        instance: object = None,
+        method: bool = False,
     ) -> None:
         functools.update_wrapper(self, function)
         self.__name__: str = getattr(function, "__name__", "guidance_function")
@@ -115,27 +144,41 @@ class GuidanceFunction(Generic[F]):
         self.stateless = stateless
         self.cache = cache
         self.dedent = dedent
-        self.instance = instance
+        self.method = method
         self._body: Callable[..., Any] | None = None
-        # key -> (instance, grammar); holding the instance keeps its id from being reused.
-        self._cached: dict[Hashable, tuple[object, GrammarNode]] = {}
+        self._cached: dict[Hashable, GrammarNode] = {}
+        # A method's grammars are kept per instance, and go with it.
+        self._cached_per_instance: weakref.WeakKeyDictionary[Any, dict[Hashable, GrammarNode]]
+        self._cached_per_instance = weakref.WeakKeyDictionary()
+        self._method_form: GuidanceFunction[F] | None = None
 
-    def __get__(self, instance: object, owner: type | None = None) -> GuidanceFunction[F]:
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The function's signature without ``lm`` (the Model or grammar it is given)."""
+        signature = inspect.signature(self.function)
+        parameters = list(signature.parameters.values())
+        lm_index = 1 if self.method else 0
+        del parameters[lm_index : lm_index + 1]
+        return signature.replace(parameters=parameters)
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        bound = GuidanceFunction(
-            self.function,
-            stateless=self.stateless,
-            cache=self.cache,
-            dedent=self.dedent,
-            instance=instance,
-        )
-        # Bound copies share the recompiled body and the cache of the function itself.
-        bound._body = self._resolved_body()
-        bound._cached = self._cached
-        return bound
+        if self._method_form is None:
+            form = GuidanceFunction(
+                self.function,
+                stateless=self.stateless,
+                cache=self.cache,
+                dedent=self.dedent,
+                method=True,
+            )
+            form._body = self._body  # shares the recompiled body once there is one
+            self._method_form = form
+        return types.MethodType(self._method_form, instance)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.method and not args:
+            raise TypeError(f"{self.__name__}() is a method: call it on an instance")
         if not self.stateless:
             return StatefulCall(self, args, kwargs)
         return self._build_grammar(args, kwargs)
@@ -143,8 +186,8 @@ class GuidanceFunction(Generic[F]):
     def invoke(self, lm: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the body with ``lm`` as its first argument (after ``self`` for methods)."""
         body = self._resolved_body()
-        if self.instance is not None:
-            return body(self.instance, lm, *args, **kwargs)
+        if self.method:
+            return body(args[0], lm, *args[1:], **kwargs)
         return body(lm, *args, **kwargs)
 
     def _resolved_body(self) -> Callable[..., Any]:
@@ -152,13 +195,27 @@ class GuidanceFunction(Generic[F]):
             self._body = dedented(self.function) if self.dedent else self.function
         return self._body
 
+    def _cache_for(self, args: tuple[Any, ...]) -> dict[Hashable, GrammarNode] | None:
+        """Where grammars built for ``args`` are kept (None: not kept)."""
+        if not self.cache:
+            return None
+        if not self.method:
+            return self._cached
+        try:
+            return self._cached_per_instance.setdefault(args[0], {})
+        except TypeError:  # an instance that cannot be weakly referenced or hashed
+            return None
+
     def _build_grammar(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GrammarNode:
         key = self._key(args, kwargs)
         if key is None:  # unhashable arguments: no recursion detection, no cache
             return self._run_stateless(args, kwargs)
-        hit = self._cached.get(key) if self.cache else None
-        if hit is not None and hit[0] is self.instance:
-            return hit[1]
+        cache = self._cache_for(args)
+        # Without the instance's id: a method's cache is the instance's own.
+        cache_key = (key[0], *key[2:]) if self.method else key
+        hit = cache.get(cache_key) if cache is not None else None
+        if hit is not None:
+            return hit
         building = _in_progress()
         pending = building.get(key)
         if pending is not None:
@@ -171,15 +228,16 @@ class GuidanceFunction(Generic[F]):
             del building[key]
         rule = Rule(node, name=self.__name__)
         reference.resolve(rule)
-        if self.cache:
-            self._cached[key] = (self.instance, rule)
+        if cache is not None:
+            cache[cache_key] = rule
         return rule
 
     def _run_stateless(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GrammarNode:
-        result = self.invoke(EMPTY, args, kwargs)
+        with _stateless_body():
+            result = self.invoke(EMPTY, args, kwargs)
         if isinstance(result, Deferred):
             raise StatefulInGrammarError(
-                f"the stateless function {self.__name__}() uses {result}, which is stateful; "
+                f"the stateless function {self.__name__}() uses {result!s}, which is stateful; "
                 "make that function stateless too (@guidance(stateless=True)), or make "
                 f"{self.__name__}() stateful"
             )
@@ -190,8 +248,11 @@ class GuidanceFunction(Generic[F]):
             )
         return as_node(result, where=f"the grammar returned by {self.__name__}()")
 
-    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
-        key = (id(self.function), id(self.instance), args, tuple(sorted(kwargs.items())))
+    def _key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Hashable, ...] | None:
+        # The instance of a method counts by identity, as Python's own binding does.
+        instance = (id(args[0]),) if self.method else ()
+        rest = args[1:] if self.method else args
+        key = (id(self.function), *instance, rest, tuple(sorted(kwargs.items())))
         try:
             hash(key)
         except TypeError:

@@ -34,7 +34,7 @@ def dedent_text(text: str, *, include_first: bool = False) -> str:
     ``include_first``, for literals that open with a backslash-newline), as
     ``textwrap.dedent`` does: lines of only whitespace become empty."""
     lines = text.split("\n")
-    if len(lines) < 2:
+    if len(lines) < 2 and not include_first:
         return text
     start = 0 if include_first else 1
     indents = [len(line) - len(line.lstrip(" \t")) for line in lines[start:] if line.strip(" \t")]

@@ -6,7 +6,7 @@ the terminal view; afterwards the captures and usage figures are printed and the
 written as one self-contained HTML file.
 
 ``--model`` runs the same program on any Hugging Face causal LM the user has (a path, or a
-hub id in the local cache).
+hub id in the local cache), or on a GGUF file through llama.cpp.
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from rudder._builtin._corpus import CITIES, COUNTRIES, DEMO_QUESTION, DEMO_SYSTEM, city_named
+from rudder.models._llama_cpp import INSTALL_HINT as LLAMA_CPP_INSTALL_HINT
+from rudder.models._llama_cpp import is_gguf
 
 if TYPE_CHECKING:
     from rudder.models import Model
 
 DEFAULT_CITY = "Paris"
 DEFAULT_OUTPUT = "rudder-demo.html"
+#: llama.cpp's context for the demo, in tokens.
+DEMO_CONTEXT = 2048
 #: Exit status for anything the user can fix (arguments, installation, model).
 USAGE_ERROR = 2
 INSTALL_HINT = (
@@ -62,7 +66,14 @@ def program(lm: Model, city: str, temperature: float = 0.0) -> Model:
         lm += "In short: " + gen("summary", stop="\n", max_tokens=40, temperature=temperature)
         lm += "\n"
         lm += "Founded: " + regex(r"[0-9]{1,4}( BC)?", name="founded") + "\n"
-        lm += "Record: " + json("record", schema=City, max_tokens=160, temperature=temperature)
+        # The built-in model learned compact JSON.
+        lm += "Record: " + json(
+            "record",
+            schema=City,
+            max_tokens=160,
+            temperature=temperature,
+            separators=(",", ":"),
+        )
     return lm
 
 
@@ -76,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         metavar="PATH_OR_ID",
-        help="a Hugging Face causal LM: a local folder or a hub id already in the local cache "
-        "(default: rudder's built-in model)",
+        help="a Hugging Face causal LM (a local folder or a hub id already in the local cache) "
+        "or a .gguf file for llama.cpp (default: rudder's built-in model)",
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument(
@@ -117,16 +128,20 @@ def _run(args: argparse.Namespace) -> int:
     path = args.output.expanduser().resolve()
     if not path.parent.is_dir():
         raise DemoError(f"cannot write the report to {str(path)!r}: no folder {str(path.parent)!r}")
-    _check_installed()
+    gguf = args.model is not None and is_gguf(args.model)
+    _check_installed(gguf=gguf)
     if args.model is None and city_named(args.city) is None:
         print(
             f"rudder demo: {args.city!r} is not a city the built-in model was trained on; "
             "its answer will be made up (see `rudder demo --help` for the ones it knows)",
             file=sys.stderr,
         )
-    _set_threads(builtin=args.model is None)
     started = time.perf_counter()
-    lm = _load(args)
+    if gguf:
+        lm = _load_gguf(args)
+    else:
+        _set_threads(builtin=args.model is None)
+        lm = _load(args)
     loaded = time.perf_counter() - started
 
     rudder.settings.view = "terminal"
@@ -152,7 +167,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_installed() -> None:
+def _check_installed(*, gguf: bool) -> None:
+    if gguf:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise DemoError(f"a GGUF model needs llama-cpp-python; {LLAMA_CPP_INSTALL_HINT}")
+        return
     missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
     if missing:
         raise DemoError(f"the demo needs {' and '.join(missing)}; {INSTALL_HINT}")
@@ -186,6 +205,19 @@ def _load(args: argparse.Namespace) -> Model:
         what = "the built-in model" if args.model is None else repr(args.model)
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise DemoError(f"cannot load {what} on device {args.device or 'auto'}: {detail}") from None
+
+
+def _load_gguf(args: argparse.Namespace) -> Model:
+    from rudder import models
+    from rudder.errors import RudderError
+
+    # Every layer on the GPU unless --device cpu (a CPU-only build ignores it); a context
+    # the program fits in several times, without the memory a model's full context takes.
+    layers = 0 if args.device == "cpu" else -1
+    try:
+        return models.LlamaCpp(args.model, seed=args.seed, n_ctx=DEMO_CONTEXT, n_gpu_layers=layers)
+    except RudderError as error:
+        raise DemoError(str(error)) from None
 
 
 def _print_captures(lm: Model) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rudder._state import Candidate, Token, TokenKind
+from rudder.engine._engine import Engine
 from rudder.engine._loop import Probe, generate
 from rudder.engine._sampler import top_indices
 from rudder.errors import ExploreError
@@ -92,11 +93,17 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
     original = _chosen(tokens, token_index)
     probe = Probe()
     parent = replay.parent
+    engine = parent.engine
+    if not isinstance(engine, Engine):
+        raise ExploreError(
+            "a generation on a server cannot be looked into token by token: the server "
+            "samples the whole step; use a local model"
+        )
     prompt, can_heal = parent._prompt()
     from rudder._grammar._lark import compile_grammar
 
     generate(
-        parent.engine,
+        engine,
         compile_grammar(replay.grammar),
         prompt,
         sampling=parent.sampling,

@@ -12,7 +12,10 @@ from __future__ import annotations
 import contextvars
 import itertools
 from types import TracebackType
+from typing import Any
 
+from rudder._decorator import building_stateless
+from rudder._grammar._nodes import Deferred
 from rudder.errors import RoleError
 
 _next_id = itertools.count(1).__next__
@@ -49,6 +52,11 @@ class Block:
         self._tokens: list[contextvars.Token[tuple[Block, ...]]] = []
 
     def __enter__(self) -> Block:
+        if building_stateless():
+            raise RoleError(
+                f"cannot use {self!r} inside a stateless function (stateless=True): its "
+                "lm is a grammar, which has no roles or blocks; make the function stateful"
+            )
         stack = active_blocks.get()
         if self in stack:
             raise RoleError(f"{self!r} is already open; a block cannot be entered twice")
@@ -95,11 +103,48 @@ def assistant() -> Block:
     return role("assistant")
 
 
-def block(name: str | None = None, opening: str = "", closing: str = "") -> Block:
-    """Text between ``opening`` and ``closing``, captured as ``name`` when a name is given."""
+def block(
+    name: str | None = None,
+    opening: str = "",
+    closing: str = "",
+    *,
+    opener: str | None = None,
+    closer: str | None = None,
+) -> Block:
+    """Text between ``opening`` and ``closing``, captured as ``name`` when a name is given.
+
+    ``opener`` and ``closer`` are guidance's names for ``opening`` and ``closing``.
+    """
     if name is not None and (not isinstance(name, str) or not name):
         raise RoleError(f"a block name must be a non-empty str or None, got {name!r}")
+    if opener is not None:
+        if opening:
+            raise RoleError("give the block's opening text once: opening= or opener=")
+        opening = opener
+    if closer is not None:
+        if closing:
+            raise RoleError("give the block's closing text once: closing= or closer=")
+        closing = closer
     for label, value in (("opening", opening), ("closing", closing)):
         if not isinstance(value, str):
             raise RoleError(f"block {label} must be a str, got {type(value).__name__}")
     return Block(name=name, opening=opening, closing=closing)
+
+
+class CapturedSteps(Deferred):
+    """``capture(steps, name)`` where the steps hold stateful calls: they run inside a named
+    block, whose text becomes the capture (as guidance captures around stateful calls)."""
+
+    __slots__ = ("name", "steps")
+
+    def __init__(self, steps: Deferred, name: str) -> None:
+        self.steps = steps
+        self.name = name
+
+    def __call__(self, lm: Any) -> Any:
+        with Block(name=self.name):
+            lm = lm + self.steps
+        return lm + ""  # the first step after the block writes its closer and capture
+
+    def __str__(self) -> str:
+        return f"capture({self.steps!s}, {self.name!r})"

@@ -7,7 +7,7 @@ import pathlib
 
 from rudder.errors import SettingsError, StoreError
 
-#: The views ``settings.view`` can pick (see ``rudder.visual._environment``).
+#: The views ``settings.view`` can pick (see ``rudder.visual.terminal._environment``).
 VIEWS = ("auto", "widget", "legacy", "terminal", "none")
 #: How the terminal view colours tokens.
 TOKEN_COLORS = ("type", "probability")

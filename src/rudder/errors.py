@@ -97,6 +97,9 @@ class MatchError(RudderError, ValueError):
         byte: the rejected byte, or ``None`` when the input ended too early.
         allowed_bytes: the bytes the grammar would have accepted at ``position``.
         consumed: the input up to ``position``.
+
+    guidance's names work too: ``consumed_bytes`` (``consumed``), ``current_byte``
+    (``byte``) and ``allowed_bytes``.
     """
 
     def __init__(
@@ -113,6 +116,16 @@ class MatchError(RudderError, ValueError):
         self.byte = byte
         self.allowed_bytes = allowed_bytes
         self.consumed = consumed
+
+    @property
+    def consumed_bytes(self) -> bytes:
+        """guidance's name for :attr:`consumed`."""
+        return self.consumed
+
+    @property
+    def current_byte(self) -> bytes | None:
+        """guidance's name for :attr:`byte`."""
+        return self.byte
 
 
 class RoleError(RudderError, ValueError):

@@ -22,8 +22,8 @@ from rudder._chromium import serve_files
 from rudder.models import Mock
 from rudder.models._mock import DEFAULT_MERGES
 from rudder.visual import get_bus
-from rudder.visual._page import client_page, messages_json
-from rudder.visual._view_state import RunView
+from rudder.visual.html._page import client_page, messages_json
+from rudder.visual.stream._view_state import RunView
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 WIDGET_JS = Path(str(resources.files("rudder.visual").joinpath("static", "widget.js")))

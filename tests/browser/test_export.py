@@ -13,7 +13,7 @@ import rudder
 from rudder._state import RoleOpener, Text, Token
 from rudder.models import Mock
 from rudder.models._mock import DEFAULT_MERGES
-from rudder.visual._export import export_messages
+from rudder.visual.html._export import export_messages
 
 #: Model output that would run script if it reached the DOM as markup, and chat markers
 #: that a view matching text (rather than reading role entries) would take for a turn.

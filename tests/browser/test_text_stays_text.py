@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 import rudder
 from rudder.models import Mock
 from rudder.visual import get_bus
-from rudder.visual._export import export_messages, to_html
+from rudder.visual.html._export import export_messages, to_html
 
 ESCAPES = "\x1b[2J\x1b]0;pwned\x07"
 C1 = "\x9b31m\x9d0;title\x9c"

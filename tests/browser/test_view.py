@@ -24,7 +24,7 @@ from rudder.store import Store
 from rudder.store._server import ViewServer
 from rudder.store._writer import current_writer
 from rudder.visual import get_bus
-from rudder.visual._view_state import RunView
+from rudder.visual.stream._view_state import RunView
 
 SYSTEM = "You answer briefly."
 HOSTILE_NAME = '<img src=x onerror=alert(1)> "run" </script> 日本 🦀'

@@ -7,7 +7,9 @@ fresh engine whose counters (``forward_calls``, ``forward_tokens``) start at zer
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,19 @@ def lm(llama_path: Path) -> Model:
 def any_lm(tiny_path: Path) -> Model:
     """A fresh Model of each architecture in turn."""
     return models.Transformers(str(tiny_path))
+
+
+@pytest.fixture
+def load(tiny_path: Path) -> Callable[..., Model]:
+    """A fresh Model of each architecture in turn, with the settings given
+    (``load(seed=7)``); engine-independent tests take this rather than a class."""
+    return functools.partial(models.Transformers, str(tiny_path))
+
+
+@pytest.fixture
+def load_llama(llama_path: Path) -> Callable[..., Model]:
+    """A fresh Llama-style Model with the settings given."""
+    return functools.partial(models.Transformers, str(llama_path))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from rudder import (
     assistant,
@@ -19,7 +18,6 @@ from rudder import (
     guidance,
     json,
     lark,
-    models,
     regex,
     select,
     user,
@@ -63,7 +61,7 @@ def record(lm: Model) -> Model:
         "required": ["n", "c"],
         "additionalProperties": False,
     }
-    return lm + "Record: " + json("record", schema=schema, temperature=HOT, max_tokens=16)
+    return lm + "Record: " + json("record", schema=schema, temperature=HOT, max_tokens=40)
 
 
 def chat(lm: Model) -> Model:
@@ -101,9 +99,9 @@ PROGRAMS: list[Callable[[Model], Model]] = [
 ]
 
 
-def test_eight_threads_on_one_model_match_sequential_runs(tiny_path: Path) -> None:
+def test_eight_threads_on_one_model_match_sequential_runs(load: Callable[..., Model]) -> None:
     assert len(PROGRAMS) == WORKERS
-    base = models.Transformers(str(tiny_path), seed=11) + "Shared preamble. "
+    base = load(seed=11) + "Shared preamble. "
     engine = base.engine
     calls = engine.forward_calls
     expected = [program(base) for program in PROGRAMS]

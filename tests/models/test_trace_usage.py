@@ -7,6 +7,7 @@ prompt tokens the KV cache spared the model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,10 @@ def test_usage_agrees_with_the_engine_and_the_output(any_lm: Model) -> None:
     assert out.usage == usage  # the only generation on the path
 
 
-def test_cached_prompt_tokens_are_the_tokens_the_kv_cache_spared(tiny_path: Path) -> None:
-    lm = models.Transformers(str(tiny_path))
+def test_cached_prompt_tokens_are_the_tokens_the_kv_cache_spared(
+    load: Callable[..., Model],
+) -> None:
+    lm = load()
     engine = lm.engine
 
     def step(base: Model, grammar: rudder.GrammarNode) -> tuple[Model, int]:

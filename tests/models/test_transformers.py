@@ -3,12 +3,17 @@
 The weights are random, so free text is gibberish: every assertion rests on a constraint
 (select, regex, json schema, max_tokens), on greedy decoding being deterministic, or on a
 seeded sampler being reproducible.
+
+Every test but the loading ones takes its Model from fixtures (``lm``, ``any_lm``, ``load``,
+``load_llama``, ``hf_tokenizer``), never from a class: the llama.cpp tier runs the same tests
+with its own fixtures (``tests/llamacpp``).
 """
 
 from __future__ import annotations
 
 import json as stdlib_json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,9 @@ from rudder.errors import (
     RoleError,
 )
 from rudder.models import Model
+
+#: Makes a fresh Model with the settings given (``load(seed=7)``): the ``load`` fixtures.
+Load = Callable[..., Model]
 
 #: A grammar no text can complete: ``a`` needs an ``a`` before it, forever.
 NEVER = 'start: a\na: a "x"\n'
@@ -197,10 +205,9 @@ def test_nested_stateful_functions(any_lm: Model) -> None:
     assert str(out) == expected
 
 
-def test_stateful_function_equals_its_steps_inline(tiny_path: Path) -> None:
-    path = str(tiny_path)
-    called = models.Transformers(path) + "Quiz.\n" + quiz(QUESTIONS)
-    inline = models.Transformers(path) + "Quiz.\n"
+def test_stateful_function_equals_its_steps_inline(load: Load) -> None:
+    called = load() + "Quiz.\n" + quiz(QUESTIONS)
+    inline = load() + "Quiz.\n"
     for question in QUESTIONS:
         inline += f"Q: {question}\nA: " + select(["yes", "no"], name="answers", list_append=True)
         inline += "\n"
@@ -251,10 +258,10 @@ def test_open_assistant_renders_like_the_generation_prompt(lm: Model, hf_tokeniz
     assert out.generation.healed_tokens == 0
 
 
-def test_llama3_template_renders_like_transformers(llama_path: Path, hf_tokenizer: Any) -> None:
+def test_llama3_template_renders_like_transformers(load_llama: Load, hf_tokenizer: Any) -> None:
     # The fixture's tokenizer is this test's own copy: give it the built-in Llama 3 source.
     hf_tokenizer.chat_template = LLAMA3
-    lm = models.Transformers(str(llama_path), chat_template="llama3")
+    lm = load_llama(chat_template="llama3")
     with system():
         lm += "  You are terse.  "  # the template trims content: rudder must trim alike
     with user():
@@ -322,40 +329,40 @@ def generate_then_fail(lm: Model, failure: str) -> Model:
     ("failure", "error"), [("grammar", GenerationError), ("python", ValueError)]
 )
 def test_a_failing_add_leaves_the_model_unchanged(
-    llama_path: Path, failure: str, error: type[Exception]
+    load_llama: Load, failure: str, error: type[Exception]
 ) -> None:
-    base = models.Transformers(str(llama_path)) + "Base text. "
+    base = load_llama() + "Base text. "
     before = snapshot(base)
     with pytest.raises(error):
         base + generate_then_fail(failure)
     assert snapshot(base) == before
     # The engine is still sound: the same step gives what a fresh model gives.
     step = "Step one: " + regex("[a-z]{3}", name="first")
-    fresh = models.Transformers(str(llama_path)) + "Base text. "
+    fresh = load_llama() + "Base text. "
     assert str(base + step) == str(fresh + step)
 
 
 # -- sampling --------------------------------------------------------------------------------
 
 
-def _sample(path: Path, seed: int) -> Model:
-    lm = models.Transformers(str(path), seed=seed)
+def _sample(load: Load, seed: int) -> Model:
+    lm = load(seed=seed)
     return lm + "Tell me: " + gen("t", temperature=1.0, max_tokens=12)
 
 
-def test_seeded_sampling_is_reproducible(tiny_path: Path) -> None:
-    first = _sample(tiny_path, 7)
-    second = _sample(tiny_path, 7)
-    other = _sample(tiny_path, 8)
+def test_seeded_sampling_is_reproducible(load: Load) -> None:
+    first = _sample(load, 7)
+    second = _sample(load, 7)
+    other = _sample(load, 8)
     assert str(first) == str(second)
     assert first.captures == second.captures
     assert first["t"] != ""
     assert str(first) != str(other)
 
 
-def test_seeded_sampling_repeats_on_one_model(tiny_path: Path) -> None:
+def test_seeded_sampling_repeats_on_one_model(load: Load) -> None:
     # Each generation draws from a generator seeded by the seed and its place in the program.
-    lm = models.Transformers(str(tiny_path), seed=3) + "Tell me: "
+    lm = load(seed=3) + "Tell me: "
     program = gen("t", temperature=1.0, max_tokens=12)
     assert str(lm + program) == str(lm + program)
 
@@ -384,8 +391,8 @@ def test_forced_tokens_cost_no_forward_pass(any_lm: Model) -> None:
 LONG = "The quick brown fox jumps over the lazy dog. " * 10
 
 
-def test_kv_cache_runs_only_the_new_tokens(tiny_path: Path) -> None:
-    lm = models.Transformers(str(tiny_path))
+def test_kv_cache_runs_only_the_new_tokens(load: Load) -> None:
+    lm = load()
     engine = lm.engine
     first = lm + LONG + "Answer: " + gen("a", regex="[a-z]{3}")
     processed = engine.forward_tokens
@@ -396,18 +403,17 @@ def test_kv_cache_runs_only_the_new_tokens(tiny_path: Path) -> None:
     assert prompt > 100
     assert 0 < delta <= 10, f"processed {delta} tokens of a {prompt}-token prompt"
     # Reusing the cache gives the same result as running the whole program afresh.
-    fresh = models.Transformers(str(tiny_path)) + LONG + "Answer: " + gen("a", regex="[a-z]{3}")
+    fresh = load() + LONG + "Answer: " + gen("a", regex="[a-z]{3}")
     fresh += " and " + gen("b", regex="[0-9]{3}")
     assert str(second) == str(fresh)
 
 
-def test_kv_cache_after_a_diverging_program(tiny_path: Path) -> None:
+def test_kv_cache_after_a_diverging_program(load: Load) -> None:
     # The cache holds the other program's tokens past the shared prefix: they must go.
-    path = str(tiny_path)
     program_x = "The quick brown fox jumps over the lazy dog. Paris is the capital. "
     program_y = "The quick brown cat: "
-    reference = models.Transformers(path) + program_y + gen("y", max_tokens=8)
-    shared = models.Transformers(path)
+    reference = load() + program_y + gen("y", max_tokens=8)
+    shared = load()
     x_first = shared + program_x + gen("x", max_tokens=8)
     y = shared + program_y + gen("y", max_tokens=8)
     x_again = shared + program_x + gen("x", max_tokens=8)
@@ -433,8 +439,8 @@ def test_token_healing_remakes_a_partial_token(any_lm: Model) -> None:
     assert str(out) == "Visit http:" + out["rest"]
 
 
-def test_token_healing_after_trailing_space_in_a_trimming_template(llama_path: Path) -> None:
-    lm = models.Transformers(str(llama_path), chat_template="llama3")
+def test_token_healing_after_trailing_space_in_a_trimming_template(load_llama: Load) -> None:
+    lm = load_llama(chat_template="llama3")
     with user():
         lm += "Hi"
     with assistant():
@@ -510,9 +516,9 @@ def test_a_missing_model_path(tmp_path: Path) -> None:
     assert str(missing) in str(caught.value)
 
 
-def test_an_unknown_chat_template_name(llama_path: Path) -> None:
+def test_an_unknown_chat_template_name(load_llama: Load) -> None:
     with pytest.raises(ChatTemplateError, match="vicuna"):
-        models.Transformers(str(llama_path), chat_template="vicuna")
+        load_llama(chat_template="vicuna")
 
 
 # -- bad input leaves the Model unchanged ----------------------------------------------------
@@ -593,3 +599,22 @@ def test_a_generation_records_the_model_it_ran_on(lm: Model, llama_path: Path) -
     text = out.trace.parent
     assert text is not None
     assert text.model is None
+
+
+# -- the end of an accepting grammar (as guidance) --------------------------------------------
+
+
+def test_an_open_regex_stops_where_the_model_would_leave_it(gpt2_path: Path) -> None:
+    # When the regex could end and the model's own first choice is not a digit, it ends.
+    lm = models.Transformers(str(gpt2_path))
+    out = lm + "Numbers: " + gen("n", regex="[0-9]+", max_tokens=15)
+    assert out.generation is not None
+    assert 1 <= len(out.generation.tokens) < 15
+    assert out["n"].isdigit()
+
+
+def test_an_unbounded_regex_ends_before_the_context_is_full(any_lm: Model) -> None:
+    out = any_lm + "Words: " + regex("[a-z ]+", name="w")
+    assert out.generation is not None
+    assert re.fullmatch("[a-z ]+", out["w"])
+    assert len(out.generation.tokens) < 2000  # the tiny models' context is 2,048

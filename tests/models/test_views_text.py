@@ -12,11 +12,11 @@ from pathlib import Path
 import rudder
 from rudder import models, regex
 from rudder._state import Token
-from rudder.visual._export import export_messages
-from rudder.visual._static_html import static_html
-from rudder.visual._terminal import TerminalView
-from rudder.visual._terminal_output import AppendOutput
-from rudder.visual._view_state import RunView
+from rudder.visual.html._export import export_messages
+from rudder.visual.html._static_html import static_html
+from rudder.visual.stream._view_state import RunView
+from rudder.visual.terminal._terminal import TerminalView
+from rudder.visual.terminal._terminal_output import AppendOutput
 
 SPLIT = "日本語 🎉 café"
 

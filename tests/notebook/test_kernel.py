@@ -24,7 +24,7 @@ from rudder.visual import parse_server_message
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
-RUN_WIDGET = "rudder.visual._widget.RunWidget"
+RUN_WIDGET = "rudder.visual.notebook._widget.RunWidget"
 HOSTILE = "<img src=x onerror=alert(1)>"
 PROBE = "PROBE:"
 

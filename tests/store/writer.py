@@ -12,7 +12,7 @@ import sys
 import rudder
 from rudder import gen, models
 from rudder.visual import get_bus
-from rudder.visual._view_state import RunView
+from rudder.visual.stream._view_state import RunView
 
 store, mode = sys.argv[1], sys.argv[2]
 rudder.settings.store = store

@@ -40,9 +40,9 @@ from rudder.visual import (
     TokensAppended,
     parse_client_message,
 )
-from rudder.visual import _publisher as publisher_module
-from rudder.visual._protocol import ServerMessage
-from rudder.visual._view_state import RunView
+from rudder.visual.stream import _publisher as publisher_module
+from rudder.visual.stream._protocol import ServerMessage
+from rudder.visual.stream._view_state import RunView
 
 #: Seconds to wait for a delivery thread; reached only when delivery is broken.
 TIMEOUT = 30.0

@@ -585,7 +585,7 @@ def test_select_of_a_stateful_call_inside_a_stateless_function_raises():
     [
         lambda value: select([value]),
         lambda value: select(["a", value]),
-        lambda value: capture(value, "x"),
+        lambda value: one_or_more(capture(value, "x")),
         lambda value: one_or_more(value),
         lambda value: optional(value),
     ],

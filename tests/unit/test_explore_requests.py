@@ -14,8 +14,8 @@ import rudder
 from rudder import gen, models, select
 from rudder._state import TokenKind
 from rudder.visual import parse_server_message
-from rudder.visual._view_state import RunView
-from rudder.visual._widget import RunWidget
+from rudder.visual.notebook._widget import RunWidget
+from rudder.visual.stream._view_state import RunView
 
 
 class Frontend:
@@ -151,7 +151,7 @@ def test_a_generation_in_a_live_run_is_explored_into_that_run() -> None:
 def test_answers_survive_json_and_carry_hostile_errors_as_text() -> None:
     from pydantic import TypeAdapter
 
-    from rudder.visual._protocol import (
+    from rudder.visual.stream._protocol import (
         DetailAnswer,
         ExploreAnswer,
         KernelAnswer,

@@ -22,14 +22,14 @@ from rudder.errors import ExportError, ExportPathError
 from rudder.trace._node import TraceNode
 from rudder.trace._records import usage_record
 from rudder.visual import Bus, get_bus, parse_server_message
-from rudder.visual import _bus as bus_module
-from rudder.visual._export import export_html, export_messages, to_html
-from rudder.visual._page import content_security_policy
-from rudder.visual._view_state import RunView
+from rudder.visual.html._export import export_html, export_messages, to_html
+from rudder.visual.html._page import content_security_policy
+from rudder.visual.stream import _bus as bus_module
+from rudder.visual.stream._view_state import RunView
 
 PATTERNS = [
     b"The capital of France is Paris.",
-    b'{"city":"Paris","rank":1}',
+    b'{"city": "Paris", "rank": 1}',
     b"http://www.example.com",
 ]
 SCHEMA = {
@@ -341,7 +341,7 @@ def test_export_html_refuses_bad_paths_and_leaves_nothing_half_written(
         raise PermissionError(13, "Permission denied", str(options["dir"]))
 
     with monkeypatch.context() as patched:
-        patched.setattr("rudder.visual._export.tempfile.mkstemp", refused)
+        patched.setattr("rudder.visual.html._export.tempfile.mkstemp", refused)
         with pytest.raises(ExportPathError, match=r"write the export to .*run\.html: Permission"):
             export_html(lm, target)
 
@@ -351,7 +351,7 @@ def test_export_html_refuses_bad_paths_and_leaves_nothing_half_written(
     def failing_replace(source: str, destination: Any) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("rudder.visual._export.os.replace", failing_replace)
+    monkeypatch.setattr("rudder.visual.html._export.os.replace", failing_replace)
     with pytest.raises(ExportPathError, match="No space left") as full:
         export_html(lm, target)
     assert full.value.errno == errno.ENOSPC

@@ -14,9 +14,9 @@ from rudder.trace._events import TraceListener, add_listener, remove_listener
 from rudder.trace._node import TraceNode
 from rudder.trace._run import RunStatus
 from rudder.trace._usage import Usage
-from rudder.visual._bus import Bus
-from rudder.visual._protocol import Metrics, Status
-from rudder.visual._publisher import Publisher
+from rudder.visual.stream._bus import Bus
+from rudder.visual.stream._protocol import Metrics, Status
+from rudder.visual.stream._publisher import Publisher
 
 #: Tokens the Mock writes before the interrupt arrives.
 BEFORE_INTERRUPT = 6
@@ -67,7 +67,9 @@ def test_an_interrupted_generation_counts_the_tokens_it_made(
     usage = node.usage
     assert usage is not None
     assert usage.generations == 1
-    assert usage.prompt_tokens == len(lm.engine.tokenizer.encode("Go: ", False))
+    tokenizer = lm.engine.tokenizer
+    start = [tokenizer.bos_token_id] if tokenizer.add_bos else []  # the Mock starts with <s>
+    assert usage.prompt_tokens == len(start + tokenizer.encode("Go: ", False))
     assert BEFORE_INTERRUPT <= usage.output_tokens < 1000
     assert usage.forward_passes >= usage.generated_tokens > 0
     assert usage.total_s > 0

@@ -23,6 +23,31 @@ from rudder.errors import GrammarError, MatchError
 FORMAT_CHECKER = jsonschema.FormatChecker()
 
 
+def spaced(text: str) -> str:
+    """Compact JSON text written as json() writes it by default: ", " and ": " (as
+    ``json.dumps``), keeping every other character (number forms, escapes) as it is."""
+    out: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        out.append(char)
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in ",:":
+            out.append(" ")
+    return "".join(out)
+
+
+def test_spaced_leaves_strings_alone() -> None:
+    assert spaced('{"a:b,c":[1,"x, y"],"d":{}}') == '{"a:b,c": [1, "x, y"], "d": {}}'
+
+
 def assert_valid(grammar: rudder.GrammarNode, text: str, schema: dict[str, Any]) -> None:
     """``text`` matches, is captured whole under "value", and is valid under ``schema``."""
     result = grammar.match(text)
@@ -56,11 +81,11 @@ def check(
     """
     grammar = rudder.json("value", schema=schema)
     for text in valid:
-        assert_valid(grammar, text, as_dict)
+        assert_valid(grammar, spaced(text), as_dict)
     for text in invalid:
-        assert_invalid(grammar, text, as_dict)
+        assert_invalid(grammar, spaced(text), as_dict)
     for text in grammar_only_invalid:
-        assert grammar.match(text) is None, f"{text!r} should not match"
+        assert grammar.match(spaced(text)) is None, f"{text!r} should not match"
 
 
 # -- schema forms ---------------------------------------------------------------------------
@@ -139,16 +164,43 @@ def test_list_of_int_schema_forms(schema: object) -> None:
     check(schema, as_dict, ["[]", "[1]", "[1,-2,30]"], ['["1"]', "[1.5]", "[null]", "1", "{}"])
 
 
-def test_pydantic_model_schema_is_the_models_json_schema() -> None:
-    # Pydantic's schema allows extra properties unless the model forbids them.
-    as_dict = Point.model_json_schema()
-    check(Point, as_dict, ['{"x":1,"y":2,"z":"extra"}'], ['{"y":2}'])
+def test_pydantic_model_schema_is_the_models_json_schema_without_extra_keys() -> None:
+    # pydantic drops extra keys of a plain model, so json() does not let the model write them.
+    as_dict = {**Point.model_json_schema(), "additionalProperties": False}
+    check(Point, as_dict, ['{"x":1,"y":2}'], ['{"y":2}', '{"x":1,"y":2,"z":"extra"}'])
+
+
+class OpenPoint(pydantic.BaseModel, extra="allow"):
+    x: int
+
+
+class ClosedPoint(pydantic.BaseModel, extra="forbid"):
+    x: int
+
+
+def test_a_model_that_allows_extra_keys_may_get_them() -> None:
+    check(OpenPoint, OpenPoint.model_json_schema(), ['{"x":1,"z":"extra"}'], ['{"z":1}'])
+    check(ClosedPoint, ClosedPoint.model_json_schema(), ['{"x":1}'], ['{"x":1,"z":2}'])
+
+
+class JustX(pydantic.BaseModel):
+    x: int
+
+
+def test_a_plain_model_generates_no_extra_keys() -> None:
+    # The Mock would rather go on with more keys; its second choice closes the object.
+    lm = rudder.models.Mock([b'<s>{"x": 1, "z": "extra"}<s>', b'<s>{"x": 1}<s>'])
+    bare_schema = JustX.model_json_schema()  # pydantic's own: extra keys not excluded
+    assert (lm + rudder.json("p", schema=bare_schema))["p"] == '{"x": 1, "z": "extra"}'
+    out = lm + rudder.json("p", schema=JustX)
+    assert out["p"] == '{"x": 1}'
+    assert JustX.model_validate_json(out["p"]) == JustX(x=1)
 
 
 def test_no_schema_allows_any_json_value() -> None:
     grammar = rudder.json("value")
     for text in ["1", "-2.5e3", "null", "true", '"s"', "[]", '[1,{"a":null}]', '{"a":{"b":[]}}']:
-        assert_valid(grammar, text, {})
+        assert_valid(grammar, spaced(text), {})
     for text in ["", "nul", "'s'", "[1,]", "{a:1}", "01", "True"]:
         assert grammar.match(text) is None, text
 
@@ -156,7 +208,62 @@ def test_no_schema_allows_any_json_value() -> None:
 def test_empty_dict_schema_allows_any_json_value() -> None:
     grammar = rudder.json("value", schema={})
     for text in ["1", "null", '"s"', '[{"a":[true]}]']:
+        assert_valid(grammar, spaced(text), {})
+
+
+@pytest.mark.parametrize("schema", [True, {}, None])
+def test_true_empty_and_no_schema_allow_any_json_value(schema: object) -> None:
+    grammar = rudder.json("value", schema=schema)
+    for text in ["1", '{"a": [true, null]}', '"</script>"']:
         assert_valid(grammar, text, {})
+
+
+def test_false_schema_is_unsatisfiable() -> None:
+    with pytest.raises(GrammarError) as caught:
+        rudder.json("value", schema=False)
+    assert caught.value.args[0] == "Unsatisfiable schema: schema is false"
+
+
+def test_unsatisfiable_schemas_say_so_in_llguidances_words() -> None:
+    with pytest.raises(GrammarError) as caught:
+        rudder.json(schema={"type": "string", "minLength": 10, "maxLength": 5})
+    assert caught.value.args[0] == (
+        "Unsatisfiable schema: minLength (10) is greater than maxLength (5)"
+    )
+
+
+def test_overlapping_one_of_is_read_as_any_of_with_a_warning() -> None:
+    schema = {"oneOf": [{"enum": ["a", "b", "c"]}, {"enum": ["c", 2, 3]}]}
+    with pytest.warns(UserWarning, match="oneOf not fully supported, falling back to anyOf"):
+        grammar = rudder.json("value", schema=schema)
+    for text in ['"a"', '"c"', "3"]:
+        assert grammar.match(text) is not None, text
+    assert grammar.match('"d"') is None
+
+
+def test_disjoint_one_of_gives_no_warning() -> None:
+    # filterwarnings = error: any warning here fails the test.
+    grammar = rudder.json("value", schema={"oneOf": [{"type": "integer"}, {"type": "boolean"}]})
+    assert grammar.match("true") is not None
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        pydantic.TypeAdapter(dict[int, int]),
+        dict[int, str],
+        pydantic.create_model("M", d=(dict[int, int], ...)),
+    ],
+)
+def test_non_string_keys_are_refused(schema: object) -> None:
+    with pytest.raises(GrammarError, match="JSON does not support non-string keys, got type int"):
+        rudder.json(schema=schema)
+
+
+def test_string_keys_are_fine() -> None:
+    grammar = rudder.json("value", schema=pydantic.TypeAdapter(dict[str, int]))
+    assert grammar.match('{"a": 1, "日本": 2}') is not None
+    assert grammar.match('{"a": "x"}') is None
 
 
 def test_schema_dict_is_not_modified() -> None:
@@ -413,9 +520,15 @@ PAIR = {
     [
         pytest.param(
             {},
+            ['{"a": 1, "b": [1, 2]}'],
+            ['{"a":1,"b":[1,2]}', '{"a": 1,"b": [1, 2]}', '{"a":  1, "b": []}', ' {"a": 1}'],
+            id="json-dumps-default",
+        ),
+        pytest.param(
+            {"separators": (",", ":")},
             ['{"a":1,"b":[1,2]}'],
             ['{"a": 1,"b":[1,2]}', '{"a":1, "b":[1,2]}', '{"a":1,"b":[1, 2]}', ' {"a":1,"b":[]}'],
-            id="compact-default",
+            id="compact",
         ),
         pytest.param(
             {"separators": (", ", ": ")},
@@ -459,10 +572,8 @@ def test_formatting(options: dict[str, Any], valid: list[str], invalid: list[str
 
 
 def test_compact_and_spaced_output_parse_to_the_same_value() -> None:
-    compact = rudder.json("value", schema=PAIR).match('{"a":1,"b":[1,2]}')
-    spaced = rudder.json("value", schema=PAIR, separators=(", ", ": ")).match(
-        '{"a": 1, "b": [1, 2]}'
-    )
+    compact = rudder.json("value", schema=PAIR, separators=(",", ":")).match('{"a":1,"b":[1,2]}')
+    spaced = rudder.json("value", schema=PAIR).match('{"a": 1, "b": [1, 2]}')
     assert compact is not None
     assert spaced is not None
     assert stdlib_json.loads(compact["value"]) == stdlib_json.loads(spaced["value"])
@@ -470,14 +581,14 @@ def test_compact_and_spaced_output_parse_to_the_same_value() -> None:
 
 
 def test_x_guidance_options_in_the_schema_are_kept() -> None:
-    schema = {**PAIR, "x-guidance": {"item_separator": ", ", "key_separator": ": "}}
+    schema = {**PAIR, "x-guidance": {"item_separator": ",", "key_separator": ":"}}
     grammar = rudder.json("value", schema=schema)
-    assert grammar.match('{"a": 1, "b": [1, 2]}') is not None
-    assert grammar.match('{"a":1,"b":[1,2]}') is None
+    assert grammar.match('{"a":1,"b":[1,2]}') is not None
+    assert grammar.match('{"a": 1, "b": [1, 2]}') is None
 
 
 def test_compact_mismatch_raises_match_error_at_the_space() -> None:
-    grammar = rudder.json("value", schema=PAIR)
+    grammar = rudder.json("value", schema=PAIR, separators=(",", ":"))
     with pytest.raises(MatchError, match="rejected byte 5") as caught:
         grammar.match('{"a": 1,"b":[]}', raise_exceptions=True)
     assert caught.value.position == 5
@@ -497,15 +608,15 @@ def test_wrong_type_raises_match_error() -> None:
 
 def test_incomplete_value_raises_match_error_at_the_end() -> None:
     grammar = rudder.json("value", schema=PAIR)
-    with pytest.raises(MatchError, match="ended at byte 6") as caught:
-        grammar.match('{"a":1', raise_exceptions=True)
+    with pytest.raises(MatchError, match="ended at byte 7") as caught:
+        grammar.match('{"a": 1', raise_exceptions=True)
     assert caught.value.byte is None
     assert b"," in caught.value.allowed_bytes
     assert b"}" not in caught.value.allowed_bytes  # "b" is required
 
 
 def test_partial_match_of_a_prefix() -> None:
-    result = rudder.json("value", schema=PAIR).match('{"a":1,"b":[', allow_partial=True)
+    result = rudder.json("value", schema=PAIR).match('{"a": 1, "b": [', allow_partial=True)
     assert result is not None
     assert result.partial
 
@@ -515,9 +626,9 @@ def test_partial_match_of_a_prefix() -> None:
 
 def test_capture_inside_surrounding_text() -> None:
     grammar = "Answer: " + rudder.json("answer", schema=Point) + "\nDone."
-    result = grammar.match('Answer: {"x":3,"y":4}\nDone.')
+    result = grammar.match('Answer: {"x": 3, "y": 4}\nDone.')
     assert result is not None
-    assert dict(result) == {"answer": '{"x":3,"y":4}'}
+    assert dict(result) == {"answer": '{"x": 3, "y": 4}'}
     assert Point.model_validate_json(result["answer"]) == Point(x=3, y=4)
 
 
@@ -542,13 +653,13 @@ def test_list_append_collects_every_value() -> None:
     schema = {"type": "object", "properties": {"v": {"type": "integer"}}, "required": ["v"]}
     item = rudder.json("xs", schema=schema, list_append=True)
     grammar = item + "," + item
-    result = grammar.match('{"v":1},{"v":22}')
+    result = grammar.match('{"v": 1},{"v": 22}')
     assert result is not None
-    assert result["xs"] == ['{"v":1}', '{"v":22}']
+    assert result["xs"] == ['{"v": 1}', '{"v": 22}']
     for text in result["xs"]:
         jsonschema.validate(stdlib_json.loads(text), schema)
-    assert grammar.match('{"v":1},{"v":"x"}') is None
-    assert grammar.match('{"v":1}') is None
+    assert grammar.match('{"v": 1},{"v": "x"}') is None
+    assert grammar.match('{"v": 1}') is None
 
 
 def test_list_append_separately_built_grammars_and_repeats() -> None:
@@ -642,7 +753,8 @@ def test_bad_name_raises_grammar_error(name: object, list_append: bool, message:
 
 def test_lenient_accepts_unknown_format_and_ignores_it() -> None:
     schema = {"type": "string", "format": "no-such-format"}
-    grammar = rudder.json("value", schema=schema, lenient=True)
+    with pytest.warns(UserWarning, match="Unknown format: no-such-format"):
+        grammar = rudder.json("value", schema=schema, lenient=True)
     result = grammar.match('"anything at all"')
     assert result is not None
     assert result["value"] == '"anything at all"'

@@ -259,7 +259,7 @@ def test_json_output_parses_and_validates() -> None:
         "required": ["name", "age"],
         "additionalProperties": False,
     }
-    out = models.Mock([b'{"name":"Ada","age":36}']) + "JSON: " + json("person", schema=schema)
+    out = models.Mock([b'{"name": "Ada", "age": 36}']) + "JSON: " + json("person", schema=schema)
     value = jsonlib.loads(out["person"])
     jsonschema.validate(value, schema)
     assert value == {"name": "Ada", "age": 36}
@@ -737,11 +737,11 @@ def test_set_rejects_bad_names_and_values() -> None:
 # -- regressions -----------------------------------------------------------------------------
 
 
-def test_a_one_token_prompt_is_not_healed_away() -> None:
-    # Healing "Hello" would leave no prompt to start from: it is kept as it is.
+def test_the_whole_program_text_may_be_healed_after_the_start_token() -> None:
+    # The prompt is <s>Hello: healing "Hello" leaves <s> to start from.
     out = models.Mock([b"Paris"]) + "Hello" + gen("x", max_tokens=3)
     assert out.generation is not None
-    assert out.generation.healed_tokens == 0
+    assert out.generation.healed_tokens == 1
     assert str(out) == "HelloParis"
     assert out["x"] == "Paris"
 

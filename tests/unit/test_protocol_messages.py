@@ -57,15 +57,15 @@ from rudder.visual import (
     parse_client_message,
     parse_server_message,
 )
-from rudder.visual import _publisher as publisher_module
-from rudder.visual._protocol import (
+from rudder.visual.protocol import SCHEMA_PATH
+from rudder.visual.stream import _publisher as publisher_module
+from rudder.visual.stream._protocol import (
     DetailRequest,
     ExploreRequest,
     FromClient,
     Message,
     ServerMessage,
 )
-from rudder.visual.protocol import SCHEMA_PATH
 
 RUN = "3f2a9c0d5e6b4a7f8c1d2e3f4a5b6c7d"
 

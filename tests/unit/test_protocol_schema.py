@@ -15,8 +15,8 @@ from typing import Any
 
 from web_tools import ROOT, WEB, run_node
 
-from rudder.visual._protocol import schema_text
 from rudder.visual.protocol import SCHEMA_PATH
+from rudder.visual.stream._protocol import schema_text
 
 CLIENT = WEB
 TYPES_PATH = CLIENT / "src" / "protocol.ts"
@@ -44,7 +44,7 @@ def exported_types(ts: str) -> dict[str, str]:
 def test_committed_schema_matches_the_models() -> None:
     assert SCHEMA_PATH.read_text() == schema_text(), (
         f"{SCHEMA_PATH.relative_to(ROOT)} differs from the models in "
-        f"rudder.visual._protocol: {REGENERATE}"
+        f"rudder.visual.stream._protocol: {REGENERATE}"
     )
 
 

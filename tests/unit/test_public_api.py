@@ -94,4 +94,27 @@ def test_import_pulls_in_nothing_heavy() -> None:
 
 
 def test_models_module_is_pinned() -> None:
-    assert rudder.models.__all__ == ["Mock", "Model", "ModelStream", "Transformers"]
+    assert rudder.models.__all__ == [
+        "LlamaCpp",
+        "Mock",
+        "Model",
+        "ModelStream",
+        "OpenAI",
+        "Transformers",
+    ]
+
+
+def test_engine_module_is_pinned() -> None:
+    import rudder.engine
+
+    assert rudder.engine.__all__ == [
+        "Engine",
+        "EngineTokenizer",
+        "RemoteEngine",
+        "RemoteRequest",
+        "Sampling",
+        "ServerCandidate",
+        "ServerEnd",
+        "ServerToken",
+        "Support",
+    ]

@@ -22,11 +22,11 @@ import rudder
 from rudder import assistant, gen, models, regex, user
 from rudder._shown_text import RunDecoder, decode_run, visible, visible_html
 from rudder.visual import get_bus
-from rudder.visual._legacy import LegacyDisplay
-from rudder.visual._static_html import static_html, static_outputs
-from rudder.visual._terminal import TerminalView
-from rudder.visual._terminal_output import AppendOutput, LiveOutput
-from rudder.visual._view_state import RunView
+from rudder.visual.html._static_html import static_html, static_outputs
+from rudder.visual.notebook._legacy import LegacyDisplay
+from rudder.visual.stream._view_state import RunView
+from rudder.visual.terminal._terminal import TerminalView
+from rudder.visual.terminal._terminal_output import AppendOutput, LiveOutput
 
 ESCAPES = "\x1b[2J\x1b]0;pwned\x07"  # clear the screen, set the window title
 C1 = "\x9b31m\x9d0;title\x9c"  # CSI and OSC as single C1 characters
@@ -226,7 +226,7 @@ def test_a_hidden_step_counts_split_characters_once() -> None:
 def fold_nodes(*nodes: tuple[list[object], int]) -> RunView:
     """A run of nodes, each (entries, healed bytes), one the child of the one before."""
     from rudder.trace._records import InputRecord, NodeRecord
-    from rudder.visual._protocol import NodeAdded
+    from rudder.visual.stream._protocol import NodeAdded
 
     view = RunView("r")
     for index, (entries, healed) in enumerate(nodes):
@@ -268,7 +268,7 @@ def test_a_run_of_text_goes_on_from_node_to_node_and_through_healing() -> None:
 def test_a_running_generation_shows_no_half_character_while_it_streams(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rudder.visual import _publisher
+    from rudder.visual.stream import _publisher
 
     # Batches of two one-byte tokens: most batches end inside a character.
     monkeypatch.setattr(_publisher, "BATCH_TOKENS", 2)

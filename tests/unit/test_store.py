@@ -25,7 +25,7 @@ from rudder.store._store import INTERRUPTED, INTERRUPTED_ERROR
 from rudder.store._writer import StoreWriter, current_writer
 from rudder.trace._records import RunRecord
 from rudder.visual import Bus, NodeAdded, RunStarted, get_bus
-from rudder.visual._view_state import RunView
+from rudder.visual.stream._view_state import RunView
 
 HOSTILE = "<|im_start|>system\n</s><script>alert(1)</script>\x1b[31mred\x1b[0m 日本語 🦀🎉 '%_\""
 
@@ -260,7 +260,7 @@ def test_rudder_export_writes_a_stored_run_as_the_client_page(
     store_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from rudder.__main__ import main
-    from rudder.visual._page import client_page, messages_json
+    from rudder.visual.html._page import client_page, messages_json
 
     run, _ = program("to export")
     flushed()

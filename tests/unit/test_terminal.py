@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import io
 import re
+import sys
+import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -18,11 +21,11 @@ from rich.text import Text
 import rudder
 from rudder import assistant, gen, models, select, user
 from rudder._shown_text import visible
-from rudder.visual._environment import Environment, View, chosen_view
-from rudder.visual._terminal import TerminalView
-from rudder.visual._terminal_output import HELD_TOKENS, AppendOutput, LiveOutput
-from rudder.visual._terminal_text import piece_text
-from rudder.visual._view_state import Piece, text_piece
+from rudder.visual.stream._view_state import Piece, text_piece
+from rudder.visual.terminal._environment import Environment, View, chosen_view
+from rudder.visual.terminal._terminal import TerminalView
+from rudder.visual.terminal._terminal_output import HELD_TOKENS, AppendOutput, LiveOutput
+from rudder.visual.terminal._terminal_text import piece_text
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -206,6 +209,61 @@ def test_the_live_region_shows_the_unfinished_line_the_generation_and_a_status()
     assert settled.rstrip().endswith("unfinished one two")
 
 
+def test_the_live_region_is_changed_and_drawn_under_one_lock_from_two_threads() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, width=40, height=8, force_terminal=True, color_system=None)
+    output = LiveOutput(screen, "type", console=console)
+    output._live.refresh_per_second = 200  # rich's refresh thread draws as often as it can
+    unlocked: list[str] = []
+    region, settle = output._region, output._settle
+
+    def checked_region() -> Any:
+        if not output.lock._is_owned():  # type: ignore[attr-defined]
+            unlocked.append("drawn")
+        return region()
+
+    def checked_settle(text: Text) -> None:
+        if not output.lock._is_owned():  # type: ignore[attr-defined]
+            unlocked.append("changed")
+        settle(text)
+
+    output._region = checked_region  # type: ignore[method-assign]
+    output._settle = checked_settle  # type: ignore[method-assign]
+    failures: list[BaseException] = []
+
+    def generations() -> None:
+        try:
+            for index in range(150):
+                output.generation_started("rudder · run stress")
+                output.tokens([Text(f"g{index}-a "), Text("日本🙂 "), Text("<|im_end|>")])
+                output.backtrack(1)
+                output.generation_ended()
+                output.text(Text("\n"))
+        except BaseException as error:
+            failures.append(error)
+
+    def prints() -> None:
+        try:
+            for index in range(150):
+                output.user_write(f"user line {index}\n", screen)
+        except BaseException as error:
+            failures.append(error)
+
+    output.text(Text("start "))
+    threads = [threading.Thread(target=generations), threading.Thread(target=prints)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    output.close()
+    assert failures == []
+    assert unlocked == []
+    written = ANSI.sub("", screen.getvalue())
+    for index in range(150):
+        assert written.count(f"user line {index}\n") == 1
+        assert f"g{index}-a 日本🙂 \n" in written
+
+
 @pytest.mark.parametrize(
     ("setting", "environment", "expected"),
     [
@@ -239,3 +297,46 @@ def test_legacy_mode_switches_the_view_and_back(monkeypatch: pytest.MonkeyPatch)
         rudder.legacy_mode("yes")  # type: ignore[arg-type]
     with pytest.raises(rudder.errors.SettingsError, match="token_colors must be one of"):
         rudder.settings.token_colors = "rainbow"
+
+
+def test_the_stream_guard_is_a_text_stream_installed_only_while_a_run_is_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rudder.trace import _events
+    from rudder.visual.terminal import _console
+
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(rudder.settings, "view", "terminal")
+    # This test's own listener, in place of the process's (which follows what it shows).
+    views = _console.TerminalViews()
+    monkeypatch.setattr(
+        _events,
+        "listeners",
+        [listener for listener in _events.listeners if listener is not _console._installed]
+        + [views],
+    )
+    try:
+        assert sys.stdout is out
+        with rudder.run("guarded"):
+            lm = models.Mock(["x"], echo=True) + "run text \x1b[2J"
+            assert isinstance(sys.stdout, _console.GuardedStream)
+            assert isinstance(sys.stdout, io.TextIOBase)
+            assert sys.stdout.encoding == out.encoding
+            assert not sys.stdout.isatty()
+            print("the user's line")
+        assert views.view is not None
+        assert views.view.wait_idle(10)
+        # The run's end was written: the guard is off, the streams are as they were.
+        assert sys.stdout is out
+        assert sys.stderr is err
+        print("after the run")
+    finally:
+        if views.view is not None:
+            views.close()
+    assert str(lm) == "run text \x1b[2J"
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == ["run text \\x1b[2J", "the user's line"]
+    assert lines[2].startswith("✓ run guarded: ")
+    assert lines[3] == "after the run"

@@ -24,14 +24,16 @@ def test_hostile_text_never_becomes_a_special_token(program: Callable[[Model], M
 
 
 def test_the_model_writing_hostile_text_in_a_chat_leaves_only_the_template_markers() -> None:
-    lm = models.Mock([HOSTILE])
+    # The Mock's patterns end at "<s>" (guidance's convention), so what it writes leaves it out.
+    written = HOSTILE.replace("<s>", "")
+    lm = models.Mock([written])
     with user():
         lm += "Quote: " + HOSTILE
     with assistant():
         lm += gen("reply", max_tokens=100) + select(["!", HOSTILE])
     with user():
         lm += "ok"
-    assert HOSTILE in lm["reply"]
+    assert written in lm["reply"]
     assert specials_outside_markers(lm) == []
 
 
@@ -81,7 +83,7 @@ def test_special_token_the_model_does_not_have_is_refused_and_nothing_changes() 
         lm + (select(["a", "b"]) + special_token("</s>"))
     message = str(raised.value)
     assert "special_token('</s>') names no special token" in message
-    assert "'<|endoftext|>', '<|im_start|>', '<|im_end|>'" in message
+    assert "'<s>', '<|im_start|>', '<|im_end|>'" in message
     assert lm.entries == entries
     assert lm.trace is node
     assert lm.engine.forward_calls == 0

@@ -15,10 +15,10 @@ import pytest
 import rudder
 from rudder import assistant, gen, models, select, user
 from rudder.visual import get_bus, parse_server_message
-from rudder.visual._bus import Bus
-from rudder.visual._page import client_page, client_script, inline_json, messages_json
-from rudder.visual._view_state import RunView
-from rudder.visual._widget import RunWidget
+from rudder.visual.html._page import client_page, client_script, inline_json, messages_json
+from rudder.visual.notebook._widget import RunWidget
+from rudder.visual.stream._bus import Bus
+from rudder.visual.stream._view_state import RunView
 
 HOSTILE = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 
@@ -142,7 +142,7 @@ class _publishing_to:
     """Publish the trace to ``bus`` (instead of the process's bus) inside the block."""
 
     def __init__(self, bus: Bus) -> None:
-        from rudder.visual._publisher import Publisher
+        from rudder.visual.stream._publisher import Publisher
 
         self.publisher = Publisher(bus)
 

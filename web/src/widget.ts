@@ -7,6 +7,11 @@
 // all of it; a replay the client asks for is served from there when it can be, else
 // asked of the kernel. When the run is done the kernel saves its messages in `_final`, so
 // a saved notebook shows the output without a kernel.
+//
+// A store is bounded (a cell that loops for ever streams for ever): past `MAX_HELD`
+// messages the older half is dropped, and a view that needs them asks the kernel, whose
+// bounded history answers with a reset. A store goes when its model is closed (the cleanup
+// `initialize` returns).
 
 import type {ClientMessage, ClientToHost, HostToClient, KernelAnswer, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
@@ -23,7 +28,10 @@ interface KernelContent {
   json?: string;
 }
 
-class Store {
+/** Messages a store holds at most (the kernel's bus holds as many of a run by default). */
+export const MAX_HELD = 10_000;
+
+export class Store {
   private bySeq = new Map<number, ServerMessage>();
   readonly listeners = new Set<(messages: ServerMessage[]) => void>();
   /** Views that wait for the kernel's answers to their requests. */
@@ -38,6 +46,10 @@ class Store {
     for (const message of messages) {
       if (message.type === "reset") this.bySeq.clear();
       else this.bySeq.set(message.seq, message);
+    }
+    if (this.bySeq.size > MAX_HELD) {
+      const seqs = [...this.bySeq.keys()].sort((a, b) => a - b);
+      for (const seq of seqs.slice(0, seqs.length - MAX_HELD / 2)) this.bySeq.delete(seq);
     }
     for (const listener of this.listeners) listener(messages);
   }
@@ -57,11 +69,14 @@ class Store {
   get size(): number {
     return this.bySeq.size;
   }
+
+  /** Forgets the store: the model is closed, no view will show it again. */
+  release: () => void = () => {};
 }
 
 // Stores are found by run id: anywidget hands `initialize` and each `render` a different
 // proxy of the same model, so the model object cannot be the key. Run ids are unique.
-const stores = new Map<string, Store>();
+export const stores = new Map<string, Store>();
 
 function storeOf(model: Model): Store {
   const runId = String(model.get("run_id") ?? "");
@@ -69,14 +84,19 @@ function storeOf(model: Model): Store {
   if (store === undefined) {
     const made = new Store(model);
     stores.set(runId, made);
-    model.on("msg:custom", (content: KernelContent) => {
+    const receive = (content: KernelContent) => {
       if (content?.rudder === "messages" && typeof content.json === "string") {
         made.add(JSON.parse(content.json) as ServerMessage[]);
       } else if (content?.rudder === "answer" && typeof content.json === "string") {
         const answer = JSON.parse(content.json) as KernelAnswer;
         for (const listener of made.answerListeners) listener(answer);
       }
-    });
+    };
+    model.on("msg:custom", receive);
+    made.release = () => {
+      model.off("msg:custom", receive);
+      if (stores.get(runId) === made) stores.delete(runId);
+    };
     store = made;
   }
   return store;
@@ -159,7 +179,9 @@ function render({model, el}: {model: Model; el: HTMLElement}): () => void {
 
 export default {
   initialize({model}: {model: Model}) {
-    storeOf(model);
+    // anywidget runs the returned cleanup when the model is closed.
+    const store = storeOf(model);
+    return () => store.release();
   },
   render,
 };

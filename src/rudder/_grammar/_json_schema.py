@@ -7,24 +7,32 @@ Formatting options travel inside the schema under llguidance's ``x-guidance`` ke
 
 from __future__ import annotations
 
+import functools
 import json as _json
 import re
 from typing import Any, cast
 
 from rudder.errors import GrammarError, GrammarTypeError
 
-# Compact output by default, as guidance writes it: {"a":1,"b":[1,2]}.
+# guidance's defaults: json.dumps's separators ({"a": 1, "b": [1, 2]}), and an overlapping
+# oneOf read as anyOf (llguidance warns when it does).
 _DEFAULT_OPTIONS: dict[str, Any] = {
     "whitespace_flexible": False,
-    "item_separator": ",",
-    "key_separator": ":",
+    "item_separator": ", ",
+    "key_separator": ": ",
+    "coerce_one_of": True,
 }
+#: ``separators=COMPACT`` writes {"a":1,"b":[1,2]}.
+COMPACT = (",", ":")
 
 
 def schema_to_dict(schema: object) -> dict[str, Any]:
     """The JSON schema ``schema`` stands for, as a new dict."""
-    if schema is None:
+    if schema is None or schema is True:
         return {}
+    if schema is False:
+        # llguidance's (and guidance's) words; schema=True or {} allows any value.
+        raise GrammarError("Unsatisfiable schema: schema is false")
     if isinstance(schema, dict):
         return dict(schema)
     if isinstance(schema, str):
@@ -41,24 +49,63 @@ def schema_to_dict(schema: object) -> dict[str, Any]:
 def _pydantic_schema(schema: object) -> dict[str, Any]:
     import pydantic
 
-    if isinstance(schema, pydantic.TypeAdapter):
-        return dict(schema.json_schema())
-    if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
-        return dict(schema.model_json_schema())
+    generator = _generator_class()
     if isinstance(schema, pydantic.BaseModel):
         raise GrammarError(
             f"json(schema=...) takes the model class, not an instance: pass "
             f"{type(schema).__name__}, not {type(schema).__name__}(...)"
         )
     try:
+        if isinstance(schema, pydantic.TypeAdapter):
+            return dict(schema.json_schema(schema_generator=generator))
+        if isinstance(schema, type) and issubclass(schema, pydantic.BaseModel):
+            return dict(schema.model_json_schema(schema_generator=generator))
         # Any type pydantic understands; which ones is pydantic's to decide at run time.
         adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(cast(Any, schema))
-        return dict(adapter.json_schema())
+        return dict(adapter.json_schema(schema_generator=generator))
+    except _NonStringKeysError as error:
+        raise GrammarError(
+            f"JSON does not support non-string keys, got type {error.key_type} in {schema!r}; "
+            "use str keys (dict[str, ...])"
+        ) from None
     except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticUserError, TypeError):
         raise GrammarError(
             f"cannot make a JSON schema from {schema!r}; pass a dict, a JSON string, a "
             "pydantic model class or a pydantic TypeAdapter"
         ) from None
+
+
+class _NonStringKeysError(Exception):
+    def __init__(self, key_type: str) -> None:
+        super().__init__(key_type)
+        self.key_type = key_type
+
+
+@functools.cache
+def _generator_class() -> type:
+    """pydantic's schema generator, made strict where generation needs it to be.
+
+    JSON object keys are strings, so a dict with other keys cannot be generated (guidance
+    refuses it too). A model that ignores extra keys (pydantic's default) gets
+    ``additionalProperties: false``: pydantic would drop extra keys anyway, so the model is
+    not given room to write them; ``extra="allow"`` keeps them allowed.
+    """
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class Generator(GenerateJsonSchema):
+        def dict_schema(self, schema: Any) -> Any:
+            key_type = schema.get("keys_schema", {}).get("type", "any")
+            if key_type not in ("str", "any"):
+                raise _NonStringKeysError(key_type)
+            return super().dict_schema(schema)
+
+        def model_schema(self, schema: Any) -> Any:
+            json_schema = super().model_schema(schema)
+            if json_schema.get("type") == "object":
+                json_schema.setdefault("additionalProperties", False)
+            return json_schema
+
+    return Generator
 
 
 def schema_text(
@@ -79,11 +126,12 @@ def schema_text(
         item, key = _separator_pair(separators)
         options["item_separator"] = re.escape(item)
         options["key_separator"] = re.escape(key)
-    if whitespace_flexible:
+    # As in guidance, a whitespace pattern makes the whitespace flexible.
+    if whitespace_flexible or whitespace_pattern is not None:
         options["whitespace_flexible"] = True
         if separators is None:
-            options.pop("item_separator")
-            options.pop("key_separator")
+            options.pop("item_separator", None)
+            options.pop("key_separator", None)
     if whitespace_pattern is not None:
         options["whitespace_pattern"] = whitespace_pattern
     if lenient:

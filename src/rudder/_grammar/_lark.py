@@ -51,11 +51,30 @@ class CompiledGrammar:
     lark: str
     list_captures: frozenset[str]
     special_tokens: tuple[str, ...]
+    #: Captures of json() values: a value cut by a token limit is not JSON, and is reported.
+    json_captures: frozenset[str] = frozenset()
 
+
+#: Choices wider than this are written so that llguidance's parser sees few alternatives
+#: (its rows hold at most 2,000 items).
+WIDE_SELECT = 100
 
 _cache_lock = threading.Lock()
 _compiled: dict[int, tuple[GrammarNode, CompiledGrammar]] = {}
 _MAX_CACHED = 4096
+
+
+def single_lark(node: GrammarNode) -> str:
+    """``node`` as one Lark text, its sub-grammars inline (``%lark { ... }``): for servers
+    that take a Lark grammar rather than llguidance's list of grammars."""
+    return _Writer(_Shared(inline=True)).write_grammar(node)
+
+
+def compile_without_token_limits(node: GrammarNode) -> CompiledGrammar:
+    """``node`` without its ``max_tokens=`` limits (not cached): for replaying a server's
+    output over a tokenizer other than its own, where its token limits (which the server
+    enforced, counting its own tokens) cannot be counted."""
+    return _Writer(_Shared(token_limits=False)).compile(node)
 
 
 def compile_grammar(node: GrammarNode) -> CompiledGrammar:
@@ -71,6 +90,14 @@ def compile_grammar(node: GrammarNode) -> CompiledGrammar:
             _compiled.clear()
         _compiled[key] = (node, compiled)
     return compiled
+
+
+_LIST_MARK = "\u2063#"  # an invisible separator, then the rule's number
+
+
+def capture_name(label: str) -> str:
+    """The capture name behind llguidance's capture label (see ``capture_label``)."""
+    return label.partition(_LIST_MARK)[0]
 
 
 def lark_string(text: str) -> str:
@@ -136,11 +163,14 @@ class _Writer:
 
     def compile(self, root: GrammarNode) -> CompiledGrammar:
         names: dict[str, bool] = {}
+        json_names: set[str] = set()
         specials: list[str] = []
         for node in iter_nodes(root):
             if isinstance(node, Rule):
                 if node.capture is not None:
                     _add_name(names, node.capture, is_list=node.list_append)
+                    if isinstance(node.body, Json):
+                        json_names.add(node.capture)
                 if node.stop_capture is not None:
                     _add_name(names, node.stop_capture, is_list=False)
             elif isinstance(node, SpecialToken) and node.text not in specials:
@@ -151,6 +181,7 @@ class _Writer:
             llguidance=json.dumps({"grammars": grammars}, ensure_ascii=False),
             lark=lark,
             list_captures=frozenset(name for name, is_list in names.items() if is_list),
+            json_captures=frozenset(json_names),
             special_tokens=tuple(specials),
         )
 
@@ -162,7 +193,11 @@ class _Writer:
 
     def expr(self, node: GrammarNode) -> str:
         if self.is_regular(node) and not isinstance(node, (Rule, RuleRef)):
+            if self.has_wide_select(node):
+                return self.terminal_name(node)  # one lexeme, not thousands of alternatives
             return self.term_expr(node)
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return self.wide_select(node)
         composite = _composite(node, self.expr, self.atom)
         if composite is not None:
             return composite
@@ -173,6 +208,21 @@ class _Writer:
         if isinstance(node, (Rule, Json, Lark)):
             return self.rule_name(node)
         raise AssertionError(f"unhandled grammar node {node!r}")
+
+    def has_wide_select(self, node: GrammarNode) -> bool:
+        """Whether a regular node holds a choice too wide for one parser row."""
+        if isinstance(node, Select) and len(node.options) > WIDE_SELECT:
+            return True
+        return any(self.has_wide_select(child) for child in _children(node))
+
+    def wide_select(self, node: Select) -> str:
+        """A choice with more options than llguidance's parser takes in one row (2,000):
+        the regular options become one terminal, so the row holds one item for them all."""
+        regular = tuple(option for option in node.options if self.is_regular(option))
+        others = [self.expr(option) for option in node.options if not self.is_regular(option)]
+        if not regular:
+            return " | ".join(others)
+        return " | ".join([self.terminal_name(Select(regular)), *others])
 
     def atom(self, node: GrammarNode) -> str:
         text = self.expr(node)
@@ -208,7 +258,8 @@ class _Writer:
             at_stop, at_end = self.shared.fresh(f"{name}_stop"), self.shared.fresh(f"{name}_eos")
             self.lines.append(self.plain_rule_definition(at_stop, at_stop_rule))
             self.lines.append(self.plain_rule_definition(at_end, at_eos_rule))
-            capture = f"[capture={lark_string(node.capture)}]" if node.capture is not None else ""
+            label = self.capture_label(node)
+            capture = f"[capture={lark_string(label)}]" if label is not None else ""
             return f"{name}{capture}: {at_stop} | {at_end}"
         return self.plain_rule_definition(name, node)
 
@@ -233,20 +284,21 @@ class _Writer:
             )
         if isinstance(body, (Json, Lark)):
             return self.embedded(body)  # options must sit on the %json or @grammar itself
-        return "@" + self.shared.add_subgrammar_node(body, self)
+        return self.shared.reference(self.shared.add_subgrammar_node(body, self))
 
     def embedded(self, node: Json | Lark) -> str:
         if isinstance(node, Json):
             return f"%json {node.schema_text}"
-        return "@" + self.shared.add_subgrammar(node.text)
+        return self.shared.reference(self.shared.add_subgrammar(node.text))
 
     def attributes(self, rule: Rule) -> list[str]:
         attributes: list[str] = []
-        if rule.capture is not None:
-            attributes.append(f"capture={lark_string(rule.capture)}")
+        label = self.capture_label(rule)
+        if label is not None:
+            attributes.append(f"capture={lark_string(label)}")
         if rule.temperature is not None:
             attributes.append(f"temperature={float(rule.temperature)!r}")
-        if rule.max_tokens is not None:
+        if rule.max_tokens is not None and self.shared.token_limits:
             attributes.append(f"max_tokens={int(rule.max_tokens)}")
         if rule.stop is not None:
             attributes.append(f"stop={self.terminal_name(rule.stop, allow_empty=True)}")
@@ -257,6 +309,14 @@ class _Writer:
         if rule.lazy:
             attributes.append("lazy")
         return attributes
+
+    def capture_label(self, rule: Rule) -> str | None:
+        """The capture name llguidance sees: a list capture's gets a mark of its rule, so
+        that equal values of two rules are two reports (llguidance reports a capture equal
+        to the one before it once); :func:`capture_name` takes the mark off."""
+        if rule.capture is None or not rule.list_append:
+            return rule.capture
+        return f"{rule.capture}{_LIST_MARK}{self.shared.fresh('')}"
 
     # -- terminals (regular expressions over bytes, no captures) ---------------------------
 
@@ -324,10 +384,20 @@ class _Writer:
 class _Shared:
     """State shared by a grammar and its sub-grammars: unique names and the sub-grammar list."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False, token_limits: bool = True) -> None:
         self.counter = 0
         self.subgrammars: list[dict[str, str]] = []
         self.by_node: dict[int, str] = {}
+        #: Write each sub-grammar where it is used (``%lark { ... }``) instead of ``@name``.
+        self.inline = inline
+        #: Write ``max_tokens=`` (token limits count the tokens of the tokenizer that runs).
+        self.token_limits = token_limits
+
+    def reference(self, name: str) -> str:
+        if not self.inline:
+            return "@" + name
+        text = next(g["lark_grammar"] for g in self.subgrammars if g["name"] == name)
+        return "%lark {\n" + text.rstrip("\n") + "\n}"
 
     def fresh(self, hint: str) -> str:
         self.counter += 1

@@ -16,7 +16,9 @@ from rudder._grammar._json_schema import schema_text
 from rudder._grammar._match import matches_only_empty_text
 from rudder._grammar._nodes import (
     ANY_TEXT,
+    EMPTY,
     NON_EMPTY_TEXT,
+    Deferred,
     GrammarNode,
     Json,
     Lark,
@@ -29,6 +31,7 @@ from rudder._grammar._nodes import (
     Substring,
     as_node,
 )
+from rudder._roles import CapturedSteps
 from rudder.errors import CaptureNameError, GrammarError, GrammarTypeError
 
 
@@ -220,24 +223,35 @@ def sequence(value: object, min_length: int = 0, max_length: int | None = None) 
     _check_count(min_length, "min_length")
     if max_length is not None:
         _check_count(max_length, "max_length")
-    return Repeat(as_node(value), min_length, max_length)
+    return _repeat(as_node(value), min_length, max_length)
 
 
 def exactly_n_repeats(value: object, n_repeats: int) -> GrammarNode:
     """``value`` exactly ``n_repeats`` times."""
     _check_count(n_repeats, "n_repeats")
-    return Repeat(as_node(value), n_repeats, n_repeats)
+    return _repeat(as_node(value), n_repeats, n_repeats)
 
 
 def at_most_n_repeats(value: object, n_repeats: int) -> GrammarNode:
     """``value`` between zero and ``n_repeats`` times."""
     _check_count(n_repeats, "n_repeats")
-    return Repeat(as_node(value), 0, n_repeats)
+    return _repeat(as_node(value), 0, n_repeats)
 
 
 def capture(value: object, name: str, list_append: bool = False) -> GrammarNode:
-    """Whatever ``value`` matches, saved under ``name``."""
+    """Whatever ``value`` matches, saved under ``name``.
+
+    ``value`` may hold stateful calls (``capture("<c>" + plan() + "</c>", "c")``): then the
+    text they write is captured, and the result is a step for a Model, not a grammar.
+    """
     _checked_name(name, "capture name")
+    if isinstance(value, Deferred):
+        if list_append:
+            raise GrammarError(
+                "list_append=True is not supported when capturing stateful calls; capture "
+                "under a name and append it yourself"
+            )
+        return CapturedSteps(value, name)  # type: ignore[return-value]
     return Rule(as_node(value), name="capture", capture=name, list_append=list_append)
 
 
@@ -295,6 +309,12 @@ def token_limit(value: object, max_tokens: int) -> GrammarNode:
     """``value``, generated in at most ``max_tokens`` tokens."""
     _check_max_tokens(max_tokens)
     return Rule(as_node(value), name="token_limit", max_tokens=max_tokens)
+
+
+def _repeat(item: GrammarNode, low: int, high: int | None) -> GrammarNode:
+    if high == 0 and low == 0:
+        return EMPTY  # zero repetitions: llguidance has no x{0}
+    return Repeat(item, low, high)
 
 
 # -- argument checks ------------------------------------------------------------------------

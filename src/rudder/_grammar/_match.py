@@ -14,7 +14,7 @@ from typing import Any
 import llguidance
 
 from rudder._grammar._captures import Report, settle
-from rudder._grammar._lark import CompiledGrammar, compile_grammar
+from rudder._grammar._lark import CompiledGrammar, capture_name, compile_grammar
 from rudder._grammar._nodes import GrammarNode
 from rudder.errors import GrammarError, MatchError, WrongTypeError
 
@@ -175,8 +175,8 @@ def _consume(
 
 
 def _note_reports(matcher: llguidance.LLMatcher, reports: list[Report], offset: int) -> None:
-    for name, value in matcher.get_captures()[len(reports) :]:
-        reports.append((name, value, offset))
+    for label, value in matcher.get_captures()[len(reports) :]:
+        reports.append((capture_name(label), value, offset))
 
 
 def _captures(

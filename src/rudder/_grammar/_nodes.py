@@ -257,6 +257,10 @@ class Deferred:
     def __radd__(self, other: object) -> Any:
         return _compose(other, self)
 
+    def __format__(self, format_spec: str) -> str:
+        # In an f-string, a placeholder: the Model runs the call where it stands.
+        return _placeholders.embed(self)
+
 
 def as_node(value: object, *, where: str = "a grammar") -> GrammarNode:
     """Turn a user value (text, number, node) into a grammar node, or fail clearly."""
@@ -270,7 +274,7 @@ def as_node(value: object, *, where: str = "a grammar") -> GrammarNode:
         return Literal(repr(value) if isinstance(value, float) else str(value))
     if isinstance(value, Deferred):
         raise StatefulInGrammarError(
-            f"{value} is stateful (a function of lm) and cannot be part of {where}; "
+            f"{value!s} is stateful (a function of lm) and cannot be part of {where}; "
             "add it to a Model instead (lm += ...), or decorate it with "
             "@guidance(stateless=True) if it only builds a grammar"
         )
@@ -298,10 +302,28 @@ def _text_node(text: str) -> GrammarNode:
     if not _placeholders.has_placeholder(text):
         return Literal(text)
     parts = _placeholders.split(text)
-    return join([Literal(part) if isinstance(part, str) else part for part in parts])
+    return join([Literal(part) if isinstance(part, str) else as_node(part) for part in parts])
+
+
+def text_steps(text: str) -> object:
+    """``text`` with f-string placeholders as a grammar, or as steps for a Model when a
+    placeholder stands for a stateful call (``f"Plan: {plan()}"``)."""
+    parts = _placeholders.split(text)
+    if not any(isinstance(part, Deferred) for part in parts):
+        return _text_node(text)
+    from rudder._decorator import StatefulSequence
+
+    return StatefulSequence(tuple(parts))
 
 
 def _compose(left: object, right: object) -> Any:
+    # An f-string may hold stateful calls: then it is steps, and so is what it joins.
+    left, right = (
+        text_steps(value)
+        if isinstance(value, str) and _placeholders.has_placeholder(value)
+        else value
+        for value in (left, right)
+    )
     if isinstance(left, Deferred) or isinstance(right, Deferred):
         from rudder._decorator import sequence_of_steps
 

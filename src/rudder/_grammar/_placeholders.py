@@ -21,7 +21,11 @@ from typing import TYPE_CHECKING
 from rudder.errors import GrammarError
 
 if TYPE_CHECKING:
-    from rudder._grammar._nodes import GrammarNode
+    from typing import TypeAlias
+
+    from rudder._grammar._nodes import Deferred, GrammarNode
+
+    Embedded: TypeAlias = "GrammarNode | Deferred"
 
 # Private-use code points: they never occur in ordinary text.
 _OPEN = "\ue000"
@@ -30,12 +34,12 @@ _SECRET = secrets.token_hex(6)
 _PATTERN = re.compile(f"{_OPEN}rudder:{_SECRET}:([0-9]+){_CLOSE}")
 _MAX_LIVE = 65_536
 
-_table: OrderedDict[int, GrammarNode] = OrderedDict()
+_table: OrderedDict[int, Embedded] = OrderedDict()
 _lock = threading.Lock()
 
 
-def embed(node: GrammarNode) -> str:
-    """Return the placeholder that stands for ``node`` inside a string."""
+def embed(node: Embedded) -> str:
+    """Return the placeholder that stands for ``node`` (a grammar, or a stateful call)."""
     key = id(node)
     with _lock:
         _table[key] = node
@@ -50,9 +54,9 @@ def has_placeholder(text: str) -> bool:
     return _OPEN in text
 
 
-def split(text: str) -> list[str | GrammarNode]:
-    """Cut ``text`` into plain strings and the grammar nodes its placeholders stand for."""
-    parts: list[str | GrammarNode] = []
+def split(text: str) -> list[str | Embedded]:
+    """Cut ``text`` into plain strings and the values its placeholders stand for."""
+    parts: list[str | Embedded] = []
     position = 0
     for found in _PATTERN.finditer(text):
         if found.start() > position:
@@ -64,7 +68,7 @@ def split(text: str) -> list[str | GrammarNode]:
     return parts
 
 
-def _lookup(key: int) -> GrammarNode:
+def _lookup(key: int) -> Embedded:
     with _lock:
         node = _table.get(key)
     if node is None:

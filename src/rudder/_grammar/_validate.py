@@ -7,6 +7,7 @@ rather than when a model runs. Results are cached: the same pattern is checked o
 from __future__ import annotations
 
 import functools
+import warnings
 
 import llguidance
 
@@ -14,7 +15,8 @@ from rudder.errors import GrammarError, GrammarTypeError
 
 
 @functools.lru_cache(maxsize=2048)
-def _problem(kind: str, text: str) -> str:
+def _check(kind: str, text: str) -> tuple[str, tuple[str, ...]]:
+    """llguidance's error (empty when there is none) and its warnings."""
     if kind == "regex":
         grammar = llguidance.LLMatcher.grammar_from_regex(text)
     elif kind == "json":
@@ -22,7 +24,13 @@ def _problem(kind: str, text: str) -> str:
     else:
         grammar = llguidance.LLMatcher.grammar_from_lark(text)
     is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar, None)
-    return messages[0] if is_error and messages else ""
+    if is_error:
+        return (messages[0] if messages else "unknown error"), ()
+    return "", tuple(messages)
+
+
+def _problem(kind: str, text: str) -> str:
+    return _check(kind, text)[0]
 
 
 def check_regex(pattern: str, *, what: str = "regex") -> None:
@@ -38,7 +46,16 @@ def check_regex(pattern: str, *, what: str = "regex") -> None:
 
 
 def check_json_schema(schema_text: str) -> None:
-    problem = _problem("json", schema_text)
+    """Raise for a schema llguidance cannot use; warn as llguidance does (as guidance does).
+
+    An unsatisfiable schema's message is llguidance's own, as in guidance: it names the
+    keywords that contradict each other.
+    """
+    problem, warnings_given = _check("json", schema_text)
+    for warning in warnings_given:
+        warnings.warn(warning, UserWarning, stacklevel=3)  # at the json() call
+    if problem.startswith("Unsatisfiable schema"):
+        raise GrammarError(problem)
     if problem:
         raise GrammarError(
             f"unsupported or invalid JSON schema: {_first_lines(problem)}\n"

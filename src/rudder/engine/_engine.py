@@ -59,5 +59,54 @@ class Engine(abc.ABC):
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         """Run the model; return the logits and how many tokens had to be processed."""
 
+    def note_sampling(self, temperature: float) -> None:  # noqa: B027 (most keep nothing)
+        """Called by the decode loop for each token the model chose, with the temperature it
+        was chosen at; an engine that keeps figures may record it (the Mock does)."""
+
     def reset_cache(self) -> None:  # noqa: B027 (engines without a cache need nothing)
         """Forget the prefix cache (the next call runs the whole sequence)."""
+
+
+class PrefixCachedEngine(Engine):
+    """An engine whose model keeps the KV cache of the last sequence it ran.
+
+    ``_forward`` finds the longest common prefix of that sequence and the new one and has
+    ``_run`` process only the tokens after it (at least one: logits come from a token that
+    runs); the same sequence again returns the last logits without running anything.
+    """
+
+    def __init__(self, tokenizer: EngineTokenizer, *, context_length: int | None = None) -> None:
+        super().__init__(tokenizer, context_length=context_length)
+        self._cached_ids: list[int] = []
+        self._last_logits: npt.NDArray[np.float32] | None = None
+
+    def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+        ids = list(token_ids)
+        common = common_prefix(self._cached_ids, ids)
+        if common == len(ids) == len(self._cached_ids) and self._last_logits is not None:
+            return self._last_logits, 0
+        # Forgotten until the run succeeds: a failed run may leave part of a step cached.
+        self._cached_ids = []
+        self._last_logits = None
+        logits, kept = self._run(ids, min(common, len(ids) - 1))
+        self._cached_ids = ids
+        self._last_logits = logits
+        return logits, len(ids) - kept
+
+    @abc.abstractmethod
+    def _run(self, ids: list[int], reusable: int) -> tuple[npt.NDArray[np.float32], int]:
+        """Drop the cache past its first ``reusable`` tokens, run the rest of ``ids`` and
+        return the last position's logits and how many cached tokens were kept (at most
+        ``reusable``; 0 when the cache had to be cleared)."""
+
+    def reset_cache(self) -> None:
+        self._cached_ids = []
+        self._last_logits = None
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    length = min(len(a), len(b))
+    for index in range(length):
+        if a[index] != b[index]:
+            return index
+    return length

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any
 import llguidance
 
 from rudder._grammar._captures import settle
-from rudder._grammar._lark import CompiledGrammar
+from rudder._grammar._lark import CompiledGrammar, capture_name
 from rudder._state import Candidate, Capture, Token, TokenKind
-from rudder.engine._engine import Engine
+from rudder.engine._engine import Engine, common_prefix
 from rudder.engine._sampler import Sampling, Step, step
+from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ExploreError, GenerationError, GrammarError
 
 if TYPE_CHECKING:
@@ -123,22 +124,16 @@ def generate(
         raise
 
 
-class _Run:
+class Output:
+    """One generation's output as llguidance's interpreter shapes it: the tokens kept after
+    backtracking, the captures reported, and the step callback. The local loop (below) and
+    the replay of a server's tokens (:mod:`rudder.engine._replay`) both build on it."""
+
     def __init__(
-        self,
-        engine: Engine,
-        grammar: CompiledGrammar,
-        sampling: Sampling,
-        rng: Any,
-        on_step: StepCallback | None,
-        prefix: Sequence[Token | int | Probe] = (),
+        self, tokenizer: EngineTokenizer, grammar: CompiledGrammar, on_step: StepCallback | None
     ) -> None:
-        self.engine = engine
-        self.prefix = list(prefix)
-        self.tokenizer = engine.tokenizer
+        self.tokenizer = tokenizer
         self.grammar = grammar
-        self.sampling = sampling
-        self.rng = rng
         self.on_step = on_step
         self.ids: list[int] = []
         self.out: list[Token] = []
@@ -167,6 +162,119 @@ class _Run:
         except ValueError as error:
             raise GrammarError(f"llguidance rejected the grammar: {error}") from None
 
+    def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except ValueError as error:
+            first_line = str(error).splitlines()[0] if str(error) else "unknown error"
+            raise GenerationError(
+                f"the constraint engine failed: {first_line}; text so far: {self._text()!r}"
+            ) from None
+
+    def _push(self, token_id: int, record: Token | None) -> None:
+        if record is None:
+            record = Token(
+                token_id,
+                self.tokenizer.token_bytes(token_id),
+                TokenKind.FORCED,
+                special=self.tokenizer.is_special(token_id),
+            )
+        self.ids.append(token_id)
+        self.out.append(record)
+
+    def _apply(
+        self,
+        backtrack: int,
+        forced: Sequence[int],
+        record: Token | None,
+        eos: int | None,
+        result: Generation,
+    ) -> None:
+        """Take back ``backtrack`` tokens and add ``forced``; ``eos``, when given, is the
+        end-of-sequence token that ended the generation, which is not output."""
+        if backtrack:
+            if backtrack > len(self.out):
+                raise GenerationError(
+                    f"the constraint engine took back {backtrack} tokens, more than the "
+                    f"{len(self.out)} this generation produced"
+                )
+            del self.out[-backtrack:]
+            del self.ids[-backtrack:]
+            result.backtracked += backtrack
+        added = 0
+        for index, token_id in enumerate(forced):
+            if token_id == eos:
+                continue
+            sampled = (
+                record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
+            )
+            self._push(token_id, record if sampled else None)
+            added += 1
+        if self.on_step is not None:
+            self.on_step(self.out, self.healed_bytes, backtrack, added)
+
+    def _finish(self, interpreter: Any, result: Generation) -> None:
+        """Check how the interpreter stopped and read the captures into ``result``."""
+        result.stop_reason = str(interpreter.stop_reason())
+        if result.stop_reason in _FAILED:
+            raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
+        if result.stop_reason in _DEAD_END and not interpreter.is_accepting():
+            raise GenerationError(
+                "the grammar cannot be completed: after "
+                f"{self._text()!r} it allows no further text and is not finished"
+            )
+        result.captures = self._captures()
+        _check_json_captures(result.captures, self.grammar.json_captures)
+
+    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
+        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
+
+    def _text(self) -> str:
+        return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
+
+    def _collect_captures(self, progress: list[dict[str, Any]]) -> None:
+        for item in progress:
+            if item.get("object") == "capture":
+                # Healed bytes are re-made before the grammar proper: no capture starts there.
+                offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
+                name = capture_name(item["name"])
+                self.captures.append((name, bytes.fromhex(item["hex"]), offset))
+
+    def _captures(self) -> list[Capture]:
+        output = b"".join(t.bytes for t in self.out)
+        starts = _token_starts(self.out)
+        lists = self.grammar.list_captures
+        settled = settle(self.captures, output)
+        # A single capture reported twice in one generation keeps its last value.
+        last = {name: index for index, (name, _, _) in enumerate(settled) if name not in lists}
+        return [
+            Capture(
+                name,
+                value.decode("utf-8", errors="replace"),
+                log_prob=_log_prob(self.out, starts, start, start + len(value)),
+                is_list=name in lists,
+            )
+            for index, (name, value, start) in enumerate(settled)
+            if name in lists or last[name] == index
+        ]
+
+
+class _Run(Output):
+    def __init__(
+        self,
+        engine: Engine,
+        grammar: CompiledGrammar,
+        sampling: Sampling,
+        rng: Any,
+        on_step: StepCallback | None,
+        prefix: Sequence[Token | int | Probe] = (),
+    ) -> None:
+        super().__init__(engine.tokenizer, grammar, on_step)
+        self.engine = engine
+        self.sampling = sampling
+        self.rng = rng
+        self.prefix = list(prefix)
+
     def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
         started = time.perf_counter()
         result = self.result
@@ -179,6 +287,7 @@ class _Run:
         if self.on_step is not None and (self.out or healed_bytes):
             self.on_step(self.out, healed_bytes, 0, len(self.out))
         eos = self.tokenizer.eos_token_id
+        writes_eos = self._writes(eos)
         vocab = self.tokenizer.vocab_size
         while True:
             step_started = time.perf_counter()
@@ -189,20 +298,24 @@ class _Run:
                 break
             if mask is None:
                 backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, None if writes_eos else eos, result)
                 continue
             allowed = _allowed(mask, vocab)
             if len(self.out) < len(self.prefix):
                 if self._take_prefix(interpreter, allowed, temperature, step_started, result):
                     return result  # a probe has looked: nothing more to generate
                 continue
+            # End-of-sequence is allowed where the grammar may end, and where the grammar
+            # itself writes that token (a Mock's <s>): only the first ends the generation.
+            may_end = bool(allowed[eos]) and (not writes_eos or interpreter.is_accepting())
+            ending = eos if may_end or not writes_eos else None
             only = _single(allowed)
             if only is not None:
                 # One token possible: it is fixed, and the model need not run for it.
                 backtrack, forced = self._step(
                     interpreter, functools.partial(interpreter.commit_token, only)
                 )
-                self._apply(backtrack, forced, None, eos, result)
+                self._apply(backtrack, forced, None, ending, result)
                 continue
             limit = self.engine.context_length
             if limit is not None and len(self.ids) >= limit:
@@ -217,28 +330,28 @@ class _Run:
             if result.forward_calls == 0:
                 result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
             result.forward_calls += 1
-            chosen = step(logits, allowed, temperature, self.sampling, self.rng)
+            # Where the grammar may end, the model chooses freely, as in guidance: a token
+            # the grammar does not allow ends the generation there (an open-ended regex
+            # stops where the model would leave it, not where the token limit is).
+            chosen = step(
+                logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
+            )
+            self.engine.note_sampling(temperature)
             token = chosen.token
             if not allowed[token]:
-                raise GenerationError(
-                    "the grammar allows no token at this point (it cannot be completed); "
-                    f"text so far: {self._text()!r}"
-                )
+                if not may_end:
+                    raise GenerationError(
+                        "the grammar allows no token at this point (it cannot be completed); "
+                        f"text so far: {self._text()!r}"
+                    )
+                token = eos
             commit = functools.partial(interpreter.commit_token, token)
             backtrack, forced = self._step(interpreter, commit)
             record = self._record(chosen, allowed, time.perf_counter() - step_started)
             if result.first_token_seconds is None:
                 result.first_token_seconds = time.perf_counter() - started
-            self._apply(backtrack, forced, record, eos, result)
-        result.stop_reason = str(interpreter.stop_reason())
-        if result.stop_reason in _FAILED:
-            raise GenerationError(f"llguidance stopped the generation: {result.stop_reason}")
-        if result.stop_reason in _DEAD_END and not interpreter.is_accepting():
-            raise GenerationError(
-                "the grammar cannot be completed: after "
-                f"{self._text()!r} it allows no further text and is not finished"
-            )
-        result.captures = self._captures()
+            self._apply(backtrack, forced, record, ending, result)
+        self._finish(interpreter, result)
         result.total_seconds = time.perf_counter() - started
         return result
 
@@ -290,6 +403,11 @@ class _Run:
             )
         return False
 
+    def _writes(self, token_id: int) -> bool:
+        """Whether the grammar writes this special token itself (``special_token(...)``)."""
+        text = self.tokenizer.token_bytes(token_id).decode("utf-8", errors="replace")
+        return text in self.grammar.special_tokens  # each checked to be one exact token
+
     def _start(self, prompt: list[int], can_heal: Callable[[int], bool]) -> tuple[Any, int, int]:
         interpreter = self._interpreter()
         if not prompt:
@@ -315,55 +433,6 @@ class _Run:
         self.kept_prompt = len(prompt)
         return interpreter, 0, 0
 
-    def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
-        try:
-            return call()
-        except ValueError as error:
-            first_line = str(error).splitlines()[0] if str(error) else "unknown error"
-            raise GenerationError(
-                f"the constraint engine failed: {first_line}; text so far: {self._text()!r}"
-            ) from None
-
-    def _push(self, token_id: int, record: Token | None) -> None:
-        if record is None:
-            record = Token(
-                token_id,
-                self.tokenizer.token_bytes(token_id),
-                TokenKind.FORCED,
-                special=self.tokenizer.is_special(token_id),
-            )
-        self.ids.append(token_id)
-        self.out.append(record)
-
-    def _apply(
-        self,
-        backtrack: int,
-        forced: Sequence[int],
-        record: Token | None,
-        eos: int,
-        result: Generation,
-    ) -> None:
-        if backtrack:
-            if backtrack > len(self.out):
-                raise GenerationError(
-                    f"the constraint engine took back {backtrack} tokens, more than the "
-                    f"{len(self.out)} this generation produced"
-                )
-            del self.out[-backtrack:]
-            del self.ids[-backtrack:]
-            result.backtracked += backtrack
-        added = 0
-        for index, token_id in enumerate(forced):
-            if token_id == eos:
-                continue
-            sampled = (
-                record is not None and index == 0 and backtrack == 0 and token_id == record.token_id
-            )
-            self._push(token_id, record if sampled else None)
-            added += 1
-        if self.on_step is not None:
-            self.on_step(self.out, self.healed_bytes, backtrack, added)
-
     def _record(self, chosen: Step, allowed: npt.NDArray[np.bool_], latency: float) -> Token:
         top = tuple(self._candidate(i, p, bool(allowed[i])) for i, p in chosen.top)
         top_allowed = (
@@ -381,37 +450,6 @@ class _Run:
             top_allowed=top_allowed,
             special=self.tokenizer.is_special(chosen.token),
         )
-
-    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
-        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
-
-    def _text(self) -> str:
-        return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
-
-    def _collect_captures(self, progress: list[dict[str, Any]]) -> None:
-        for item in progress:
-            if item.get("object") == "capture":
-                # Healed bytes are re-made before the grammar proper: no capture starts there.
-                offset = max(sum(len(t.bytes) for t in self.out), self.healed_bytes)
-                self.captures.append((item["name"], bytes.fromhex(item["hex"]), offset))
-
-    def _captures(self) -> list[Capture]:
-        output = b"".join(t.bytes for t in self.out)
-        starts = _token_starts(self.out)
-        lists = self.grammar.list_captures
-        settled = settle(self.captures, output)
-        # A single capture reported twice in one generation keeps its last value.
-        last = {name: index for index, (name, _, _) in enumerate(settled) if name not in lists}
-        return [
-            Capture(
-                name,
-                value.decode("utf-8", errors="replace"),
-                log_prob=_log_prob(self.out, starts, start, start + len(value)),
-                is_list=name in lists,
-            )
-            for index, (name, value, start) in enumerate(settled)
-            if name in lists or last[name] == index
-        ]
 
 
 _TAIL = re.compile(r'"stop":(true|false),"temperature":([^,}]+)\}$')
@@ -433,6 +471,22 @@ def _read_response(
     return bool(parsed["stop"]), float(parsed["temperature"])
 
 
+def _check_json_captures(captures: Sequence[Capture], json_names: frozenset[str]) -> None:
+    """A json() value cut short by its token limit is an error, not a silent bad value."""
+    for capture in captures:
+        if capture.name not in json_names:
+            continue
+        try:
+            json.loads(capture.value)
+        except ValueError:
+            shown = capture.value if len(capture.value) <= 80 else capture.value[:77] + "..."
+            raise GenerationError(
+                f"json({capture.name!r}) was cut before its value was complete, by its "
+                f"max_tokens (or the model's context): {shown!r}; raise max_tokens, or "
+                "leave it out and bound the value with the schema (maxLength, maxItems, enum)"
+            ) from None
+
+
 def _token_starts(tokens: Sequence[Token]) -> list[int]:
     starts = []
     offset = 0
@@ -442,16 +496,19 @@ def _token_starts(tokens: Sequence[Token]) -> list[int]:
     return starts
 
 
-def _log_prob(tokens: Sequence[Token], starts: Sequence[int], start: int, end: int) -> float:
+def _log_prob(tokens: Sequence[Token], starts: Sequence[int], start: int, end: int) -> float | None:
     """Sum of log-probabilities of the generated tokens overlapping ``[start, end)``.
 
-    Forced tokens count as certain (the grammar left no choice).
+    Forced tokens count as certain (the grammar left no choice). None when a generated
+    token's probability is unknown (a server that does not report it).
     """
     total = 0.0
     for token, token_start in zip(tokens, starts, strict=True):
         token_end = token_start + len(token.bytes)
-        if token_end <= start or token_start >= end or token.prob is None:
+        if token_end <= start or token_start >= end or token.kind is not TokenKind.GENERATED:
             continue
+        if token.prob is None:
+            return None
         total += math.log(token.prob) if token.prob > 0 else -math.inf
     return total
 
@@ -485,11 +542,3 @@ def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
 
 def _never(size: int) -> bool:
     return False
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    length = min(len(a), len(b))
-    for index in range(length):
-        if a[index] != b[index]:
-            return index
-    return length

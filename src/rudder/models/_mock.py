@@ -1,11 +1,15 @@
 """``models.Mock``: a deterministic, scriptable model that runs through the real decode loop.
 
-Its vocabulary is the 256 bytes, a few special tokens (``<|endoftext|>``, ``<|im_start|>``,
+Its vocabulary is the 256 bytes, a few special tokens (``<s>``, ``<|im_start|>``,
 ``<|im_end|>``) and a set of multi-byte tokens, so token healing, fast-forward and
 backtracking happen as they do with a real tokenizer. Its logits are a fixed function of
 the context: small pseudo-random noise seeded by the last tokens, plus a strong bias
 towards continuing one of the ``byte_patterns`` it was given (and towards end-of-sequence
 once a pattern is complete).
+
+As in guidance's Mock, ``<s>`` is both the start and the end token: a prompt outside chat
+roles starts with it, so ``Mock(b"<s>text<s>")`` writes ``text`` from the start and ends
+there, at the pattern's second ``<s>``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-_EOS = 256
+SPECIAL_TOKENS = ("<s>", "<|im_start|>", "<|im_end|>")
+_EOS = 256  # ``<s>``: the start token too, as in guidance's Mock
+_EOS_TEXT = SPECIAL_TOKENS[0].encode()
 
 #: Multi-byte tokens besides the single bytes: common English pieces and a few that make
 #: token healing visible (``http`` + ``:`` may be re-made as ``://``).
@@ -60,9 +65,9 @@ class MockTokenizer(EngineTokenizer):
             pieces,
             special_ids=self._specials.values(),
             eos_token_id=_EOS,
-            bos_token_id=None,
-            add_bos=False,
-            special_tokens={"eos_token": SPECIAL_TOKENS[0], "bos_token": ""},
+            bos_token_id=_EOS,
+            add_bos=True,
+            special_tokens={"eos_token": SPECIAL_TOKENS[0], "bos_token": SPECIAL_TOKENS[0]},
             chat_template=None,
         )
 
@@ -98,14 +103,25 @@ class MockTokenizer(EngineTokenizer):
 class MockEngine(Engine):
     """Logits from the context: noise plus a bias towards the byte patterns."""
 
+    #: A context length, so that a grammar the noise never finishes fails instead of running
+    #: forever.
+    CONTEXT_LENGTH = 4096
+
     def __init__(self, byte_patterns: Sequence[bytes], tokenizer: MockTokenizer) -> None:
-        super().__init__(tokenizer)
+        super().__init__(tokenizer, context_length=self.CONTEXT_LENGTH)
+        #: The temperature of every token the model chose, in order (guidance's Mock has it).
+        self.called_temperatures: list[float] = []
         self.patterns = list(byte_patterns)
+        # The context the patterns are matched against: enough bytes for the longest one.
+        self._window = max((len(p) for p in self.patterns), default=0)
         self._by_first_byte: dict[int, list[tuple[int, bytes]]] = {}
         for token_id, piece in enumerate(tokenizer.pieces):
             if _EOS <= token_id <= _EOS + 2:
                 continue
             self._by_first_byte.setdefault(piece[0], []).append((token_id, piece))
+
+    def note_sampling(self, temperature: float) -> None:
+        self.called_temperatures.append(temperature)
 
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         import numpy as np
@@ -113,28 +129,45 @@ class MockEngine(Engine):
         vocab = self.tokenizer.vocab_size
         seed = zlib.crc32(repr(list(token_ids[-4:])).encode())
         logits = np.random.default_rng(seed).standard_normal(vocab).astype(np.float32)
-        context = b"".join(self.tokenizer.token_bytes(t) for t in token_ids[-48:])
-        following = self._continuation(context)
-        if following == b"":
-            logits[_EOS] += 20.0
-        elif following is not None:
-            for token_id, piece in self._by_first_byte.get(following[0], ()):
-                if following.startswith(piece):
-                    logits[token_id] += 10.0 + len(piece)
+        # A bias that sampling at temperature 1 follows too (as guidance's Mock does).
+        # The best pattern's next token gets the strongest bias; other patterns that also
+        # match get half as much each time (as in guidance's Mock), so a grammar that
+        # forbids the first choice falls back on the next pattern, not on noise.
+        weight = 1.0
+        for following in self._continuations(self._context(token_ids)):
+            if following == b"" or following.startswith(_EOS_TEXT):
+                logits[_EOS] += 30.0 * weight
+            else:
+                for token_id, piece in self._by_first_byte.get(following[0], ()):
+                    if following.startswith(piece):
+                        logits[token_id] += (20.0 + len(piece)) * weight
+            weight /= 2
         return logits, 1
 
-    def _continuation(self, context: bytes) -> bytes | None:
-        """What the best pattern says comes next (b"" once it is complete)."""
-        best: tuple[int, bytes] | None = None
-        for pattern in self.patterns:
+    def _context(self, token_ids: Sequence[int]) -> bytes:
+        """The last bytes of the context, as many as the longest pattern has."""
+        pieces: list[bytes] = []
+        size = 0
+        for token_id in reversed(token_ids):
+            if size >= self._window:
+                break
+            piece = self.tokenizer.token_bytes(token_id)
+            pieces.append(piece)
+            size += len(piece)
+        return b"".join(reversed(pieces))
+
+    def _continuations(self, context: bytes) -> list[bytes]:
+        """What the patterns say comes next (b"" once complete), best match first."""
+        matches: list[tuple[int, int, bytes]] = []
+        for index, pattern in enumerate(self.patterns):
             for length in range(min(len(pattern), len(context)), 0, -1):
                 if context.endswith(pattern[:length]):
-                    if best is None or length > best[0]:
-                        best = (length, pattern[length:])
+                    matches.append((-length, index, pattern[length:]))
                     break
-        if best is not None:
-            return best[1]
-        return self.patterns[0] if self.patterns else None
+        if matches:
+            return [following for _, _, following in sorted(matches)]
+        # Nothing to continue: start the first pattern (after its start token, if any).
+        return [self.patterns[0].removeprefix(_EOS_TEXT)] if self.patterns else []
 
 
 class Mock(Model):
@@ -143,7 +176,9 @@ class Mock(Model):
     Args:
         byte_patterns: byte strings (or str) the model prefers to write: at each step it
             continues the pattern whose longest prefix ends the context (starting the first
-            pattern when none does) and ends the sequence once a pattern is complete.
+            pattern when none does) and ends the sequence once a pattern is complete or
+            reaches ``<s>``. As in guidance, patterns are written from the start token:
+            ``Mock(b"<s>Paris<s>")``.
         chat_template: as for :class:`Transformers`; ChatML by default, whose markers are
             special tokens of the Mock vocabulary.
         merges: the multi-byte tokens of the vocabulary.

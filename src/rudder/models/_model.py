@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 from rudder._chat import ChatTemplate, render_state
 from rudder._decorator import StatefulCall
 from rudder._grammar._lark import compile_grammar
-from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node
+from rudder._grammar._nodes import Deferred, GrammarNode, Literal, as_node, text_steps
 from rudder._grammar._placeholders import has_placeholder
 from rudder._roles import Block, active_blocks
 from rudder._settings import settings
@@ -36,9 +37,13 @@ from rudder._state import (
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Generation, StepCallback, generate
 from rudder.engine._prompt import tokenize_prompt
+from rudder.engine._remote import RemoteEngine
+from rudder.engine._remote_request import remote_request
+from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import (
     CaptureNotFoundError,
+    ExploreError,
     RoleError,
     SettingsError,
     WrongTypeError,
@@ -53,6 +58,11 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from rudder.models._stream import ModelStream
+
+#: What a failed or interrupted generation hands over before the exception goes on.
+_OnFailure = Callable[[Generation], None]
+#: A generation ready to start: given the step observer and the failure callback.
+_StartGeneration = Callable[[StepCallback | None, _OnFailure], Generation]
 
 #: Set while a program runs under ``lm.stream()``: receives every intermediate Model.
 stream_sink: contextvars.ContextVar[Callable[[Model], None] | None] = contextvars.ContextVar(
@@ -79,7 +89,7 @@ class Model:
         "generation",
     )
 
-    _engine: Engine
+    _engine: Engine | RemoteEngine
     _template: ChatTemplate
     _sampling: Sampling
     _entries: Entries
@@ -92,7 +102,7 @@ class Model:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | RemoteEngine,
         *,
         chat_template: str | ChatTemplate | None = None,
         sampling: Sampling | None = None,
@@ -153,7 +163,7 @@ class Model:
             explored=explored,
         )
         if events.listeners and node.echo:
-            events.emit("node_added", node)
+            events.emit.node_added(node)
         return node
 
     def _step(self, kind: NodeKind, value: str, added: tuple[Entry, ...], **kwargs: Any) -> Self:
@@ -163,7 +173,9 @@ class Model:
 
     def __add__(self, value: object) -> Self:
         lm = self._enter_blocks()
-        if isinstance(value, str) and not has_placeholder(value):
+        if isinstance(value, str) and has_placeholder(value):
+            value = text_steps(value)
+        if isinstance(value, str):
             result = lm._step(NodeKind.TEXT, value, (Text(value),)) if value else lm
         elif isinstance(value, Deferred):
             if isinstance(value, StatefulCall):
@@ -171,7 +183,7 @@ class Model:
             result = value(lm)  # type: ignore[operator]
             if not isinstance(result, Model):
                 raise WrongTypeError(
-                    f"{value} returned {type(result).__name__}, not a Model; a stateful "
+                    f"{value!s} returned {type(result).__name__}, not a Model; a stateful "
                     "function must return the Model it was given (or one made from it)"
                 )
         else:
@@ -222,10 +234,15 @@ class Model:
     ) -> Self:
         """Run ``grammar`` from this Model; ``prefix`` and ``explored`` make an explored
         branch (:mod:`rudder._explore`): the output starts with ``prefix``."""
-        compiled = compile_grammar(grammar)
-        for text in compiled.special_tokens:
-            self._engine.tokenizer.check_special_token(text)
-        prompt_ids, can_heal = self._prompt()
+        if isinstance(self._engine, RemoteEngine):
+            if prefix:
+                raise ExploreError(
+                    "a generation on a server cannot be explored from a token: the server "
+                    "samples the whole step; explore programs run on a local model"
+                )
+            start = self._remote_generation(grammar)
+        else:
+            start = self._local_generation(grammar, prefix)
         node = self._new_node(
             NodeKind.GRAMMAR,
             _describe(grammar),
@@ -245,34 +262,24 @@ class Model:
         run.activate()
         run.generating()
         try:
-            generation = generate(
-                self._engine,
-                compiled,
-                prompt_ids,
-                sampling=self._sampling,
-                rng=self._sampling.generator(len(self._entries)),
-                can_heal=can_heal,
-                on_step=self._step_observer(node),
-                on_failure=count_failed,
-                prefix=prefix,
-            )
+            generation = start(self._step_observer(node), count_failed)
         except BaseException as error:
             if events.listeners and node.echo:
-                events.emit("node_finished", node, describe_error(error))
+                events.emit.node_finished(node, describe_error(error))
             raise
         finally:
             run.deactivate()
         entries = self._entries
         if generation.healed_bytes:
             healed = _drop_tail_bytes(entries, generation.healed_bytes)
-            assert healed  # can_heal checked this
+            assert healed is not None  # can_heal checked this
             entries = healed
         added: tuple[Entry, ...] = (*generation.tokens, *generation.captures)
         usage = Usage.of(generation)
         node.complete(added, generation.healed_bytes, usage)
         run.add_usage(usage)
         if events.listeners and node.echo:
-            events.emit("node_finished", node, None)
+            events.emit.node_finished(node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
 
     def _prompt(self) -> tuple[list[int], Callable[[int], bool]]:
@@ -290,6 +297,44 @@ class Model:
 
         return list(tokens.ids), can_heal
 
+    def _local_generation(
+        self, grammar: GrammarNode, prefix: Sequence[Token | int] = ()
+    ) -> _StartGeneration:
+        """The decode loop over this Model's prompt, ready to start; a special token the
+        tokenizer does not have is refused here, before anything is traced."""
+        assert isinstance(self._engine, Engine)
+        engine = self._engine
+        compiled = compile_grammar(grammar)
+        for text in compiled.special_tokens:
+            engine.tokenizer.check_special_token(text)
+        prompt_ids, can_heal = self._prompt()
+
+        def start(on_step: StepCallback | None, on_failure: _OnFailure) -> Generation:
+            return generate(
+                engine,
+                compiled,
+                prompt_ids,
+                sampling=self._sampling,
+                rng=self._sampling.generator(len(self._entries)),
+                can_heal=can_heal,
+                on_step=on_step,
+                on_failure=on_failure,
+                prefix=prefix,
+            )
+
+        return start
+
+    def _remote_generation(self, grammar: GrammarNode) -> _StartGeneration:
+        """A request to the server, ready to send; a grammar the server cannot enforce is
+        refused here, before anything is sent or traced."""
+        assert isinstance(self._engine, RemoteEngine)
+        engine = self._engine
+        engine.check(grammar)
+        for text in compile_grammar(grammar).special_tokens:
+            engine.tokenizer.check_special_token(text)
+        request = remote_request(engine, grammar, self._entries, self._template)
+        return functools.partial(run_remote, engine, request)
+
     def _step_observer(self, node: TraceNode) -> StepCallback | None:
         """What the decode loop calls after each step: views and ``lm.stream()``."""
         sink = stream_sink.get()
@@ -303,7 +348,7 @@ class Model:
             if watched:
                 heal = 0 if healed_sent else healed_bytes
                 healed_sent = True
-                events.emit("tokens_changed", node, out[len(out) - added :], backtracked, heal)
+                events.emit.tokens_changed(node, out[len(out) - added :], backtracked, heal)
             if sink is not None and (added or backtracked):
                 base = _drop_tail_bytes(self._entries, healed_bytes) if healed_bytes else None
                 sink(self._derive((base or self._entries).append(tuple(out)), node=node))
@@ -318,25 +363,37 @@ class Model:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self._entries)} entries: {_preview(str(self))}>"
 
+    def _captures(self) -> dict[str, CaptureValue]:
+        """The captures, with each named block that is still open holding its text so far."""
+        captures = self._entries.captures()
+        open_blocks = [b for b in self._blocks if b.name is not None and b.role is None]
+        if not open_blocks:
+            return captures
+        captures = dict(captures)
+        for block in open_blocks:
+            assert block.name is not None
+            captures[block.name] = Capture(block.name, _block_text(self._entries, block))
+        return captures
+
     def __getitem__(self, name: str) -> str | list[str]:
-        value = self._entries.captures().get(name)
+        value = self._captures().get(name)
         if value is None:
-            known = ", ".join(repr(n) for n in sorted(self._entries.captures())) or "none"
+            known = ", ".join(repr(n) for n in sorted(self._captures())) or "none"
             raise CaptureNotFoundError(f"no capture named {name!r} (captures so far: {known})")
         return _value(value)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The capture ``name``, or ``default`` when there is none."""
-        value = self._entries.captures().get(name)
+        value = self._captures().get(name)
         return default if value is None else _value(value)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self._entries.captures()
+        return isinstance(name, str) and name in self._captures()
 
     @property
     def captures(self) -> dict[str, str | list[str]]:
         """Every capture: name -> text (a list of texts for ``list_append`` captures)."""
-        return {name: _value(value) for name, value in self._entries.captures().items()}
+        return {name: _value(value) for name, value in self._captures().items()}
 
     def log_prob(self, name: str) -> float | list[float]:
         """The log-probability the model gave the tokens of capture ``name``.
@@ -390,7 +447,7 @@ class Model:
         return self._node.total_usage() if self._node is not None else Usage()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> Engine | RemoteEngine:
         return self._engine
 
     @property
@@ -423,7 +480,7 @@ class Model:
         """The program so far as one self-contained HTML page (no network needed to open
         it), shown as the notebook view shows a finished run; ``rudder.export_html(lm,
         path)`` writes it to a file."""
-        from rudder.visual._export import to_html
+        from rudder.visual.html._export import to_html
 
         return to_html(self, title=title)
 

@@ -9,13 +9,11 @@ new tokens.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder._builtin import builtin_model_path
 from rudder._chat import ChatTemplate
-from rudder.engine._engine import Engine
-from rudder.engine._loop import common_prefix
+from rudder.engine._engine import PrefixCachedEngine
 from rudder.engine._sampler import Sampling
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.errors import ModelLoadError
@@ -129,8 +127,8 @@ def _never_prepend(pre_tokenizer: Any) -> None:
         _never_prepend(child)
 
 
-class TransformersEngine(Engine):
-    """A causal LM with a KV cache reused across calls by longest common prefix."""
+class TransformersEngine(PrefixCachedEngine):
+    """A causal LM with a KV cache (a ``DynamicCache``) reused across calls."""
 
     def __init__(self, model: Any, tokenizer: HuggingFaceTokenizer) -> None:
         config = getattr(model, "config", None)
@@ -141,51 +139,41 @@ class TransformersEngine(Engine):
         self.model = model
         self.device = next(model.parameters()).device
         self._cache: Any = None
-        self._cached_ids: list[int] = []
-        self._last_logits: npt.NDArray[np.float32] | None = None
         self._cache_argument = cache_argument(model)
 
     @property
     def model_name(self) -> str:
         return str(getattr(self.model, "name_or_path", "") or "transformers")
 
-    def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
+    def _run(self, ids: list[int], reusable: int) -> tuple[npt.NDArray[np.float32], int]:
         import torch
         from transformers import DynamicCache
 
-        ids = list(token_ids)
-        common = common_prefix(self._cached_ids, ids)
-        if common == len(ids) == len(self._cached_ids) and self._last_logits is not None:
-            return self._last_logits, 0
-        common = min(common, len(ids) - 1)  # at least one token must run to get logits
-        if self._cache is None or common == 0:
+        kept = reusable
+        if self._cache is None or kept == 0:
             self._cache = DynamicCache()
-            common = 0
+            kept = 0
         else:
             # A negative count removes that many tokens, in old and new transformers alike.
-            surplus = self._cache.get_seq_length() - common
+            surplus = self._cache.get_seq_length() - kept
             if surplus > 0:
                 self._cache.crop(-surplus)
-        inputs = torch.tensor([ids[common:]], device=self.device)
+        inputs = torch.tensor([ids[kept:]], device=self.device)
         try:
             with torch.inference_mode():
                 output = self.model(
                     input_ids=inputs, use_cache=True, **{self._cache_argument: self._cache}
                 )
         except BaseException:
-            self.reset_cache()  # the cache may hold part of a failed step
+            self._cache = None  # the cache may hold part of a failed step
             raise
         # The model fills the cache it was given in place (older versions return it too).
         self._cache = getattr(output, self._cache_argument, None) or self._cache
-        self._cached_ids = ids
-        logits = output.logits[0, -1].float().cpu().numpy()
-        self._last_logits = logits
-        return logits, len(ids) - common
+        return output.logits[0, -1].float().cpu().numpy(), kept
 
     def reset_cache(self) -> None:
+        super().reset_cache()
         self._cache = None
-        self._cached_ids = []
-        self._last_logits = None
 
 
 def cache_argument(model: Any) -> str:

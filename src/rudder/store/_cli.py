@@ -72,8 +72,8 @@ def view(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     from rudder.store._store import Store
-    from rudder.visual._export import write_page
-    from rudder.visual._page import client_page
+    from rudder.visual.html._export import write_page
+    from rudder.visual.html._page import client_page
 
     try:
         with Store(store_path(args.store), create=False) as store:

@@ -40,7 +40,7 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 def viewer_page(title: str) -> str:
     from html import escape
 
-    from rudder.visual._page import static_script
+    from rudder.visual.html._page import static_script
 
     return (
         "<!doctype html>\n"
@@ -148,7 +148,7 @@ class ViewServer:
         return _not_found("/".join(parts))
 
     def _export(self, run_id: str) -> tuple[int, str, bytes]:
-        from rudder.visual._page import client_page
+        from rudder.visual.html._page import client_page
 
         summary = self.store.run(run_id)
         bodies = self.store.messages_json(run_id)

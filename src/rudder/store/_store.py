@@ -30,8 +30,8 @@ from rudder.errors import StoreError
 from rudder.store._schema import SCHEMA_VERSION, migrate, version
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import ServerMessage
-    from rudder.visual._view_state import RunView
+    from rudder.visual.stream._protocol import ServerMessage
+    from rudder.visual.stream._view_state import RunView
 
 #: Seconds a writer waits for another process's transaction before giving up.
 BUSY_TIMEOUT_S = 30.0
@@ -389,13 +389,13 @@ class Store:
 
     def messages(self, run_id: str, after_seq: int = -1) -> list[ServerMessage]:
         """The run's messages after ``after_seq``, as the bus streamed them."""
-        from rudder.visual._protocol import parse_server_message
+        from rudder.visual.stream._protocol import parse_server_message
 
         return [parse_server_message(body) for body in self.messages_json(run_id, after_seq)]
 
     def view(self, run_id: str) -> RunView:
         """The run's state, folded from its stored messages."""
-        from rudder.visual._view_state import RunView
+        from rudder.visual.stream._view_state import RunView
 
         view = RunView(run_id)
         for message in self.messages(run_id):
@@ -451,7 +451,7 @@ def _summary(row: Iterable[Any], captures: dict[str, str]) -> RunSummary:
 
 def _interrupted_end(summary: RunSummary, seq: int) -> str:
     from rudder.trace._records import RunRecord, UsageRecord
-    from rudder.visual._protocol import RunFinished
+    from rudder.visual.stream._protocol import RunFinished
 
     usage = UsageRecord.model_validate(summary.usage) if summary.usage else UsageRecord()
     record = RunRecord(

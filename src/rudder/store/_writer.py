@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from rudder.store._store import Row, Store
     from rudder.trace._node import TraceNode
     from rudder.trace._run import Run
-    from rudder.visual._bus import Bus, Subscription
-    from rudder.visual._protocol import ServerMessage
-    from rudder.visual._view_state import RunView
+    from rudder.visual.stream._bus import Bus, Subscription
+    from rudder.visual.stream._protocol import ServerMessage
+    from rudder.visual.stream._view_state import RunView
 
 _log = logging.getLogger("rudder.store")
 
@@ -46,7 +46,7 @@ class StoreWriter:
     """Writes every run on ``bus`` (the process's by default) to ``store``."""
 
     def __init__(self, store: Store, bus: Bus | None = None) -> None:
-        from rudder.visual._bus import get_bus
+        from rudder.visual.stream._bus import get_bus
 
         self.store = store
         self.writer_id = store.open_writer()
@@ -104,7 +104,7 @@ class StoreWriter:
     def _end(self, run: Run) -> None:
         from rudder.errors import StoreError
         from rudder.trace._records import run_record
-        from rudder.visual._protocol import RunFinished
+        from rudder.visual.stream._protocol import RunFinished
 
         try:
             if self.store.run(run.id).status not in ("running", "interrupted"):
@@ -150,7 +150,7 @@ class StoreWriter:
     def _fold(self, message: ServerMessage) -> None:
         """Keep the run's state for its text (up to ``MAX_FOLDED`` messages: a longer run,
         such as a long script's default run, is read back from the store when it ends)."""
-        from rudder.visual._view_state import RunView
+        from rudder.visual.stream._view_state import RunView
 
         run_id = message.run_id
         if run_id in self._unfolded:

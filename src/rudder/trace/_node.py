@@ -55,6 +55,23 @@ class ExploredFrom:
 _node_ids = itertools.count(1)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeSnapshot:
+    """A node's fields at one moment, its parent by id (see :meth:`TraceNode.snapshot`)."""
+
+    id: int
+    parent_id: int | None
+    input: NodeInput
+    entries: tuple[Entry, ...]
+    run_id: str
+    echo: bool
+    hidden: bool
+    healed_bytes: int
+    usage: Usage | None
+    created_at: float
+    explored: ExploredFrom | None = None
+
+
 class TraceNode:
     """One step of a program.
 
@@ -144,6 +161,23 @@ class TraceNode:
                 total = total + node.usage
             node._total = total
         return total
+
+    def snapshot(self) -> NodeSnapshot:
+        """What the node holds now, without the node: a record made from it later does not
+        keep the trace (the parent chain) alive."""
+        return NodeSnapshot(
+            id=self.id,
+            parent_id=self.parent.id if self.parent is not None else None,
+            input=self.input,
+            entries=self.entries,
+            run_id=self.run_id,
+            echo=self.echo,
+            hidden=self.hidden,
+            healed_bytes=self.healed_bytes,
+            usage=self.usage,
+            created_at=self.created_at,
+            explored=self.explored,
+        )
 
     def complete(self, entries: tuple[Entry, ...], healed_bytes: int, usage: Usage) -> None:
         """Record what a generation produced (its node was created when it started)."""

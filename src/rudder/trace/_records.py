@@ -1,6 +1,6 @@
 """The serial form of the trace: pydantic records of entries, nodes, usage, samples, runs.
 
-The message protocol (:mod:`rudder.visual._protocol`) carries these records, and
+The message protocol (:mod:`rudder.visual.stream._protocol`) carries these records, and
 ``dump_trace`` / ``load_trace`` write and read a whole trace with them, losslessly. Token
 bytes travel as text when they are valid UTF-8 on their own, else also as base64.
 """
@@ -27,7 +27,7 @@ from rudder._state import (
 )
 from rudder.errors import TraceError
 from rudder.trace._monitor import SystemSample
-from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, TraceNode
+from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, NodeSnapshot, TraceNode
 from rudder.trace._run import Run, RunStatus
 from rudder.trace._usage import Usage
 
@@ -293,18 +293,26 @@ def usage_record(usage: Usage) -> UsageRecord:
 
 
 def node_record(
-    node: TraceNode, *, for_view: bool = False, started: bool = False, show_echo_off: bool = False
+    node: TraceNode | NodeSnapshot,
+    *,
+    for_view: bool = False,
+    started: bool = False,
+    show_echo_off: bool = False,
 ) -> NodeRecord:
     """A node's record; ``for_view`` leaves out the entries of a hidden node (their size
     stays) and, unless ``show_echo_off`` (an explicit export), of a node made with echo off;
     ``started`` gives a generation as it was when it started (no entries, usage or healing
     yet). Views show the entries a record carries."""
+    if isinstance(node, NodeSnapshot):
+        parent_id = node.parent_id
+    else:
+        parent_id = node.parent.id if node.parent is not None else None
     elide = for_view and (node.hidden or not (node.echo or show_echo_off))
     entries = () if started else node.entries
     usage = None if started else node.usage
     return NodeRecord(
         id=node.id,
-        parent_id=node.parent.id if node.parent is not None else None,
+        parent_id=parent_id,
         run_id=node.run_id,
         input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
         entries=[] if elide else _entry_records(entries),

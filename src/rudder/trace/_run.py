@@ -83,7 +83,7 @@ class Run:
 
     def start(self) -> None:
         self.started_at = time.time()
-        events.emit("run_started", self)
+        events.emit.run_started(self)
 
     def start_once(self) -> Run:
         """Start the run unless it has started (a notebook cell's run starts at its first
@@ -94,7 +94,7 @@ class Run:
                 if starting:
                     self.started_at = time.time()
             if starting:
-                events.emit("run_started", self)
+                events.emit.run_started(self)
         return self
 
     def finish(self, error: BaseException | None = None) -> None:
@@ -108,7 +108,7 @@ class Run:
             self.error = describe_error(error)
         else:
             self.status = RunStatus.DONE
-        events.emit("run_finished", self)
+        events.emit.run_finished(self)
 
     # -- activity and the monitor ---------------------------------------------------------
 
@@ -136,7 +136,7 @@ class Run:
             self._monitor.start()
 
     def _sampled(self, sample: SystemSample) -> None:
-        events.emit("system_sample", self, sample)
+        events.emit.system_sample(self, sample)
 
     def _stop_monitor(self) -> None:
         with self._lock:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rudder._state import TokenKind
+
 if TYPE_CHECKING:
     from rudder.engine._loop import Generation
 
@@ -82,7 +84,7 @@ class Usage:
     @classmethod
     def of(cls, generation: Generation) -> Usage:
         """The usage of one generation."""
-        generated = sum(1 for token in generation.tokens if token.prob is not None)
+        generated = sum(1 for token in generation.tokens if token.kind is TokenKind.GENERATED)
         return cls(
             generations=1,
             prompt_tokens=generation.prompt_tokens,

@@ -2,7 +2,7 @@
 
 ``rudder.visual.get_bus().subscribe(renderer)`` attaches a renderer: it receives a replay of
 every run the bus holds, then the live stream, from its own thread. Messages are pydantic
-models (:mod:`rudder.visual._protocol`); ``protocol_schema()`` is their JSON schema.
+models (:mod:`rudder.visual.stream._protocol`); ``protocol_schema()`` is their JSON schema.
 
 The package loads its parts when first used, so that ``import rudder`` (which registers
 the publisher) does not import pydantic.
@@ -14,8 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rudder.visual._bus import Bus, Renderer, Subscription, get_bus
-    from rudder.visual._protocol import (
+    from rudder.visual.stream._bus import Bus, Renderer, Subscription, get_bus
+    from rudder.visual.stream._protocol import (
         PROTOCOL_VERSION,
         Backtrack,
         CaptureSet,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         parse_server_message,
         protocol_schema,
     )
-    from rudder.visual._publisher import Publisher
+    from rudder.visual.stream._publisher import Publisher
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -58,16 +58,16 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Bus": "_bus",
-    "Renderer": "_bus",
-    "Subscription": "_bus",
-    "get_bus": "_bus",
-    "Publisher": "_publisher",
+    "Bus": "stream._bus",
+    "Renderer": "stream._bus",
+    "Subscription": "stream._bus",
+    "get_bus": "stream._bus",
+    "Publisher": "stream._publisher",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'rudder.visual' has no attribute {name!r}")
-    module = importlib.import_module(f"rudder.visual.{_HOMES.get(name, '_protocol')}")
+    module = importlib.import_module(f"rudder.visual.{_HOMES.get(name, 'stream._protocol')}")
     return getattr(module, name)

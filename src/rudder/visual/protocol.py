@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rudder.visual._protocol import schema_text
+from rudder.visual.stream._protocol import schema_text
 
 SCHEMA_PATH = Path(__file__).with_name("protocol.schema.json")
 
@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != text:
             print(
-                f"{SCHEMA_PATH} does not match the protocol in rudder.visual._protocol; run "
+                f"{SCHEMA_PATH} does not match the protocol in rudder.visual.stream._protocol; run "
                 "`python -m rudder.visual.protocol` and regenerate the client's types",
                 file=sys.stderr,
             )

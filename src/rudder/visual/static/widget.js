@@ -4,7 +4,7 @@ function t(e) {
 	return typeof e == "object" && !!e && e.envelope === "rudder-view" && typeof e.kind == "string";
 }
 // src/widget.ts
-var n = class {
+var n = 1e4, r = class {
 	bySeq = /* @__PURE__ */ new Map();
 	listeners = /* @__PURE__ */ new Set();
 	answerListeners = /* @__PURE__ */ new Set();
@@ -14,6 +14,10 @@ var n = class {
 	}
 	add(e) {
 		for (let t of e) t.type === "reset" ? this.bySeq.clear() : this.bySeq.set(t.seq, t);
+		if (this.bySeq.size > 1e4) {
+			let e = [...this.bySeq.keys()].sort((e, t) => e - t);
+			for (let t of e.slice(0, e.length - n / 2)) this.bySeq.delete(t);
+		}
 		for (let t of this.listeners) t(e);
 	}
 	after(e) {
@@ -27,26 +31,31 @@ var n = class {
 	get size() {
 		return this.bySeq.size;
 	}
-}, r = /* @__PURE__ */ new Map();
-function i(e) {
-	let t = String(e.get("run_id") ?? ""), i = r.get(t);
-	if (i === void 0) {
-		let a = new n(e);
-		r.set(t, a), e.on("msg:custom", (e) => {
+	release = () => {};
+}, i = /* @__PURE__ */ new Map();
+function a(e) {
+	let t = String(e.get("run_id") ?? ""), n = i.get(t);
+	if (n === void 0) {
+		let a = new r(e);
+		i.set(t, a);
+		let o = (e) => {
 			if (e?.rudder === "messages" && typeof e.json == "string") a.add(JSON.parse(e.json));
 			else if (e?.rudder === "answer" && typeof e.json == "string") {
 				let t = JSON.parse(e.json);
 				for (let e of a.answerListeners) e(t);
 			}
-		}), i = a;
+		};
+		e.on("msg:custom", o), a.release = () => {
+			e.off("msg:custom", o), i.get(t) === a && i.delete(t);
+		}, n = a;
 	}
-	return i;
+	return n;
 }
-function a() {
+function o() {
 	let e = document.body;
 	return e.dataset.jpThemeLight === void 0 ? e.classList.contains("vscode-dark") || e.classList.contains("vscode-high-contrast") ? !0 : e.classList.contains("vscode-light") ? !1 : window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? !1 : e.dataset.jpThemeLight === "false";
 }
-function o(e, t) {
+function s(e, t) {
 	try {
 		e.send({
 			rudder: "client",
@@ -54,8 +63,8 @@ function o(e, t) {
 		});
 	} catch {}
 }
-function s({ model: n, el: r }) {
-	let s = i(n), c = document.createElement("iframe");
+function c({ model: n, el: r }) {
+	let i = a(n), c = document.createElement("iframe");
 	c.setAttribute("sandbox", "allow-scripts"), c.setAttribute("title", "rudder run view"), c.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", c.srcdoc = String(n.get("_page") ?? ""), r.append(c);
 	let l = !1, u = (e) => c.contentWindow?.postMessage(e, "*"), d = (t) => {
 		l && u({
@@ -64,12 +73,12 @@ function s({ model: n, el: r }) {
 			messages: t
 		});
 	}, f = (t, r) => {
-		let i = s.after(t);
-		i.messages.length && u({
+		let a = i.after(t);
+		a.messages.length && u({
 			envelope: e,
 			kind: "messages",
-			messages: i.messages
-		}), i.complete && s.size !== 0 || o(n, r);
+			messages: a.messages
+		}), a.complete && i.size !== 0 || s(n, r);
 	}, p = (r) => {
 		if (r.source !== c.contentWindow || !t(r.data)) return;
 		let i = r.data;
@@ -79,11 +88,11 @@ function s({ model: n, el: r }) {
 			t.type === "client_ready" ? (l = !0, u({
 				envelope: e,
 				kind: "theme",
-				dark: a()
-			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" ? f(t.after_seq, t) : o(n, t);
+				dark: o()
+			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" ? f(t.after_seq, t) : s(n, t);
 		}
 	};
-	window.addEventListener("message", p), s.listeners.add(d);
+	window.addEventListener("message", p), i.listeners.add(d);
 	let m = (t) => {
 		l && u({
 			envelope: e,
@@ -91,25 +100,26 @@ function s({ model: n, el: r }) {
 			answer: t
 		});
 	};
-	s.answerListeners.add(m);
+	i.answerListeners.add(m);
 	let h = new MutationObserver(() => {
 		l && u({
 			envelope: e,
 			kind: "theme",
-			dark: a()
+			dark: o()
 		});
 	});
 	return h.observe(document.body, {
 		attributes: !0,
 		attributeFilter: ["class", "data-jp-theme-light"]
 	}), () => {
-		window.removeEventListener("message", p), s.listeners.delete(d), s.answerListeners.delete(m), h.disconnect(), c.remove();
+		window.removeEventListener("message", p), i.listeners.delete(d), i.answerListeners.delete(m), h.disconnect(), c.remove();
 	};
 }
-var c = {
+var l = {
 	initialize({ model: e }) {
-		i(e);
+		let t = a(e);
+		return () => t.release();
 	},
-	render: s
+	render: c
 };
-export { c as default };
+export { n as MAX_HELD, r as Store, l as default, i as stores };

@@ -17,7 +17,7 @@ from rudder._shown_text import visible
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
-    from rudder.visual._view_state import Piece
+    from rudder.visual.stream._view_state import Piece
 
 TYPE_STYLES = {"input": "", "forced": "blue", "generated": "green"}
 #: Lowest probability of each band, highest first, and its colour.

@@ -11,6 +11,7 @@ once a run is followed, its nodes cost one dictionary lookup.
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import sys
 import threading
@@ -19,20 +20,38 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rudder._settings import settings
 from rudder.trace._events import TraceListener, add_listener
 from rudder.trace._run import started_default_run
-from rudder.visual._environment import Environment, View, chosen_view, detect
+from rudder.visual.terminal._environment import Environment, View, chosen_view, detect
 
 if TYPE_CHECKING:
     from rudder.trace._node import TraceNode
-    from rudder.visual._terminal import TerminalView
+    from rudder.visual.terminal._terminal import TerminalView
 
 
-class GuardedStream:
-    """``sys.stdout`` or ``sys.stderr`` while the terminal view runs: writes wait for the
-    view to catch up, then go out through it (whole, in order, never mid-line)."""
+class GuardedStream(io.TextIOBase):
+    """``sys.stdout`` or ``sys.stderr`` while the terminal view shows a run: writes wait for
+    the view to catch up, then go out through it (whole, in order, never mid-line)."""
 
     def __init__(self, stream: TextIO, view: TerminalView) -> None:
+        super().__init__()
         self.guarded = stream
         self._view = view
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.guarded.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.guarded.errors
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.guarded.isatty()
+
+    def fileno(self) -> int:
+        return self.guarded.fileno()
 
     def write(self, data: str) -> int:
         if not isinstance(data, str):
@@ -41,12 +60,11 @@ class GuardedStream:
             self._view.user_write(data, self.guarded)
         return len(data)
 
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
     def flush(self) -> None:
         self._view.user_flush(self.guarded)
+
+    def close(self) -> None:
+        """The guarded stream is not ours to close (``IOBase`` closes on collection)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.guarded, name)
@@ -89,8 +107,8 @@ class TerminalViews(TraceListener):
 
     def _terminal(self, view: View) -> TerminalView:
         if self.view is None:
-            from rudder.visual._terminal import TerminalView
-            from rudder.visual._terminal_output import AppendOutput, LiveOutput
+            from rudder.visual.terminal._terminal import TerminalView
+            from rudder.visual.terminal._terminal_output import AppendOutput, LiveOutput
 
             stream = sys.stdout
             output = (
@@ -98,30 +116,37 @@ class TerminalViews(TraceListener):
                 if view is View.LIVE
                 else AppendOutput(stream)
             )
-            self.view = TerminalView(output)
-            if detect() is not Environment.JUPYTER:  # a kernel's streams are its own
-                sys.stdout = GuardedStream(sys.stdout, self.view)
-                sys.stderr = GuardedStream(sys.stderr, self.view)
-                self._redirected = redirect_log_handlers(
-                    {id(s.guarded): s for s in (sys.stdout, sys.stderr)}
-                )
+            self.view = TerminalView(output, on_screen=self._guard)
             atexit.register(self.close)
         return self.view
+
+    def _guard(self, on: bool) -> None:
+        """Install the guard on the standard streams while the view shows a run (outside
+        Jupyter: a kernel's streams are its own); take it off when it shows none."""
+        view = self.view
+        if on and view is not None and detect() is not Environment.JUPYTER:
+            for name in ("stdout", "stderr"):
+                stream = getattr(sys, name)
+                if not isinstance(stream, GuardedStream):
+                    setattr(sys, name, GuardedStream(stream, view))
+            guards = [s for s in (sys.stdout, sys.stderr) if isinstance(s, GuardedStream)]
+            self._redirected += redirect_log_handlers({id(s.guarded): s for s in guards})
+        elif not on:
+            for name in ("stdout", "stderr"):
+                stream = getattr(sys, name)
+                if isinstance(stream, GuardedStream):
+                    setattr(sys, name, stream.guarded)
+            for handler, stream in self._redirected:
+                if isinstance(handler.stream, GuardedStream):
+                    handler.setStream(stream)
+            self._redirected = []
 
     def close(self) -> None:
         """At exit: the default run's figures, then the streams as they were."""
         view = self.view
         if view is None:
             return
-        view.close(_default_run_line())
-        for name in ("stdout", "stderr"):
-            stream = getattr(sys, name)
-            if isinstance(stream, GuardedStream):
-                setattr(sys, name, stream.guarded)
-        for handler, stream in self._redirected:
-            if isinstance(handler.stream, GuardedStream):
-                handler.setStream(stream)
-        self._redirected = []
+        view.close(_default_run_line())  # takes the guard off
 
 
 def redirect_log_handlers(
@@ -145,7 +170,7 @@ def _default_run_line() -> str | None:
     import time
 
     from rudder.trace._records import usage_record
-    from rudder.visual._figures import figures
+    from rudder.visual.stream._figures import figures
 
     run = started_default_run()
     if run is None or run.usage.output_tokens == 0:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         TokenRecord,
         UsageRecord,
     )
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 
 @dataclass
@@ -37,11 +37,23 @@ class NodeView:
     hidden_chars: int | None = None  # a hidden generation's size, known when it ends
 
 
+#: Nodes a live view (terminal, widget, legacy display) keeps of a run at most.
+LIVE_VIEW_NODES = 2_000
+#: System samples a view keeps (the latest; the client keeps as many).
+KEPT_SAMPLES = 120
+
+
 @dataclass
 class RunView:
-    """One run's state: its record, nodes in arrival order, usage and samples."""
+    """One run's state: its record, nodes in arrival order, usage and samples.
+
+    With ``max_nodes`` (a view of a run that may never end: the process's default run, a
+    notebook cell that loops) the oldest nodes are forgotten when there are more, except
+    those on the path to the last node and a running generation; a path then starts at the
+    oldest node still held. Only the latest ``KEPT_SAMPLES`` system samples are kept."""
 
     run_id: str
+    max_nodes: int | None = None
     run: RunRecord | None = None
     nodes: dict[int, NodeView] = field(default_factory=dict)
     usage: UsageRecord | None = None
@@ -60,7 +72,7 @@ class RunView:
         if message.run_id != self.run_id:
             raise ValueError(f"a message of run {message.run_id} given to run {self.run_id}")
         if message.type == "reset":
-            self.__init__(self.run_id)  # type: ignore[misc]
+            self.__init__(self.run_id, self.max_nodes)  # type: ignore[misc]
             self.last_seq = message.first_seq - 1
             return True
         if message.seq <= self.last_seq:
@@ -88,6 +100,8 @@ class RunView:
         elif message.type == "node_added":
             view = NodeView(message.node, usage=message.node.usage)
             self.nodes[message.node.id] = view
+            if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
+                self._forget_old_nodes(self.max_nodes // 2)
         elif message.type == "tokens_appended":
             if node := self._node(message.node_id):
                 node.healed_bytes += message.healed_bytes
@@ -100,6 +114,8 @@ class RunView:
                 node.captures.append(message.capture)
         elif message.type == "metrics":
             self.samples.extend(message.samples)
+            if len(self.samples) > 2 * KEPT_SAMPLES:
+                del self.samples[:-KEPT_SAMPLES]
             if message.node_id is None:
                 self.usage = message.usage
             elif node := self._node(message.node_id):
@@ -111,14 +127,22 @@ class RunView:
                 node.state = message.state
                 node.error = message.message
 
+    def _forget_old_nodes(self, keep: int) -> None:
+        """Forget the oldest nodes until ``keep`` are left, but never those on the last
+        node's path or a running generation (a run of many programs drops finished ones)."""
+        needed = {view.record.id for view in self.path()}
+        needed.update(i for i, view in self.nodes.items() if view.state == "generating")
+        excess = len(self.nodes) - max(keep, len(needed))
+        for node_id in [i for i in self.nodes if i not in needed][:excess]:
+            del self.nodes[node_id]
+
     def path(self, node_id: int | None = None) -> list[NodeView]:
         """The nodes from the root to ``node_id`` (default: the last node), oldest first;
-        a parent this view never received ends the walk."""
+        a parent this view never received (or forgot) ends the walk."""
         if not self.nodes:
             return []
-        current: NodeView | None = self.nodes[
-            node_id if node_id is not None else next(reversed(self.nodes))
-        ]
+        # A node this view never received (or forgot) has no path it can show.
+        current = self.nodes.get(node_id if node_id is not None else next(reversed(self.nodes)))
         path: list[NodeView] = []
         while current is not None:
             path.append(current)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rudder.trace._records import UsageRecord
-    from rudder.visual._view_state import RunView
+    from rudder.visual.stream._view_state import RunView
 
 
 def summary(view: RunView) -> str:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from rudder.visual._bus import Bus, Subscription, get_bus
-from rudder.visual._followed import FollowedRun
-from rudder.visual._static_html import static_outputs
-from rudder.visual._view_state import RunView
+from rudder.visual.html._static_html import static_outputs
+from rudder.visual.notebook._followed import FollowedRun
+from rudder.visual.stream._bus import Bus, Subscription, get_bus
+from rudder.visual.stream._view_state import LIVE_VIEW_NODES, RunView
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 
 class LegacyDisplay(FollowedRun):
@@ -27,7 +27,7 @@ class LegacyDisplay(FollowedRun):
     def __init__(self, run_id: str, *, bus: Bus | None = None) -> None:
         self.run_id = run_id
         self._bus = bus if bus is not None else get_bus()
-        self._view = RunView(run_id)
+        self._view = RunView(run_id, LIVE_VIEW_NODES)
         self._lock = threading.Lock()
         self._finished = threading.Event()
         self._subscription: Subscription | None = self._bus.subscribe(self, run_id=run_id)

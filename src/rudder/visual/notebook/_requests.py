@@ -16,7 +16,7 @@ from rudder._explore import explore, token_detail
 from rudder.errors import RudderError
 from rudder.trace._records import candidate_record
 from rudder.trace._run import Run, current_run
-from rudder.visual._protocol import (
+from rudder.visual.stream._protocol import (
     DetailAnswer,
     DetailRequest,
     ExploreAnswer,

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 
 def client_script() -> str:

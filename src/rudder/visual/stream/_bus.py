@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import Message, ServerMessage, StreamRequest
+    from rudder.visual.stream._protocol import Message, ServerMessage, StreamRequest
 
 M = TypeVar("M", bound="Message")
 
@@ -81,7 +81,7 @@ class _Stream:
 class Bus:
     """Streams of messages, one per run, and the subscriptions that read them."""
 
-    def __init__(self, *, max_runs: int = 32, max_messages_per_run: int = 50_000) -> None:
+    def __init__(self, *, max_runs: int = 32, max_messages_per_run: int = 10_000) -> None:
         self.max_runs = max_runs
         self.max_messages_per_run = max_messages_per_run
         self._changed = threading.Condition()
@@ -190,7 +190,6 @@ class Subscription:
         self.failures = 0
         self._cursors: dict[str, int] = {}  # run id -> next seq to deliver
         self._start_after = after_seq
-        self._pending_resets: dict[str, int] = {}
         self._delivered = 0
         self._closed = False
         self._idle = threading.Event()
@@ -259,7 +258,7 @@ class Subscription:
 
     def _take(self) -> list[ServerMessage | _Later]:
         """Messages due now (called holding the bus lock); advances the cursors."""
-        from rudder.visual._protocol import Reset
+        from rudder.visual.stream._protocol import Reset
 
         due: list[ServerMessage | _Later] = []
         for run_id in self._followed():
@@ -279,6 +278,10 @@ class Subscription:
                 cursor = stream.first_seq
             due.extend(stream.messages[cursor - stream.first_seq :])
             self._cursors[run_id] = stream.next_seq
+        if len(self._cursors) > 2 * len(self.bus._streams) + 8:
+            # A subscription to every run forgets the runs the bounded history dropped.
+            streams = self.bus._streams
+            self._cursors = {run: seq for run, seq in self._cursors.items() if run in streams}
         return due
 
     def _deliver(self) -> None:

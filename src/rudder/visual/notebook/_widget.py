@@ -19,15 +19,19 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from rudder.visual._bus import Bus, Subscription, get_bus
-from rudder.visual._followed import FollowedRun
-from rudder.visual._page import client_page, messages_json
-from rudder.visual._protocol import DetailRequest, ExploreRequest, parse_client_message
-from rudder.visual._static_html import static_outputs
-from rudder.visual._view_state import RunView
+from rudder.visual.html._page import client_page, messages_json
+from rudder.visual.html._static_html import static_outputs
+from rudder.visual.notebook._followed import FollowedRun
+from rudder.visual.stream._bus import Bus, Subscription, get_bus
+from rudder.visual.stream._protocol import (
+    DetailRequest,
+    ExploreRequest,
+    parse_client_message,
+)
+from rudder.visual.stream._view_state import LIVE_VIEW_NODES, RunView
 
 if TYPE_CHECKING:
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 _log = logging.getLogger("rudder.visual")
 
@@ -45,7 +49,7 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
     def __init__(self, run_id: str, *, bus: Bus | None = None, **kwargs: Any) -> None:
         super().__init__(run_id=run_id, _page=client_page(), **kwargs)
         self._bus = bus if bus is not None else get_bus()
-        self._view = RunView(run_id)
+        self._view = RunView(run_id, LIVE_VIEW_NODES)
         self._view_lock = threading.Lock()
         self._finished = threading.Event()
         self.on_msg(self._client_message)
@@ -62,7 +66,7 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
             self._save_final()
 
     def _save_final(self) -> None:
-        from rudder.visual._export import complete_stream
+        from rudder.visual.html._export import complete_stream
 
         self._final = messages_json(complete_stream(self._bus, self.run_id))
         self._finished.set()
@@ -91,7 +95,7 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
             self.send({"rudder": "messages", "json": messages_json(held)})
 
     def _answer(self, request: ExploreRequest | DetailRequest) -> None:
-        from rudder.visual._requests import answer_request
+        from rudder.visual.notebook._requests import answer_request
 
         answer = answer_request(request)
         if answer.type == "explore_answer" and answer.status == "done":

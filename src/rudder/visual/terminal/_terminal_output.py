@@ -20,7 +20,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from rudder.visual._terminal_text import NOTE_STYLE, legend
+from rudder.visual.terminal._terminal_text import NOTE_STYLE, legend
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -148,22 +148,28 @@ class LiveOutput(TerminalOutput):
         self._token_lengths: list[int] = []
         self._label = ""
         self._generating = False
-        self._live: Live | None = None
         self._user_lines: dict[int, str] = {}  # id(stream) -> its unfinished line
+        self._live = Live(
+            console=self.console,
+            get_renderable=self._region,
+            transient=True,
+            auto_refresh=True,
+            refresh_per_second=8,
+            redirect_stdout=False,  # the view's own guard orders user output
+            redirect_stderr=False,
+        )
+        #: The lock rich's refresh thread holds while it draws the region (``_region``):
+        #: every change to what the region shows is made holding it too.
+        self.lock = self._live._lock
 
     # -- the region ---------------------------------------------------------------------------
 
+    @property
+    def on_screen(self) -> bool:
+        return self._live.is_started
+
     def _start(self) -> None:
-        if self._live is None:
-            self._live = Live(
-                console=self.console,
-                get_renderable=self._region,
-                transient=True,
-                auto_refresh=True,
-                refresh_per_second=8,
-                redirect_stdout=False,  # the view's own guard orders user output
-                redirect_stderr=False,
-            )
+        if not self._live.is_started:
             self._live.start()
 
     def _region(self) -> RenderableType:
@@ -196,84 +202,93 @@ class LiveOutput(TerminalOutput):
     # -- the view's calls ---------------------------------------------------------------------
 
     def text(self, text: Text) -> None:
-        self._start()
-        self._settle(text)
+        with self.lock:
+            self._start()
+            self._settle(text)
 
     def line(self, text: Text) -> None:
-        self._start()
-        if self._pending:
-            self.console.print(self._pending, soft_wrap=True)
-            self._pending = Text()
-        self.console.print(text, soft_wrap=True)
+        with self.lock:
+            self._start()
+            if self._pending:
+                self.console.print(self._pending, soft_wrap=True)
+                self._pending = Text()
+            self.console.print(text, soft_wrap=True)
 
     def end_line(self) -> None:
-        if self._pending:
-            self._settle(Text("\n"))
+        with self.lock:
+            if self._pending:
+                self._settle(Text("\n"))
 
     def generation_started(self, label: str) -> None:
-        self._start()
-        self._generation = Text()
-        self._token_lengths = []
-        self._label = label
-        self._generating = True
+        with self.lock:
+            self._start()
+            self._generation = Text()
+            self._token_lengths = []
+            self._label = label
+            self._generating = True
 
     def tokens(self, texts: list[Text]) -> None:
-        if self._generation is None:
-            return
-        for text in texts:
-            self._generation.append_text(text)
-            self._token_lengths.append(len(text))
+        with self.lock:
+            if self._generation is None:
+                return
+            for text in texts:
+                self._generation.append_text(text)
+                self._token_lengths.append(len(text))
 
     def backtrack(self, count: int) -> None:
-        if self._generation is None or count <= 0:
-            return
-        taken = self._token_lengths[-count:]
-        del self._token_lengths[-count:]
-        self._generation.right_crop(sum(taken))
+        with self.lock:
+            if self._generation is None or count <= 0:
+                return
+            taken = self._token_lengths[-count:]
+            del self._token_lengths[-count:]
+            self._generation.right_crop(sum(taken))
 
     def generation_ended(self) -> None:
-        generation, self._generation = self._generation, None
-        self._generating = False
-        if generation is not None:
-            self._settle(generation)
+        with self.lock:
+            generation, self._generation = self._generation, None
+            self._generating = False
+            if generation is not None:
+                self._settle(generation)
 
     def idle(self, label: str) -> None:
-        self._label = label
+        with self.lock:
+            self._label = label
 
     def user_write(self, data: str, stream: TextIO) -> None:
-        if self._live is None:
-            stream.write(data)
-            return
-        if self._pending:
-            # The user's line goes after the run text written before it: that text's
-            # unfinished line is settled first (run text goes on on a new line).
-            self.console.print(self._pending, soft_wrap=True)
-            self._pending = Text()
-        # Whole lines go above the region, as the user wrote them (colours included).
-        key = id(stream)
-        buffered = self._user_lines.pop(key, "") + data
-        lines, _, rest = buffered.rpartition("\n")
-        if rest:
-            self._user_lines[key] = rest
-        if lines or buffered.endswith("\n"):
-            self.console.print(Text.from_ansi(lines), soft_wrap=True)
+        with self.lock:
+            if not self._live.is_started:
+                stream.write(data)
+                return
+            if self._pending:
+                # The user's line goes after the run text written before it: that text's
+                # unfinished line is settled first (run text goes on on a new line).
+                self.console.print(self._pending, soft_wrap=True)
+                self._pending = Text()
+            # Whole lines go above the region, as the user wrote them (colours included).
+            key = id(stream)
+            buffered = self._user_lines.pop(key, "") + data
+            lines, _, rest = buffered.rpartition("\n")
+            if rest:
+                self._user_lines[key] = rest
+            if lines or buffered.endswith("\n"):
+                self.console.print(Text.from_ansi(lines), soft_wrap=True)
 
     def user_flush(self, stream: TextIO) -> None:
-        rest = self._user_lines.pop(id(stream), "")
-        if rest and self._live is not None:
-            self.console.print(Text.from_ansi(rest), soft_wrap=True)
-        elif rest:
-            stream.write(rest)
-        stream.flush()
+        with self.lock:
+            rest = self._user_lines.pop(id(stream), "")
+            if rest and self._live.is_started:
+                self.console.print(Text.from_ansi(rest), soft_wrap=True)
+            elif rest:
+                stream.write(rest)
+            stream.flush()
 
     def close(self) -> None:
-        live, self._live = self._live, None
-        if live is not None:
-            live.stop()
-        if self._generation is not None:
-            self.generation_ended()
-        if self._pending:
-            self.console.print(self._pending, soft_wrap=True)
-            self._pending = Text()
-        for key in list(self._user_lines):
-            self.console.print(Text.from_ansi(self._user_lines.pop(key)), soft_wrap=True)
+        with self.lock:
+            self._live.stop()
+            if self._generation is not None:
+                self.generation_ended()
+            if self._pending:
+                self.console.print(self._pending, soft_wrap=True)
+                self._pending = Text()
+            for key in list(self._user_lines):
+                self.console.print(Text.from_ansi(self._user_lines.pop(key)), soft_wrap=True)

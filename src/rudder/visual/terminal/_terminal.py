@@ -1,11 +1,12 @@
 """The terminal view: runs shown as text in a terminal, a pipe or a log.
 
 The view follows a run on the bus (one subscription per run) and writes what each message
-adds to a :class:`~rudder.visual._terminal_output.TerminalOutput`: fixed text and role labels
-as they come, a generation's tokens as they stream, the run's figures when it ends (for the
-process's default run, which never ends, at exit). A node whose text is already on screen
-(an earlier run's, carried again by a self-contained stream) is not written twice; a
-step that does not continue the last one written (a branch, a new program) is marked.
+adds to a :class:`~rudder.visual.terminal._terminal_output.TerminalOutput`: fixed text and
+role labels as they come, a generation's tokens as they stream, the run's figures when it
+ends (for the process's default run, which never ends, at exit). A node whose text is
+already on screen (an earlier run's, carried again by a self-contained stream) is not
+written twice; a step that does not continue the last one written (a branch, a new
+program) is marked.
 
 The user's own ``print()`` output passes through a guard on ``sys.stdout``/``sys.stderr``
 that first lets the view catch up with what was published, so prints and run text come out
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, TextIO
 
@@ -23,18 +25,24 @@ from rich.text import Text
 
 from rudder._settings import settings
 from rudder._shown_text import RunDecoder, visible
-from rudder.visual._bus import Bus, Subscription, get_bus
-from rudder.visual._figures import summary
-from rudder.visual._terminal_output import TerminalOutput
-from rudder.visual._terminal_text import NOTE_STYLE, note, piece_text
-from rudder.visual._view_state import Piece, RunView, node_pieces, token_piece
+from rudder.visual.stream._bus import Bus, Subscription, get_bus
+from rudder.visual.stream._figures import summary
+from rudder.visual.stream._view_state import (
+    LIVE_VIEW_NODES,
+    Piece,
+    RunView,
+    node_pieces,
+    token_piece,
+)
+from rudder.visual.terminal._terminal_output import TerminalOutput
+from rudder.visual.terminal._terminal_text import NOTE_STYLE, note, piece_text
 
 if TYPE_CHECKING:
     from rudder.trace._records import TokenRecord
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 #: Node ids the view remembers having written (older ones are forgotten).
-REMEMBERED_NODES = 100_000
+REMEMBERED_NODES = 10_000
 #: Seconds user output waits for the view to write what was published before it.
 CATCH_UP_S = 2.0
 ERROR_STYLE = "bold red"
@@ -55,9 +63,18 @@ class _RunState:
 class TerminalView:
     """Writes followed runs to ``output`` (see the module's docstring)."""
 
-    def __init__(self, output: TerminalOutput, *, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        output: TerminalOutput,
+        *,
+        bus: Bus | None = None,
+        on_screen: Callable[[bool], None] | None = None,
+    ) -> None:
         self.output = output
         self._bus = bus if bus is not None else get_bus()
+        #: Told True when the view starts showing runs and False when it shows none (the
+        #: guard on the standard streams is installed only meanwhile).
+        self._on_screen = on_screen
         self._lock = threading.RLock()
         self._runs: dict[str, _RunState] = {}
         self._written: collections.OrderedDict[int, None] = collections.OrderedDict()
@@ -75,7 +92,9 @@ class TerminalView:
         with self._lock:
             if run_id in self._runs:
                 return
-            state = self._runs[run_id] = _RunState(RunView(run_id))
+            if not self._runs and self._on_screen is not None:
+                self._on_screen(True)
+            state = self._runs[run_id] = _RunState(RunView(run_id, LIVE_VIEW_NODES))
         state.subscription = self._bus.subscribe(_Relay(self), run_id=run_id)
 
     def following(self, run_id: str) -> bool:
@@ -100,6 +119,8 @@ class TerminalView:
                 self._line(note(default_run_summary))
             self._end_run_of_text()
             self.output.close()
+            if self._on_screen is not None:
+                self._on_screen(False)
 
     # -- user output --------------------------------------------------------------------------
 
@@ -187,6 +208,8 @@ class TerminalView:
         self._runs.pop(state.view.run_id, None)
         if self._last_run == state.view.run_id:
             self._last_run = None
+        if not self._runs and self._on_screen is not None:
+            self._on_screen(False)
         if state.subscription is not None:
             state.subscription.close()
 

@@ -13,10 +13,10 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from rudder._shown_text import visible, visible_html
-from rudder.visual._figures import summary
+from rudder.visual.stream._figures import summary
 
 if TYPE_CHECKING:
-    from rudder.visual._view_state import RunView
+    from rudder.visual.stream._view_state import RunView
 
 BACKGROUNDS = {"input": "transparent", "forced": "#dbeafe", "generated": "#dcfce7"}
 _BOX = (

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 from rudder._state import Capture
 from rudder.trace._events import TraceListener
 from rudder.trace._node import NodeKind
-from rudder.visual._bus import Bus, get_bus
+from rudder.visual.stream._bus import Bus, get_bus
 
 if TYPE_CHECKING:
     from rudder._state import Token
     from rudder.trace._monitor import SystemSample
-    from rudder.trace._node import TraceNode
+    from rudder.trace._node import NodeSnapshot, TraceNode
     from rudder.trace._run import Run
 
 BATCH_TOKENS = 32
 BATCH_S = 0.05
-MAX_REMEMBERED_NODES = 100_000
+MAX_REMEMBERED_NODES = 10_000
 
 
 class _Batch:
@@ -61,14 +61,14 @@ class Publisher(TraceListener):
 
     def run_started(self, run: Run) -> None:
         from rudder.trace._records import run_record
-        from rudder.visual._protocol import RunStarted
+        from rudder.visual.stream._protocol import RunStarted
 
         record = run_record(run)
         self.bus.publish(run.id, RunStarted, run=record)
 
     def run_finished(self, run: Run) -> None:
         from rudder.trace._records import run_record, usage_record
-        from rudder.visual._protocol import Metrics, RunFinished
+        from rudder.visual.stream._protocol import Metrics, RunFinished
 
         usage = usage_record(run.usage)
         self.bus.publish(run.id, Metrics, usage=usage)
@@ -79,7 +79,7 @@ class Publisher(TraceListener):
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
         from rudder.trace._records import sample_record, usage_record
-        from rudder.visual._protocol import Metrics
+        from rudder.visual.stream._protocol import Metrics
 
         usage, record = usage_record(run.usage), sample_record(sample)
         self.bus.publish(run.id, Metrics, usage=usage, samples=[record])
@@ -87,14 +87,15 @@ class Publisher(TraceListener):
     # -- nodes ----------------------------------------------------------------------------
 
     def node_added(self, node: TraceNode) -> None:
-        from rudder.visual._protocol import NodeAdded, Status
+        from rudder.visual.stream._protocol import NodeAdded, Status
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
-            # A node's record is made when first read; ``missing`` is complete by then,
-            # except a generation that is still running: it is sent as it started.
+            # A node's record is made when first read, from a copy without its parent (the
+            # bus must not keep the trace alive); a running generation is sent as it started.
             started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
-            fields = functools.partial(_node_fields, missing, started, self._show_echo_off)
+            snapshot = missing.snapshot()
+            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off)
             self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
@@ -122,7 +123,7 @@ class Publisher(TraceListener):
     ) -> None:
         if node.hidden:
             return  # a hidden generation shows only its size, when it ends
-        from rudder.visual._protocol import Backtrack
+        from rudder.visual.stream._protocol import Backtrack
 
         batch = self._batches.get(node.id)
         if batch is None:
@@ -146,7 +147,7 @@ class Publisher(TraceListener):
     def _flush(self, node: TraceNode, batch: _Batch) -> None:
         if not batch.tokens and not batch.healed_bytes:
             return
-        from rudder.visual._protocol import TokensAppended
+        from rudder.visual.stream._protocol import TokensAppended
 
         fields = functools.partial(_tokens_fields, node.id, batch.healed_bytes, batch.tokens)
         batch.tokens = []
@@ -155,7 +156,7 @@ class Publisher(TraceListener):
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
         from rudder.trace._records import capture_record, text_size, usage_record
-        from rudder.visual._protocol import CaptureSet, Metrics, Status
+        from rudder.visual.stream._protocol import CaptureSet, Metrics, Status
 
         batch = self._batches.pop(node.id, None)
         if batch is not None:
@@ -176,7 +177,7 @@ class Publisher(TraceListener):
             self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
-def _node_fields(node: TraceNode, started: bool, show_echo_off: bool) -> dict[str, Any]:
+def _node_fields(node: NodeSnapshot, started: bool, show_echo_off: bool) -> dict[str, Any]:
     from rudder.trace._records import node_record
 
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)

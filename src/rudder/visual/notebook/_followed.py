@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rudder.visual._bus import Subscription
+    from rudder.visual.stream._bus import Subscription
 
 #: Seconds the kernel waits, at the end of a cell, for an output to get what was published.
 FLUSH_TIMEOUT_S = 10.0

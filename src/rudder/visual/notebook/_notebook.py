@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rudder.trace import _events as events
 from rudder.trace._events import TraceListener
 from rudder.trace._run import Run, set_cell_run
-from rudder.visual._environment import Environment, View, chosen_view, ipython_shell, is_kernel
+from rudder.visual.terminal._environment import (
+    Environment,
+    View,
+    chosen_view,
+    ipython_shell,
+    is_kernel,
+)
 
 if TYPE_CHECKING:
     from rudder._state import Token
@@ -116,7 +122,7 @@ class NotebookCells(TraceListener):
         run.deactivate()
         if run.started_at is not None:
             run.finish(error)
-        from rudder.visual import _console
+        from rudder.visual.terminal import _console
 
         _console.catch_up()  # the terminal view, when it shows cells, writes into this one
         with self._lock:
@@ -170,11 +176,11 @@ class NotebookCells(TraceListener):
                 return
             output: CellOutput
             if view is View.WIDGET:
-                from rudder.visual._widget import RunWidget
+                from rudder.visual.notebook._widget import RunWidget
 
                 output = RunWidget(run_id)
             else:
-                from rudder.visual._legacy import LegacyDisplay
+                from rudder.visual.notebook._legacy import LegacyDisplay
 
                 output = LegacyDisplay(run_id)
             handle = display(output.mimebundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]

@@ -1,6 +1,6 @@
 """The HTML export: a Model's program or a run as one self-contained file.
 
-The file is the client page (:mod:`rudder.visual._page`) with a finished message stream
+The file is the client page (:mod:`rudder.visual.html._page`) with a finished message stream
 inlined, so it opens anywhere without a network and shows what the notebook widget shows
 when the run is done, tooltips included.
 
@@ -31,14 +31,14 @@ from rudder.errors import ExportError, ExportPathError
 from rudder.trace import _run as runs
 from rudder.trace._node import NodeKind
 from rudder.trace._run import Run, RunStatus
-from rudder.visual._bus import Bus, get_bus
-from rudder.visual._page import client_page, messages_json
-from rudder.visual._publisher import Publisher
+from rudder.visual.html._page import client_page, messages_json
+from rudder.visual.stream._bus import Bus, get_bus
+from rudder.visual.stream._publisher import Publisher
 
 if TYPE_CHECKING:
     from rudder.models._model import Model
     from rudder.trace._node import TraceNode
-    from rudder.visual._protocol import ServerMessage
+    from rudder.visual.stream._protocol import ServerMessage
 
 #: The record name of a Model's export when its run cannot be named.
 EXPORT_NAME = "export"
@@ -185,7 +185,7 @@ def _run_messages(run: Run, bus: Bus) -> list[ServerMessage]:
 def complete_stream(bus: Bus, run_id: str) -> list[ServerMessage]:
     """The messages ``bus`` holds for ``run_id``, led by a ``reset`` when its bounded history
     dropped the start, so that a view folds them without asking for a replay."""
-    from rudder.visual._protocol import Reset
+    from rudder.visual.stream._protocol import Reset
 
     messages = bus.messages(run_id)
     if messages and messages[0].seq > 0:
