@@ -13,6 +13,7 @@ from typing import Any
 
 from rudder import errors, models, trace
 from rudder._decorator import GuidanceFunction, StatefulCall, guidance
+from rudder._explore import TokenDetail, branches, explore, token_detail
 from rudder._grammar._library import (
     at_most_n_repeats,
     capture,
@@ -77,13 +78,16 @@ __all__ = [
     "GuidanceFunction",
     "Match",
     "StatefulCall",
+    "TokenDetail",
     "__version__",
     "assistant",
     "at_most_n_repeats",
     "block",
+    "branches",
     "capture",
     "errors",
     "exactly_n_repeats",
+    "explore",
     "export_html",
     "gbnf_to_lark",
     "gen",
@@ -105,6 +109,7 @@ __all__ = [
     "string",
     "substring",
     "system",
+    "token_detail",
     "token_limit",
     "trace",
     "user",

@@ -18,6 +18,8 @@ raises on purpose::
      ├── RoleError                a role or block used wrongly (unknown role, nested roles)
      │    └── ChatTemplateError   a chat template cannot render the conversation
      ├── GenerationError          a generation cannot go on (no token allowed, engine failure)
+     ├── ExploreError             a branch cannot be explored there (not a generation, no
+     │                            such token, a candidate the grammar forbids, model gone)
      ├── CaptureNotFoundError     no capture of that name (also a KeyError: ``lm["x"]``)
      ├── RunError                 a run used wrongly (entered twice)
      ├── TraceError               a dumped trace cannot be read
@@ -43,6 +45,7 @@ __all__ = [
     "CaptureNameError",
     "CaptureNotFoundError",
     "ChatTemplateError",
+    "ExploreError",
     "ExportError",
     "ExportPathError",
     "GenerationError",
@@ -135,6 +138,12 @@ class ChatTemplateError(RoleError):
 
 class GenerationError(RudderError, RuntimeError):
     """A generation cannot go on: the grammar allows no token, or the engine failed."""
+
+
+class ExploreError(RudderError, ValueError):
+    """A generation cannot be explored from the token asked for: it is not a generation
+    rudder still holds, the index is not one of its chosen tokens, the grammar forbids the
+    candidate there, or its model is gone."""
 
 
 class CaptureNotFoundError(RudderError, KeyError):

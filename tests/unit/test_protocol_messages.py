@@ -59,7 +59,13 @@ from rudder.visual import (
 )
 from rudder.visual.protocol import SCHEMA_PATH
 from rudder.visual.stream import _publisher as publisher_module
-from rudder.visual.stream._protocol import FromClient, Message, ServerMessage
+from rudder.visual.stream._protocol import (
+    DetailRequest,
+    ExploreRequest,
+    FromClient,
+    Message,
+    ServerMessage,
+)
 
 RUN = "3f2a9c0d5e6b4a7f8c1d2e3f4a5b6c7d"
 
@@ -271,6 +277,8 @@ def _client_messages() -> list[FromClient]:
         ClientReady(seq=2, run_id=RUN, last_seq=None),
         ReplayRequest(seq=3, run_id=RUN, after_seq=-1),
         ReplayRequest(seq=4, run_id=RUN, after_seq=17),
+        ExploreRequest(seq=5, run_id=RUN, request_id=1, node_id=3, token_index=0, token_id=9),
+        DetailRequest(seq=6, run_id=RUN, request_id=2, node_id=3, token_index=4),
     ]
 
 

@@ -9,6 +9,7 @@ import {ENVELOPE, isEnvelope} from "./messages";
 import {applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
 import {RunViewElement} from "./view";
+import {Exploring} from "./exploring";
 
 export interface Client {
   readonly state: RunState;
@@ -74,6 +75,8 @@ export function startClient(root: HTMLElement): Client {
     schedule();
   };
 
+  const exploring = new Exploring(view, embedded ? postClient : null, () => sent++, () => state.runId);
+
   const inline = document.getElementById("rudder-data");
   if (inline?.textContent) receive(JSON.parse(inline.textContent) as ServerMessage[]);
 
@@ -83,6 +86,7 @@ export function startClient(root: HTMLElement): Client {
       const data = event.data as HostToClient;
       if (data.kind === "messages") receive(data.messages);
       else if (data.kind === "theme") view.setTheme(data.dark);
+      else if (data.kind === "answer") exploring.answered(data.answer);
     });
     // The host sizes the iframe to the page, the open tooltip included (it is positioned
     // out of the flow, so the body's size does not count it).

@@ -32,6 +32,14 @@ export function describe(message: RudderMessage): string {
       return `ready after ${message.last_seq ?? "nothing"}`;
     case "replay_request":
       return `replay ${message.run_id} after ${message.after_seq}`;
+    case "explore_request":
+      return `explore ${message.node_id}[${message.token_index}] with ${message.token_id}`;
+    case "detail_request":
+      return `detail of ${message.node_id}[${message.token_index}]`;
+    case "explore_answer":
+      return `${message.request_id}: ${message.status} ${message.branch_node_id ?? message.error ?? ""}`;
+    case "detail_answer":
+      return `${message.request_id}: ${message.detail?.allowed_count ?? message.error ?? ""}`;
     default: {
       // Every variant is handled above: a new message type makes this a compile error.
       const unhandled: never = message;

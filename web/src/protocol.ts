@@ -19,7 +19,11 @@ export type RudderMessage =
   | Status
   | Reset
   | ClientReady
-  | ReplayRequest;
+  | ReplayRequest
+  | ExploreRequest
+  | DetailRequest
+  | ExploreAnswer
+  | DetailAnswer;
 
 export interface RunStarted {
   run: RunRecord;
@@ -75,6 +79,7 @@ export interface NodeRecord {
   created_at: number;
   echo: boolean;
   entries: (TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord)[];
+  explored: ExploredRecord | null;
   healed_bytes: number;
   hidden: boolean;
   hidden_chars: number | null;
@@ -128,6 +133,14 @@ export interface CaptureRecord {
   name: string;
   removed: boolean;
   value: string;
+}
+/**
+ * Where an explored branch left the original generation (``rudder.explore``).
+ */
+export interface ExploredRecord {
+  node_id: number;
+  token_id: number;
+  token_index: number;
 }
 export interface InputRecord {
   kind:
@@ -239,4 +252,60 @@ export interface ReplayRequest {
   seq: number;
   type: "replay_request";
   v: 1;
+}
+/**
+ * Run generation ``node_id`` again with token ``token_id`` at output token
+ * ``token_index`` (``rudder.explore``); ``request_id`` is the client's, for the answer.
+ */
+export interface ExploreRequest {
+  node_id: number;
+  request_id: number;
+  run_id: string;
+  seq: number;
+  token_id: number;
+  token_index: number;
+  type: "explore_request";
+  v: 1;
+}
+/**
+ * Tell more about output token ``token_index`` of generation ``node_id`` than was
+ * streamed (``rudder.token_detail``).
+ */
+export interface DetailRequest {
+  node_id: number;
+  request_id: number;
+  run_id: string;
+  seq: number;
+  token_index: number;
+  type: "detail_request";
+  v: 1;
+}
+/**
+ * The branch's node (its messages come in the run's stream, before this answer).
+ */
+export interface ExploreAnswer {
+  branch_node_id: number | null;
+  error: string | null;
+  request_id: number;
+  run_id: string;
+  status: "done" | "error";
+  type: "explore_answer";
+  v: 1;
+}
+export interface DetailAnswer {
+  detail: TokenDetailRecord | null;
+  error: string | null;
+  request_id: number;
+  run_id: string;
+  status: "done" | "error";
+  type: "detail_answer";
+  v: 1;
+}
+export interface TokenDetailRecord {
+  after: string;
+  allowed_count: number;
+  before: string;
+  candidates: CandidateRecord[];
+  node_id: number;
+  token_index: number;
 }

@@ -11,20 +11,36 @@ export const CANDIDATE_ROWS = 5;
 /** Below this probability the chosen token is "unlikely": the allowed table is shown. */
 export const LOW_PROBABILITY = 0.5;
 
+/** What the kernel told about the token on request: more rows, the allowed-set size. */
+export interface TooltipDetail {
+  rows: number;
+  allowedCount: number;
+}
+
+/** Called with a candidate the grammar allowed when its row is clicked (null: not offered). */
+export type OnChoose = ((candidate: CandidateRecord) => void) | null;
+
 function candidateTable(
   title: string,
   candidates: CandidateRecord[],
   chosenId: number,
   kind: string,
+  onChoose: OnChoose,
+  rows: number,
 ): HTMLElement {
   const section = element("div", `rd-tip-section rd-tip-${kind}`);
   section.append(element("div", "rd-tip-heading", title));
   const table = element("table", "rd-tip-table");
-  for (const candidate of candidates.slice(0, CANDIDATE_ROWS)) {
+  for (const candidate of candidates.slice(0, rows)) {
     const row = element("tr", "rd-tip-row");
     if (!candidate.allowed) row.classList.add("rd-forbidden");
     if (candidate.id === chosenId) row.classList.add("rd-chosen");
     row.title = candidate.allowed ? "" : "the grammar forbade this token";
+    if (onChoose !== null && candidate.allowed && candidate.id !== chosenId) {
+      row.classList.add("rd-explorable");
+      row.title = "explore: run this generation again with this token here";
+      row.addEventListener("click", () => onChoose(candidate));
+    }
     row.append(element("td", "rd-tip-cand", tokenLabel(candidate.text, candidate.bytes_b64)));
     const bar = element("td", "rd-tip-bar");
     const fill = element("span", "rd-tip-fill");
@@ -38,7 +54,13 @@ function candidateTable(
 }
 
 /** The tooltip's content for `token`. */
-export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLElement {
+export function tooltipContent(
+  token: TokenRecord,
+  backtracked: boolean,
+  onChoose: OnChoose = null,
+  detail: TooltipDetail | null = null,
+): HTMLElement {
+  const rows = detail?.rows ?? CANDIDATE_ROWS;
   const root = element("div", "rd-tip-body");
   const head = element("div", "rd-tip-head");
   head.append(
@@ -54,17 +76,23 @@ export function tooltipContent(token: TokenRecord, backtracked: boolean): HTMLEl
     element("span", "rd-tip-fact", `latency ${seconds(token.latency_s)}`),
     element("span", "rd-tip-fact", `id ${token.id}`),
   );
+  if (detail !== null) {
+    facts.append(element("span", "rd-tip-fact rd-tip-allowed-count", `grammar allowed ${detail.allowedCount}`));
+  }
   root.append(facts);
 
   if (token.top.length) {
-    root.append(candidateTable("Model's top candidates", token.top, token.id, "top"));
+    root.append(candidateTable("Model's top candidates", token.top, token.id, "top", onChoose, rows));
   }
   const unlikely = token.prob !== null && token.prob < LOW_PROBABILITY;
   if (unlikely) {
     const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
     if (allowed.length) {
-      root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed"));
+      root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed", onChoose, rows));
     }
+  }
+  if (onChoose !== null && token.source === "generated") {
+    root.append(element("div", "rd-tip-hint", "click an allowed candidate to explore from here"));
   }
   return root;
 }

@@ -10,7 +10,7 @@
 // token. Every piece of untrusted text reaches the DOM as a text node, never as markup, and
 // with its controls and bidirectional overrides shown as escapes (`visibleText`).
 
-import type {TokenRecord} from "./protocol";
+import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
 import type {NodeState, RunState} from "./state";
 import type {Piece} from "./pieces";
 import {RunText, decodeRun, partPieces, pathCuts, runEnds, tokenBytes} from "./pieces";
@@ -18,6 +18,8 @@ import {latencyScale, visibleText, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
 import {tooltipContent} from "./tooltip";
+import type {Explorer} from "./explore";
+import {exploredNodes, mainNodeId, outputIndex} from "./explore";
 
 export type BackgroundMode = "type" | "probability" | "latency" | "none";
 export type UnderlineMode = "probability" | "latency" | "none";
@@ -53,6 +55,20 @@ export class RunViewElement {
   private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
   private tokenIndex = new Map<TokenRecord, number>();
   private metricsKey = "";
+  private readonly branches: HTMLElement;
+  private branchesKey = "";
+  private state: RunState | null = null;
+  private explorer: Explorer | null = null;
+  private pinned = false;
+  private detailAsker: ((nodeId: number, tokenIndex: number) => void) | null = null;
+  /** The explorable token whose tooltip is open, to show the kernel's detail in it. */
+  private shownToken: {
+    nodeId: number;
+    tokenIndex: number;
+    record: TokenRecord;
+    backtracked: boolean;
+    onChoose: (candidate: CandidateRecord) => void;
+  } | null = null;
 
   constructor(
     parent: HTMLElement,
@@ -65,10 +81,15 @@ export class RunViewElement {
     this.metrics = element("div", "rd-metrics");
     this.tooltip = element("div", "rd-tooltip");
     this.tooltip.hidden = true;
-    this.root.append(this.text, this.metrics, this.tooltip);
+    this.branches = element("div", "rd-branches");
+    this.root.append(this.text, this.branches, this.metrics, this.tooltip);
     this.applyOptions();
-    this.text.addEventListener("mouseover", (event) => this.hover(event));
-    this.text.addEventListener("mouseleave", () => this.hideTooltip());
+    for (const area of [this.text, this.branches]) {
+      area.addEventListener("mouseover", (event) => this.hover(event));
+      area.addEventListener("mouseleave", () => this.hideTooltip());
+      // A click keeps a token's tooltip open, so that its candidates can be clicked.
+      area.addEventListener("click", (event) => this.pin(event));
+    }
     parent.append(this.root);
   }
 
@@ -140,7 +161,8 @@ export class RunViewElement {
 
   /** Bring the view in step with `state`. */
   update(state: RunState): void {
-    const parts = pathCuts(state);
+    this.state = state;
+    const parts = pathCuts(state, mainNodeId(state));
     const last = parts[parts.length - 1]?.node;
     const endsRun = runEnds(parts, last !== undefined && last.state === "generating");
     let carry: Uint8Array = new Uint8Array(0);
@@ -205,6 +227,7 @@ export class RunViewElement {
     });
     this.shownPath = ids;
     this.root.dataset.status = runStatus(state);
+    this.updateBranches(state);
     this.updateMetrics(state);
   }
 
@@ -276,12 +299,67 @@ export class RunViewElement {
 
   // -- tooltip ------------------------------------------------------------------------------
 
+  /** Offer the candidates of generated tokens for exploring; `explorer` asks the kernel. */
+  setExplorer(explorer: Explorer | null): void {
+    this.explorer = explorer;
+  }
+
+  /** Say how an explore request stands (pending, done, an error), under the text. */
+  setExploreStatus(text: string, kind: "pending" | "done" | "error"): void {
+    let status = this.root.querySelector<HTMLElement>(".rd-explore-status");
+    if (status === null) {
+      status = element("div", "rd-explore-status");
+      this.branches.before(status);
+    }
+    status.dataset.kind = kind;
+    status.textContent = visibleText(text);
+  }
+
+  private pin(event: MouseEvent): void {
+    const target = (event.target as HTMLElement).closest<HTMLElement>(".rd-token");
+    this.unpin();
+    if (target === null) {
+      this.hideTooltip();
+      return;
+    }
+    this.hover(event);
+    this.pinned = !this.tooltip.hidden;
+    if (this.pinned && this.shownToken !== null) {
+      this.detailAsker?.(this.shownToken.nodeId, this.shownToken.tokenIndex);
+    }
+    // Only a pinned tooltip takes the pointer: a hovered one must not cover the next token.
+    this.tooltip.classList.toggle("rd-pinned", this.pinned);
+  }
+
+  private unpin(): void {
+    this.pinned = false;
+    this.tooltip.classList.remove("rd-pinned");
+  }
+
   private hover(event: MouseEvent): void {
+    if (this.pinned) return;
     const target = (event.target as HTMLElement).closest<HTMLElement>(".rd-token");
     if (target === null || target.dataset.t === undefined) return;
     const token = this.tokens[Number(target.dataset.t)];
     if (token === undefined) return;
-    this.tooltip.replaceChildren(tooltipContent(token.record, token.backtracked));
+    const nodeId = Number(target.closest<HTMLElement>("[data-node]")?.dataset.node);
+    const node = this.state?.nodes.get(nodeId);
+    const index = node === undefined ? null : outputIndex(node, token.record);
+    const explorer = this.explorer;
+    const offer =
+      explorer !== null && index !== null && token.record.source === "generated" && !token.backtracked;
+    const onChoose = offer
+      ? (candidate: CandidateRecord) => {
+          this.unpin();
+          this.hideTooltip();
+          explorer({nodeId, tokenIndex: index, tokenId: candidate.id, text: candidate.text});
+        }
+      : null;
+    this.shownToken =
+      onChoose === null || index === null
+        ? null
+        : {nodeId, tokenIndex: index, record: token.record, backtracked: token.backtracked, onChoose};
+    this.tooltip.replaceChildren(tooltipContent(token.record, token.backtracked, onChoose));
     this.tooltip.hidden = false;
     const box = target.getBoundingClientRect();
     const rootBox = this.root.getBoundingClientRect();
@@ -290,8 +368,52 @@ export class RunViewElement {
     this.tooltip.style.top = `${box.bottom - rootBox.top + 4}px`;
   }
 
+  /** Ask the kernel for more about a token whose tooltip is pinned (`rudder.token_detail`). */
+  setDetailAsker(asker: ((nodeId: number, tokenIndex: number) => void) | null): void {
+    this.detailAsker = asker;
+  }
+
+  /** The kernel's detail of a token: shown if its tooltip is still the pinned one. */
+  showDetail(detail: TokenDetailRecord): void {
+    const shown = this.shownToken;
+    if (!this.pinned || shown === null) return;
+    if (shown.nodeId !== detail.node_id || shown.tokenIndex !== detail.token_index) return;
+    // The detail's twenty are unconstrained; the streamed likeliest allowed ones stay.
+    const allowed = shown.record.top_allowed ?? shown.record.top;
+    const record = {...shown.record, top: detail.candidates, top_allowed: allowed};
+    const more = {rows: detail.candidates.length, allowedCount: detail.allowed_count};
+    this.tooltip.replaceChildren(tooltipContent(record, shown.backtracked, shown.onChoose, more));
+  }
+
   private hideTooltip(): void {
-    this.tooltip.hidden = true;
+    if (!this.pinned) this.tooltip.hidden = true;
+  }
+
+  // -- explored branches --------------------------------------------------------------------
+
+  /** Each explored branch beside the program: where it left the original, then its text. */
+  private updateBranches(state: RunState): void {
+    // A branch the program went on from is on the main path already.
+    const explored = exploredNodes(state).filter((node) => !this.shownPath.includes(node.record.id));
+    const key = explored.map((node) => `${node.record.id}:${node.revision}:${node.tokens.length}`).join(",");
+    if (key === this.branchesKey) return;
+    this.branchesKey = key;
+    this.branches.replaceChildren(
+      ...explored.map((node) => {
+        const from = node.record.explored;
+        const box = element("div", "rd-branch");
+        box.dataset.node = String(node.record.id);
+        const label = from === null || from === undefined ? "explored" : `explored from token ${from.token_index} of step ${from.node_id}`;
+        box.append(element("div", "rd-branch-label", label));
+        const parts = pathCuts(state, node.record.id);
+        const part = parts[parts.length - 1];
+        const body = element("div", "rd-branch-text");
+        body.dataset.node = String(node.record.id);
+        body.append(...this.pieceElements(decodeRun(partPieces(part), new RunText(), true)));
+        box.append(body);
+        return box;
+      }),
+    );
   }
 
   // -- metrics ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 // bounded history answers with a reset. A store goes when its model is closed (the cleanup
 // `initialize` returns).
 
-import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
+import type {ClientMessage, ClientToHost, HostToClient, KernelAnswer, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
 
 interface Model {
@@ -34,6 +34,8 @@ export const MAX_HELD = 10_000;
 export class Store {
   private bySeq = new Map<number, ServerMessage>();
   readonly listeners = new Set<(messages: ServerMessage[]) => void>();
+  /** Views that wait for the kernel's answers to their requests. */
+  readonly answerListeners = new Set<(answer: KernelAnswer) => void>();
 
   constructor(model: Model) {
     const saved = model.get("_final");
@@ -85,6 +87,9 @@ function storeOf(model: Model): Store {
     const receive = (content: KernelContent) => {
       if (content?.rudder === "messages" && typeof content.json === "string") {
         made.add(JSON.parse(content.json) as ServerMessage[]);
+      } else if (content?.rudder === "answer" && typeof content.json === "string") {
+        const answer = JSON.parse(content.json) as KernelAnswer;
+        for (const listener of made.answerListeners) listener(answer);
       }
     };
     model.on("msg:custom", receive);
@@ -147,11 +152,18 @@ function render({model, el}: {model: Model; el: HTMLElement}): () => void {
         serve(message.last_seq ?? -1, message);
       } else if (message.type === "replay_request") {
         serve(message.after_seq, message);
+      } else {
+        // Explore and detail requests: the kernel answers when it is idle.
+        sendToKernel(model, message);
       }
     }
   };
   window.addEventListener("message", onWindowMessage);
   store.listeners.add(forward);
+  const forwardAnswer = (answer: KernelAnswer) => {
+    if (ready) toClient({envelope: ENVELOPE, kind: "answer", answer});
+  };
+  store.answerListeners.add(forwardAnswer);
   const themeWatch = new MutationObserver(() => {
     if (ready) toClient({envelope: ENVELOPE, kind: "theme", dark: darkTheme()});
   });
@@ -159,6 +171,7 @@ function render({model, el}: {model: Model; el: HTMLElement}): () => void {
   return () => {
     window.removeEventListener("message", onWindowMessage);
     store.listeners.delete(forward);
+    store.answerListeners.delete(forwardAnswer);
     themeWatch.disconnect();
     iframe.remove();
   };

@@ -125,6 +125,7 @@ export function nodeRecord(
     created_at: 100 + id,
     echo: true,
     entries: [],
+    explored: null,
     healed_bytes: 0,
     hidden: false,
     hidden_chars: null,

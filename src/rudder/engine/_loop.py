@@ -28,7 +28,7 @@ from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine, common_prefix
 from rudder.engine._sampler import Sampling, Step, step
 from rudder.engine._tokenizer import EngineTokenizer
-from rudder.errors import GenerationError, GrammarError
+from rudder.errors import ExploreError, GenerationError, GrammarError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,6 +57,31 @@ class Generation:
     backtracked: int = 0  # output tokens taken back
 
 
+class Probe:
+    """The end of a prefix that only looks: what the grammar allows there, the model's
+    logits and the token ids it ran on (the generation stops at it)."""
+
+    __slots__ = ("allowed", "ids", "logits")
+
+    def __init__(self) -> None:
+        self.allowed: npt.NDArray[np.bool_] | None = None
+        self.logits: npt.NDArray[Any] | None = None
+        self.ids: list[int] = []
+
+    def look(
+        self, allowed: npt.NDArray[np.bool_], logits: npt.NDArray[Any], ids: list[int]
+    ) -> None:
+        self.allowed = allowed
+        self.logits = logits
+        self.ids = list(ids)
+
+
+def _token_id(wanted: Token | int | Probe) -> int:
+    if isinstance(wanted, Probe):
+        return -1
+    return wanted if isinstance(wanted, int) else wanted.token_id
+
+
 #: ``on_step(output, healed_bytes, backtracked, added)``: the output so far (after
 #: backtracking), the prompt bytes token healing took back, and how many output tokens this
 #: step took back and then added (the added ones are the last of ``output``).
@@ -73,6 +98,7 @@ def generate(
     can_heal: Callable[[int], bool],
     on_step: StepCallback | None = None,
     on_failure: Callable[[Generation], None] | None = None,
+    prefix: Sequence[Token | int | Probe] = (),
 ) -> Generation:
     """Run ``grammar`` after ``prompt`` on ``engine``.
 
@@ -81,8 +107,13 @@ def generate(
     ``on_step`` is called after every change to the output (see :data:`StepCallback`).
     When the generation fails or is interrupted (Ctrl-C), ``on_failure`` gets what it
     produced and cost up to then, before the exception goes on.
+    ``prefix`` is what the output must start with (an explored branch): where the grammar
+    lets the model choose, its tokens are taken instead of sampling, after llguidance checks
+    each one. A :class:`Token` is taken as recorded, without running the model; a token id
+    is recorded with the model's probability and candidates there. A :class:`Probe` at its
+    end stops the generation there, after showing it what the model and grammar allow.
     """
-    run = _Run(engine, grammar, sampling, rng, on_step)
+    run = _Run(engine, grammar, sampling, rng, on_step, prefix)
     started = time.perf_counter()
     try:
         return run.run(list(prompt), can_heal)
@@ -236,11 +267,13 @@ class _Run(Output):
         sampling: Sampling,
         rng: Any,
         on_step: StepCallback | None,
+        prefix: Sequence[Token | int | Probe] = (),
     ) -> None:
         super().__init__(engine.tokenizer, grammar, on_step)
         self.engine = engine
         self.sampling = sampling
         self.rng = rng
+        self.prefix = list(prefix)
 
     def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
         started = time.perf_counter()
@@ -268,6 +301,10 @@ class _Run(Output):
                 self._apply(backtrack, forced, None, None if writes_eos else eos, result)
                 continue
             allowed = _allowed(mask, vocab)
+            if len(self.out) < len(self.prefix):
+                if self._take_prefix(interpreter, allowed, temperature, step_started, result):
+                    return result  # a probe has looked: nothing more to generate
+                continue
             # End-of-sequence is allowed where the grammar may end, and where the grammar
             # itself writes that token (a Mock's <s>): only the first ends the generation.
             may_end = bool(allowed[eos]) and (not writes_eos or interpreter.is_accepting())
@@ -317,6 +354,54 @@ class _Run(Output):
         self._finish(interpreter, result)
         result.total_seconds = time.perf_counter() - started
         return result
+
+    def _take_prefix(
+        self,
+        interpreter: Any,
+        allowed: npt.NDArray[np.bool_],
+        temperature: float,
+        step_started: float,
+        result: Generation,
+    ) -> bool:
+        """Commit the prefix's next token where the model would have chosen one (True: the
+        prefix ended in a probe, which has looked)."""
+        wanted = self.prefix[len(self.out)]
+        if isinstance(wanted, Probe):
+            raw_logits, _ = self.engine.forward_counted(self.ids)
+            result.forward_calls += 1
+            wanted.look(allowed, _fit(raw_logits, len(allowed)), self.ids)
+            return True
+        token = wanted if isinstance(wanted, int) else wanted.token_id
+        if not (0 <= token < len(allowed) and allowed[token]):
+            shown = self.tokenizer.token_bytes(token) if 0 <= token < len(allowed) else b"?"
+            raise ExploreError(
+                f"the grammar does not allow token {token} ({shown!r}) after "
+                f"{self._text()!r}; choose one of the allowed candidates"
+            )
+        record = wanted if isinstance(wanted, Token) else None
+        if record is None:
+            raw_logits, _ = self.engine.forward_counted(self.ids)
+            result.forward_calls += 1
+            chosen = step(
+                _fit(raw_logits, len(allowed)),
+                allowed,
+                temperature,
+                self.sampling,
+                self.rng,
+                force=token,
+            )
+            record = self._record(chosen, allowed, time.perf_counter() - step_started)
+        commit = functools.partial(interpreter.commit_token, token)
+        backtrack, forced = self._step(interpreter, commit)
+        self._apply(backtrack, forced, record, self.tokenizer.eos_token_id, result)
+        kept = self.out[: len(self.prefix)]
+        expected = [_token_id(p) for p in self.prefix[: len(kept)]]
+        if [t.token_id for t in kept] != expected:
+            raise ExploreError(
+                "the grammar made other tokens than the forced prefix: "
+                f"{self._text()!r}; the prefix does not fit this generation"
+            )
+        return False
 
     def _writes(self, token_id: int) -> bool:
         """Whether the grammar writes this special token itself (``special_token(...)``)."""

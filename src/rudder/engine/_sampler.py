@@ -69,17 +69,24 @@ def step(
     rng: Any,
     *,
     unconstrained: bool = False,
+    force: int | None = None,
 ) -> Step:
     """Choose the next token and measure the distribution, sharing the work between both.
 
     With ``unconstrained``, the token is chosen from the model's own distribution and may
-    be one the grammar does not allow (the caller decides what that means). This runs once
-    per generated token, so it keeps to a handful of vectorised passes over the vocabulary.
+    be one the grammar does not allow (the caller decides what that means). ``force`` is a
+    token chosen already (an explored branch): only the distribution is measured. This runs
+    once per generated token, so it keeps to a handful of vectorised passes over the
+    vocabulary.
     """
     import numpy as np
 
     masked = np.where(allowed, logits, -np.inf)
-    token = choose_masked(logits if unconstrained else masked, temperature, sampling, rng)
+    token = (
+        force
+        if force is not None
+        else choose_masked(logits if unconstrained else masked, temperature, sampling, rng)
+    )
     weights = np.exp(logits - logits.max())
     total = float(weights.sum())
     count = min(sampling.candidates, logits.shape[0])

@@ -43,12 +43,14 @@ from rudder.engine._replay import run_remote
 from rudder.engine._sampler import Sampling
 from rudder.errors import (
     CaptureNotFoundError,
+    ExploreError,
     RoleError,
     SettingsError,
     WrongTypeError,
 )
+from rudder.models._replay import remember_generation
 from rudder.trace import _events as events
-from rudder.trace._node import NodeInput, NodeKind, TraceNode
+from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
 from rudder.trace._usage import Usage
 
@@ -143,7 +145,12 @@ class Model:
         return new
 
     def _new_node(
-        self, kind: NodeKind, value: str, added: tuple[Entry, ...], model: str | None = None
+        self,
+        kind: NodeKind,
+        value: str,
+        added: tuple[Entry, ...],
+        model: str | None = None,
+        explored: ExploredFrom | None = None,
     ) -> TraceNode:
         node = TraceNode(
             self._node,
@@ -153,6 +160,7 @@ class Model:
             echo=self.echo and settings.echo,
             hidden=hiding.get(),
             model=model,
+            explored=explored,
         )
         if events.listeners and node.echo:
             events.emit.node_added(node)
@@ -217,15 +225,32 @@ class Model:
                 lm = lm._step(NodeKind.BLOCK_OPEN, block.name or "", opening)
         return lm._derive(lm._entries, node=lm._node, blocks=target)
 
-    def _run(self, grammar: GrammarNode) -> Self:
-        start = (
-            self._remote_generation(grammar)
-            if isinstance(self._engine, RemoteEngine)
-            else self._local_generation(grammar)
-        )
+    def _run(
+        self,
+        grammar: GrammarNode,
+        *,
+        prefix: Sequence[Token | int] = (),
+        explored: ExploredFrom | None = None,
+    ) -> Self:
+        """Run ``grammar`` from this Model; ``prefix`` and ``explored`` make an explored
+        branch (:mod:`rudder._explore`): the output starts with ``prefix``."""
+        if isinstance(self._engine, RemoteEngine):
+            if prefix:
+                raise ExploreError(
+                    "a generation on a server cannot be explored from a token: the server "
+                    "samples the whole step; explore programs run on a local model"
+                )
+            start = self._remote_generation(grammar)
+        else:
+            start = self._local_generation(grammar, prefix)
         node = self._new_node(
-            NodeKind.GRAMMAR, _describe(grammar), (), model=self._engine.model_name
+            NodeKind.GRAMMAR,
+            _describe(grammar),
+            (),
+            model=self._engine.model_name,
+            explored=explored,
         )
+        remember_generation(node, self, grammar)
         run = active_run()
 
         def count_failed(partial: Generation) -> None:
@@ -257,15 +282,12 @@ class Model:
             events.emit.node_finished(node, None)
         return self._derive(entries.append(added), node=node, generation=generation)
 
-    def _local_generation(self, grammar: GrammarNode) -> _StartGeneration:
-        """The decode loop over this Model's prompt, ready to start; a special token the
-        tokenizer does not have is refused here, before anything is traced."""
-        assert isinstance(self._engine, Engine)
-        engine = self._engine
-        compiled = compile_grammar(grammar)
-        for text in compiled.special_tokens:
-            engine.tokenizer.check_special_token(text)
-        tokens = tokenize_prompt(render_state(self._entries, self._template), engine.tokenizer)
+    def _prompt(self) -> tuple[list[int], Callable[[int], bool]]:
+        """The prompt a generation from here starts with, and how much of its end token
+        healing may take back (program or model text only)."""
+        tokens = tokenize_prompt(
+            render_state(self._entries, self._template), self._engine.tokenizer
+        )
 
         def can_heal(size: int) -> bool:
             return (
@@ -273,16 +295,31 @@ class Model:
                 and _drop_tail_bytes(self._entries, size) is not None
             )
 
+        return list(tokens.ids), can_heal
+
+    def _local_generation(
+        self, grammar: GrammarNode, prefix: Sequence[Token | int] = ()
+    ) -> _StartGeneration:
+        """The decode loop over this Model's prompt, ready to start; a special token the
+        tokenizer does not have is refused here, before anything is traced."""
+        assert isinstance(self._engine, Engine)
+        engine = self._engine
+        compiled = compile_grammar(grammar)
+        for text in compiled.special_tokens:
+            engine.tokenizer.check_special_token(text)
+        prompt_ids, can_heal = self._prompt()
+
         def start(on_step: StepCallback | None, on_failure: _OnFailure) -> Generation:
             return generate(
                 engine,
                 compiled,
-                tokens.ids,
+                prompt_ids,
                 sampling=self._sampling,
                 rng=self._sampling.generator(len(self._entries)),
                 can_heal=can_heal,
                 on_step=on_step,
                 on_failure=on_failure,
+                prefix=prefix,
             )
 
         return start

@@ -42,6 +42,16 @@ class NodeInput:
     value: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ExploredFrom:
+    """Where an explored branch left the original: the generation's node, the index of the
+    output token replaced, and the token chosen there instead."""
+
+    node_id: int
+    token_index: int
+    token_id: int
+
+
 _node_ids = itertools.count(1)
 
 
@@ -59,6 +69,7 @@ class NodeSnapshot:
     healed_bytes: int
     usage: Usage | None
     created_at: float
+    explored: ExploredFrom | None = None
 
 
 class TraceNode:
@@ -72,10 +83,12 @@ class TraceNode:
     """
 
     __slots__ = (
+        "__weakref__",
         "_total",
         "created_at",
         "echo",
         "entries",
+        "explored",
         "healed_bytes",
         "hidden",
         "id",
@@ -100,8 +113,11 @@ class TraceNode:
         node_id: int | None = None,
         created_at: float | None = None,
         model: str | None = None,
+        explored: ExploredFrom | None = None,
     ) -> None:
         self.id = next(_node_ids) if node_id is None else node_id
+        #: Set on a generation explored from another one's token (``rudder.explore``).
+        self.explored = explored
         #: The model a generation ran on (its engine's ``model_name``; None for other steps).
         self.model = model
         self.parent = parent
@@ -160,6 +176,7 @@ class TraceNode:
             healed_bytes=self.healed_bytes,
             usage=self.usage,
             created_at=self.created_at,
+            explored=self.explored,
         )
 
     def complete(self, entries: tuple[Entry, ...], healed_bytes: int, usage: Usage) -> None:

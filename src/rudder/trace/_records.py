@@ -27,7 +27,7 @@ from rudder._state import (
 )
 from rudder.errors import TraceError
 from rudder.trace._monitor import SystemSample
-from rudder.trace._node import NodeInput, NodeKind, NodeSnapshot, TraceNode
+from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, NodeSnapshot, TraceNode
 from rudder.trace._run import Run, RunStatus
 from rudder.trace._usage import Usage
 
@@ -147,6 +147,14 @@ class UsageRecord(Record):
     per_token_s: float | None = None
 
 
+class ExploredRecord(Record):
+    """Where an explored branch left the original generation (``rudder.explore``)."""
+
+    node_id: int
+    token_index: int
+    token_id: int
+
+
 class NodeRecord(Record):
     id: int
     parent_id: int | None
@@ -160,6 +168,7 @@ class NodeRecord(Record):
     hidden_chars: int | None = None
     created_at: float
     usage: UsageRecord | None = None
+    explored: ExploredRecord | None = None
 
 
 class SampleRecord(Record):
@@ -313,6 +322,15 @@ def node_record(
         hidden_chars=text_size(entries) if elide and not started else None,
         created_at=node.created_at,
         usage=usage_record(usage) if usage is not None else None,
+        explored=_explored_record(node.explored),
+    )
+
+
+def _explored_record(explored: ExploredFrom | None) -> ExploredRecord | None:
+    if explored is None:
+        return None
+    return ExploredRecord(
+        node_id=explored.node_id, token_index=explored.token_index, token_id=explored.token_id
     )
 
 
@@ -451,6 +469,7 @@ def load_trace(text: str | bytes) -> TraceNode:
             usage=usage_from_record(item.usage) if item.usage is not None else None,
             node_id=item.id,
             created_at=item.created_at,
+            explored=ExploredFrom(**item.explored.model_dump()) if item.explored else None,
         )
     assert last is not None
     return last

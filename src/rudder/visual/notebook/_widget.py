@@ -23,7 +23,11 @@ from rudder.visual.html._page import client_page, messages_json
 from rudder.visual.html._static_html import static_outputs
 from rudder.visual.notebook._followed import FollowedRun
 from rudder.visual.stream._bus import Bus, Subscription, get_bus
-from rudder.visual.stream._protocol import parse_client_message
+from rudder.visual.stream._protocol import (
+    DetailRequest,
+    ExploreRequest,
+    parse_client_message,
+)
 from rudder.visual.stream._view_state import LIVE_VIEW_NODES, RunView
 
 if TYPE_CHECKING:
@@ -77,6 +81,9 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
         except ValueError as error:
             _log.warning("ignored a malformed message from the notebook client: %s", error)
             return
+        if isinstance(message, (ExploreRequest, DetailRequest)):
+            self._answer(message)
+            return
         subscription = self._subscription
         if subscription is not None:
             subscription.handle(message)
@@ -86,6 +93,22 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
         held = self._bus.messages(self.run_id, -1 if after is None else after)
         if held:
             self.send({"rudder": "messages", "json": messages_json(held)})
+
+    def _answer(self, request: ExploreRequest | DetailRequest) -> None:
+        from rudder.visual.notebook._requests import answer_request
+
+        answer = answer_request(request)
+        if answer.type == "explore_answer" and answer.status == "done":
+            if self._subscription is None:
+                # The cell has ended: send the branch's messages, and save them with the rest.
+                with self._view_lock:
+                    after = self._view.last_seq
+                for message in self._bus.messages(self.run_id, after):
+                    self.deliver(message)
+                self._save_final()
+            else:
+                self.flush()
+        self.send({"rudder": "answer", "json": answer.model_dump_json()})
 
     # -- the cell's end -----------------------------------------------------------------------
 

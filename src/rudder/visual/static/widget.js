@@ -7,6 +7,7 @@ function t(e) {
 var n = 1e4, r = class {
 	bySeq = /* @__PURE__ */ new Map();
 	listeners = /* @__PURE__ */ new Set();
+	answerListeners = /* @__PURE__ */ new Set();
 	constructor(e) {
 		let t = e.get("_final");
 		typeof t == "string" && t && this.add(JSON.parse(t));
@@ -38,7 +39,11 @@ function a(e) {
 		let a = new r(e);
 		i.set(t, a);
 		let o = (e) => {
-			e?.rudder === "messages" && typeof e.json == "string" && a.add(JSON.parse(e.json));
+			if (e?.rudder === "messages" && typeof e.json == "string") a.add(JSON.parse(e.json));
+			else if (e?.rudder === "answer" && typeof e.json == "string") {
+				let t = JSON.parse(e.json);
+				for (let e of a.answerListeners) e(t);
+			}
 		};
 		e.on("msg:custom", o), a.release = () => {
 			e.off("msg:custom", o), i.get(t) === a && i.delete(t);
@@ -74,32 +79,40 @@ function c({ model: n, el: r }) {
 			kind: "messages",
 			messages: a.messages
 		}), a.complete && i.size !== 0 || s(n, r);
-	}, p = (n) => {
-		if (n.source !== c.contentWindow || !t(n.data)) return;
-		let r = n.data;
-		if (r.kind === "resize") c.style.height = `${Math.max(40, Math.min(r.height, 4e3))}px`;
-		else if (r.kind === "client") {
-			let t = r.message;
+	}, p = (r) => {
+		if (r.source !== c.contentWindow || !t(r.data)) return;
+		let i = r.data;
+		if (i.kind === "resize") c.style.height = `${Math.max(40, Math.min(i.height, 4e3))}px`;
+		else if (i.kind === "client") {
+			let t = i.message;
 			t.type === "client_ready" ? (l = !0, u({
 				envelope: e,
 				kind: "theme",
 				dark: o()
-			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" && f(t.after_seq, t);
+			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" ? f(t.after_seq, t) : s(n, t);
 		}
 	};
 	window.addEventListener("message", p), i.listeners.add(d);
-	let m = new MutationObserver(() => {
+	let m = (t) => {
+		l && u({
+			envelope: e,
+			kind: "answer",
+			answer: t
+		});
+	};
+	i.answerListeners.add(m);
+	let h = new MutationObserver(() => {
 		l && u({
 			envelope: e,
 			kind: "theme",
 			dark: o()
 		});
 	});
-	return m.observe(document.body, {
+	return h.observe(document.body, {
 		attributes: !0,
 		attributeFilter: ["class", "data-jp-theme-light"]
 	}), () => {
-		window.removeEventListener("message", p), i.listeners.delete(d), m.disconnect(), c.remove();
+		window.removeEventListener("message", p), i.listeners.delete(d), i.answerListeners.delete(m), h.disconnect(), c.remove();
 	};
 }
 var l = {

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
-    from rudder.visual.stream._protocol import FromClient, Message, ServerMessage
+    from rudder.visual.stream._protocol import Message, ServerMessage, StreamRequest
 
 M = TypeVar("M", bound="Message")
 
@@ -215,7 +215,7 @@ class Subscription:
             self._cursors[run_id] = after_seq + 1
             self._changed_notify()
 
-    def handle(self, message: FromClient) -> None:
+    def handle(self, message: StreamRequest) -> None:
         """Answer a client's message: ready (with what it holds) or a replay request."""
         if message.type == "replay_request":
             self.replay(message.run_id, message.after_seq)

@@ -18,6 +18,7 @@ from typing import Annotated, Literal, Union
 from pydantic import Field, TypeAdapter
 
 from rudder.trace._records import (
+    CandidateRecord,
     CaptureRecord,
     NodeRecord,
     Record,
@@ -149,9 +150,78 @@ class ReplayRequest(ClientMessage):
     after_seq: int = Field(ge=-1)
 
 
-FromClient = Annotated[Union[ClientReady, ReplayRequest], Field(discriminator="type")]  # noqa: UP007
+class ExploreRequest(ClientMessage):
+    """Run generation ``node_id`` again with token ``token_id`` at output token
+    ``token_index`` (``rudder.explore``); ``request_id`` is the client's, for the answer."""
 
-AnyMessage = Annotated[Union[ServerMessage, FromClient], Field(discriminator="type")]  # noqa: UP007
+    type: Literal["explore_request"] = "explore_request"
+    run_id: str
+    request_id: int
+    node_id: int
+    token_index: int = Field(ge=0)
+    token_id: int = Field(ge=0)
+
+
+class DetailRequest(ClientMessage):
+    """Tell more about output token ``token_index`` of generation ``node_id`` than was
+    streamed (``rudder.token_detail``)."""
+
+    type: Literal["detail_request"] = "detail_request"
+    run_id: str
+    request_id: int
+    node_id: int
+    token_index: int = Field(ge=0)
+
+
+#: What a client asks of a run's stream (the bus answers), and what it asks of the kernel.
+StreamRequest = Union[ClientReady, ReplayRequest]  # noqa: UP007
+KernelRequest = Union[ExploreRequest, DetailRequest]  # noqa: UP007
+
+FromClient = Annotated[
+    Union[ClientReady, ReplayRequest, ExploreRequest, DetailRequest],  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+# -- the kernel's answers to requests (one client's, outside the run's stream) ----------------
+
+
+class Answer(Record):
+    v: Literal[1] = 1
+    run_id: str
+    request_id: int
+    # error: the message says why (the generation's Models are gone, a forbidden token ...)
+    status: Literal["done", "error"]
+    error: str | None = None
+
+
+class ExploreAnswer(Answer):
+    """The branch's node (its messages come in the run's stream, before this answer)."""
+
+    type: Literal["explore_answer"] = "explore_answer"
+    branch_node_id: int | None = None
+
+
+class TokenDetailRecord(Record):
+    node_id: int
+    token_index: int
+    candidates: list[CandidateRecord]  # the likeliest tokens, unconstrained, allowed flagged
+    allowed_count: int  # how many tokens the grammar allowed there
+    before: str  # the text of the tokens the model ran on just before it
+    after: str  # the text of the original output tokens just after it
+
+
+class DetailAnswer(Answer):
+    type: Literal["detail_answer"] = "detail_answer"
+    detail: TokenDetailRecord | None = None
+
+
+KernelAnswer = Annotated[Union[ExploreAnswer, DetailAnswer], Field(discriminator="type")]  # noqa: UP007
+
+AnyMessage = Annotated[
+    Union[ServerMessage, FromClient, KernelAnswer],  # noqa: UP007
+    Field(discriminator="type"),
+]
 
 _server: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
 _client: TypeAdapter[FromClient] = TypeAdapter(FromClient)
