@@ -11,6 +11,7 @@ once a run is followed, its nodes cost one dictionary lookup.
 from __future__ import annotations
 
 import atexit
+import collections
 import io
 import logging
 import sys
@@ -80,6 +81,10 @@ class TerminalViews(TraceListener):
         self._key: tuple[object, ...] | None = None
         self._view = View.NONE
         self._redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
+        # Guards taken off are kept a while: the guard may come off during a write through
+        # it (the view catches up and its run ends), and print() holds sys.stdout without a
+        # reference of its own, so freeing the guard then would free it under print().
+        self._retired: collections.deque[GuardedStream] = collections.deque(maxlen=8)
 
     def node_added(self, node: TraceNode) -> None:
         if not node.echo or node.run_id in self._followed:
@@ -135,6 +140,7 @@ class TerminalViews(TraceListener):
             for name in ("stdout", "stderr"):
                 stream = getattr(sys, name)
                 if isinstance(stream, GuardedStream):
+                    self._retired.append(stream)
                     setattr(sys, name, stream.guarded)
             for handler, stream in self._redirected:
                 if isinstance(handler.stream, GuardedStream):
