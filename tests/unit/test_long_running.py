@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import io
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -29,15 +30,34 @@ PROGRAMS = 120
 KEPT = 20  # nodes a live view keeps, lowered so that a few programs go past it
 
 
+def trace_nodes() -> weakref.WeakSet[TraceNode]:
+    """The trace nodes alive now (weakly): what earlier tests left is not this test's."""
+    gc.collect()
+    return weakref.WeakSet(o for o in gc.get_objects() if type(o) is TraceNode)
+
+
+@pytest.fixture(autouse=True)
+def earlier_nodes() -> Iterator[None]:
+    global _earlier
+    _earlier = trace_nodes()
+    yield
+    _earlier = weakref.WeakSet()
+
+
+_earlier: weakref.WeakSet[TraceNode] = weakref.WeakSet()
+
+
 def unheld_trace_nodes() -> list[TraceNode]:
-    """The trace nodes alive that no Model's path holds."""
+    """The trace nodes this test made that are alive although no Model's path holds them."""
     gc.collect()
     objects = gc.get_objects()
     held: set[int] = set()
-    for model in (o for o in objects if isinstance(o, Model)):
+    # type() rather than isinstance(): isinstance reads __class__, which some objects
+    # (torch's deprecated module attributes) answer with a warning.
+    for model in (o for o in objects if issubclass(type(o), Model)):
         if model.trace is not None:
             held.update(id(node) for node in model.trace.path())
-    return [o for o in objects if isinstance(o, TraceNode) and id(o) not in held]
+    return [o for o in objects if type(o) is TraceNode and id(o) not in held and o not in _earlier]
 
 
 def many_programs(base: models.Model, count: int = PROGRAMS) -> str:
