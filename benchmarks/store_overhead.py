@@ -31,21 +31,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-TOKENS = 2_000
+# The same generation as the trace benchmark (run as a script: its folder is on the path).
+from trace_overhead import TOKENS, one_generation
+
 REPEATS = 7
 TARGET = 1.03
-
-
-def one_generation(lm: Any) -> tuple[float, Any]:
-    import rudder
-
-    with rudder.run("benchmark") as run:
-        started = time.perf_counter()
-        result = lm + "Once upon a time" + rudder.gen(regex="[a-z ]+", max_tokens=TOKENS)
-        elapsed = time.perf_counter() - started
-    # Healing may add a token that re-makes the prompt's last bytes.
-    assert result.usage.output_tokens >= TOKENS, result.usage
-    return elapsed, run
 
 
 def thread_cpu() -> dict[str, float]:

@@ -76,14 +76,6 @@ class _Replay(Output):
         self.stopped = False
         self.interpreter: Any = None
         self.last_arrival = 0.0  # when the previous server token arrived
-        self.result = Generation(
-            tokens=self.out,
-            captures=[],
-            prompt_tokens=0,
-            healed_tokens=0,
-            healed_bytes=0,
-            stop_reason="",
-        )
 
     def run(self, stream: Iterable[ServerToken | ServerEnd], prompt_tokens: int) -> Generation:
         started = time.perf_counter()
