@@ -36,10 +36,15 @@ class Settings:
       per-user store); that store is opened when the first run starts.
     - ``store_max_runs``, ``store_max_bytes``: the store keeps the newest runs within both
       bounds (10,000 runs, 1 GiB of messages); older ones are deleted as runs end.
+    - ``live_widgets``: a notebook keeps the widgets of the newest cells' outputs live (20);
+      when a cell ends beyond that, the oldest live output becomes its static HTML and its
+      widget is closed, so that a kernel open for days holds a bounded number of them.
+      Exploring from a token needs a live widget.
     """
 
     __slots__ = (
         "_echo",
+        "_live_widgets",
         "_monitor",
         "_monitor_interval_s",
         "_monitor_max_samples",
@@ -60,6 +65,7 @@ class Settings:
         self._store = _store_from_environment()
         self._store_max_runs = 10_000
         self._store_max_bytes = 2**30
+        self._live_widgets = 20
 
     @property
     def echo(self) -> bool:
@@ -151,6 +157,14 @@ class Settings:
     @store_max_bytes.setter
     def store_max_bytes(self, value: int) -> None:
         self._store_max_bytes = _count("store_max_bytes", value)
+
+    @property
+    def live_widgets(self) -> int:
+        return self._live_widgets
+
+    @live_widgets.setter
+    def live_widgets(self, value: int) -> None:
+        self._live_widgets = _count("live_widgets", value)
 
     def __repr__(self) -> str:
         return (

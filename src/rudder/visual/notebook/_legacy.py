@@ -41,3 +41,9 @@ class LegacyDisplay(FollowedRun):
     def mimebundle(self) -> dict[str, Any]:
         with self._lock:
             return static_outputs(self._view)
+
+    #: Static already: nothing to retire.
+    live = False
+
+    def retire(self, handle: Any) -> None:
+        self.close_stream()

@@ -18,9 +18,11 @@ import logging
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rudder._settings import settings
 from rudder.trace import _events as events
 from rudder.trace._events import TraceListener
 from rudder.trace._run import Run, set_cell_run
@@ -55,6 +57,15 @@ class CellOutput(Protocol):
 
     def mimebundle(self) -> dict[str, Any]: ...
 
+    @property
+    def live(self) -> bool:
+        """Whether the output is a widget still open (one the kernel can answer)."""
+        ...
+
+    def retire(self, handle: Any) -> None:
+        """Show the static HTML in place of the live output (``handle``) and close it."""
+        ...
+
 
 def widget_available() -> bool:
     try:
@@ -82,6 +93,7 @@ class NotebookCells(TraceListener):
         self.cell: Run | None = None
         self._shown: dict[str, _Shown] = {}
         self._legacy: list[_Shown] = []  # outputs the hooks update while the cell runs
+        self._live: deque[_Shown] = deque()  # ended cells' widgets, oldest first
         self._last_update = 0.0
         self._lock = threading.Lock()
         self._warned = False
@@ -129,6 +141,19 @@ class NotebookCells(TraceListener):
             shown, self._shown, self._legacy = self._shown, {}, []
         for item in shown.values():
             self._finish_output(item)
+            if item.output.live:
+                self._live.append(item)
+        self._retire_beyond(settings.live_widgets)
+
+    def _retire_beyond(self, kept: int) -> None:
+        """Turn the oldest live outputs beyond ``kept`` into their static HTML, and close
+        their widgets (ipywidgets holds every open widget for the kernel's life)."""
+        while len(self._live) > kept:
+            item = self._live.popleft()
+            try:
+                item.output.retire(item.handle)
+            except Exception:
+                _log.exception("could not retire the output of run %s", item.output.run_id)
 
     def _finish_output(self, item: _Shown) -> None:
         output = item.output

@@ -121,6 +121,18 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
             data.update(static_outputs(self._view))
         return data
 
+    @property
+    def live(self) -> bool:
+        return self.comm is not None
+
+    def retire(self, handle: Any) -> None:
+        """Replace this output (``handle``, its display) with its static HTML, then close
+        the widget: ipywidgets keeps every open widget, with its saved run, until closed."""
+        self.close_stream()
+        with self._view_lock:
+            handle.update(static_outputs(self._view), raw=True)
+        self.close()
+
 
 class _Relay:
     """The widget as the bus sees it: a renderer."""
