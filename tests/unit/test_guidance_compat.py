@@ -382,3 +382,12 @@ def test_the_mock_records_the_temperature_of_each_chosen_token() -> None:
     temperatures = out.engine.called_temperatures  # type: ignore[attr-defined]
     assert 0.7 in temperatures
     assert set(temperatures) <= {0.7, 0.0}
+
+
+def test_the_mock_keeps_only_the_latest_temperatures() -> None:
+    engine = models.Mock().engine
+    kept = engine.TEMPERATURES_KEPT  # type: ignore[attr-defined]
+    for index in range(2 * kept + 1):
+        engine.note_sampling(float(index))  # type: ignore[attr-defined]
+    temperatures = engine.called_temperatures  # type: ignore[attr-defined]
+    assert temperatures == [float(i) for i in range(kept + 1, 2 * kept + 1)]

@@ -106,10 +106,13 @@ class MockEngine(Engine):
     #: A context length, so that a grammar the noise never finishes fails instead of running
     #: forever.
     CONTEXT_LENGTH = 4096
+    #: How many of the latest sampling temperatures ``called_temperatures`` keeps (at least).
+    TEMPERATURES_KEPT = 10_000
 
     def __init__(self, byte_patterns: Sequence[bytes], tokenizer: MockTokenizer) -> None:
         super().__init__(tokenizer, context_length=self.CONTEXT_LENGTH)
-        #: The temperature of every token the model chose, in order (guidance's Mock has it).
+        #: The temperature of each token the model chose, in order (guidance's Mock has it):
+        #: the latest ``TEMPERATURES_KEPT``, so that a Mock used for ever stays bounded.
         self.called_temperatures: list[float] = []
         self.patterns = list(byte_patterns)
         # The context the patterns are matched against: enough bytes for the longest one.
@@ -121,7 +124,10 @@ class MockEngine(Engine):
             self._by_first_byte.setdefault(piece[0], []).append((token_id, piece))
 
     def note_sampling(self, temperature: float) -> None:
-        self.called_temperatures.append(temperature)
+        kept = self.called_temperatures
+        kept.append(temperature)
+        if len(kept) > 2 * self.TEMPERATURES_KEPT:
+            del kept[: -self.TEMPERATURES_KEPT]  # now and then, so appending stays O(1)
 
     def _forward(self, token_ids: Sequence[int]) -> tuple[npt.NDArray[np.float32], int]:
         import numpy as np
