@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
+from rudder.errors import check_text
+
 
 class TokenKind(str, enum.Enum):
     """Where a token came from."""
@@ -45,6 +47,9 @@ class Text:
     """Text the program wrote (``lm += "..."``)."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        check_text(self.text, "the text added to the Model")
 
 
 @dataclass(frozen=True, slots=True)

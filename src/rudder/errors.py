@@ -59,6 +59,7 @@ __all__ = [
     "SettingsError",
     "StatefulInGrammarError",
     "StoreError",
+    "TextEncodingError",
     "TraceError",
     "WrongTypeError",
 ]
@@ -78,6 +79,26 @@ class CaptureNameError(GrammarError):
 
 class StatefulInGrammarError(GrammarError):
     """A stateful ``@guidance`` function was used where only a grammar can go."""
+
+
+class TextEncodingError(RudderError, UnicodeError):
+    """Text that is not valid Unicode (a lone surrogate), so no model can read it."""
+
+
+def check_text(text: str, where: str) -> None:
+    """Raise ``TextEncodingError`` when ``text`` (given as ``where``) has a lone surrogate:
+    such text would fail only later, deep in a tokenizer or a view."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = text[error.start]
+        raise TextEncodingError(
+            f"{where} is not valid Unicode: {bad!r} at position {error.start} is a lone "
+            "surrogate (half of a UTF-16 pair), which no model can read; remove it, or decode "
+            "the source with errors='replace'"
+        ) from None
 
 
 class WrongTypeError(RudderError, TypeError):

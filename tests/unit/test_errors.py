@@ -211,3 +211,36 @@ def test_a_run_entered_twice_is_a_run_error() -> None:
     with pytest.raises(RunError, match=r"already entered; make a new rudder\.run") as raised:
         run.__enter__()
     assert isinstance(raised.value, RuntimeError)
+
+
+LONE = "caf\u00e9 \ud83d then"  # the first half of an emoji's UTF-16 pair, alone
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (lambda lm: lm + LONE, "the text added to the Model"),
+        (lambda lm: lm + f"Say {LONE}: " + gen(max_tokens=2), "the text added to the Model"),
+        (lambda lm: lm + select(["ok", LONE]), "the grammar's text"),
+        (lambda lm: lm + gen(stop=LONE), "the grammar's text"),
+        (lambda lm: lm + gen(regex=LONE), "the regex"),
+        (lambda lm: lm + substring(LONE), "the substring's text"),
+        (lambda lm: lm + lark(f'start: "{LONE}"'), "the Lark grammar"),
+        (lambda lm: lm + rudder.json(schema={"const": LONE}), "the JSON schema"),
+        (lambda lm: lm.set("x", LONE), "the value set for 'x'"),
+        (lambda lm: lm.set("x", ["ok", LONE]), "the value set for 'x'"),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_refused_when_given(
+    build: Callable[[rudder.models.Model], object], where: str
+) -> None:
+    lm = models.Mock(["hello"]).set("kept", "yes")
+    entries, node = lm.entries, lm.trace
+    with pytest.raises(rudder.errors.TextEncodingError, match="lone surrogate") as raised:
+        build(lm)
+    message = str(raised.value)
+    assert message.startswith(where)
+    assert "'\\ud83d' at position" in message
+    assert isinstance(raised.value, UnicodeError)
+    assert lm.entries == entries
+    assert lm.trace is node

@@ -78,6 +78,7 @@ def test_errors_module_lists_every_error() -> None:
         "SettingsError",
         "StatefulInGrammarError",
         "StoreError",
+        "TextEncodingError",
         "TraceError",
         "WrongTypeError",
     ]

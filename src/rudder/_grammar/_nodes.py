@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 from typing import Literal as TypingLiteral
 
 from rudder._grammar import _placeholders
-from rudder.errors import CaptureNameError, GrammarError, GrammarTypeError, StatefulInGrammarError
+from rudder.errors import (
+    CaptureNameError,
+    GrammarError,
+    GrammarTypeError,
+    StatefulInGrammarError,
+    check_text,
+)
 
 if TYPE_CHECKING:
     from rudder._grammar._match import Match
@@ -99,12 +105,18 @@ class Literal(GrammarNode):
 
     text: str
 
+    def __post_init__(self) -> None:
+        check_text(self.text, "the grammar's text")
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Regex(GrammarNode):
     """Text matching a regular expression (Rust ``regex`` syntax, as llguidance reads it)."""
 
     pattern: str
+
+    def __post_init__(self) -> None:
+        check_text(self.pattern, "the regex")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -113,6 +125,9 @@ class Substring(GrammarNode):
 
     text: str
     chunk: TypingLiteral["word", "character"] = "word"
+
+    def __post_init__(self) -> None:
+        check_text(self.text, "the substring's text")
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -11,12 +11,15 @@ import warnings
 
 import llguidance
 
-from rudder.errors import GrammarError, GrammarTypeError
+from rudder.errors import GrammarError, GrammarTypeError, check_text
+
+_NAMES = {"regex": "the regex", "json": "the JSON schema", "lark": "the Lark grammar"}
 
 
 @functools.lru_cache(maxsize=2048)
 def _check(kind: str, text: str) -> tuple[str, tuple[str, ...]]:
     """llguidance's error (empty when there is none) and its warnings."""
+    check_text(text, _NAMES[kind])
     if kind == "regex":
         grammar = llguidance.LLMatcher.grammar_from_regex(text)
     elif kind == "json":

@@ -47,6 +47,7 @@ from rudder.errors import (
     RoleError,
     SettingsError,
     WrongTypeError,
+    check_text,
 )
 from rudder.models._replay import remember_generation
 from rudder.trace import _events as events
@@ -411,6 +412,7 @@ class Model:
         """A new Model with capture ``name`` set to ``value`` (a list makes a list capture)."""
         _check_name(name)
         if isinstance(value, str):
+            check_text(value, f"the value set for {name!r}")
             return self._step(NodeKind.CAPTURE_SET, name, (Capture(name, value),))
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise WrongTypeError(
@@ -418,6 +420,8 @@ class Model:
                 f"convert it first, e.g. lm.set({name!r}, str(value))"
             )
         values = list(value)
+        for item in values:
+            check_text(item, f"the value set for {name!r}")
         # A list tombstone starts an empty list; the values follow it.
         added = (
             Capture(name, "", is_list=True, removed=True),
