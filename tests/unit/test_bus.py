@@ -22,7 +22,7 @@ from rudder._state import RoleCloser, RoleOpener, Text, Token
 from rudder.models import Model
 from rudder.trace import TraceListener, TraceNode, add_listener, remove_listener
 from rudder.trace._node import NodeKind
-from rudder.trace._records import RunRecord, token_record, usage_record
+from rudder.trace._records import RunRecord, token_record
 from rudder.trace._run import Run
 from rudder.visual import (
     Backtrack,
@@ -191,13 +191,13 @@ def assert_view_matches_model(view: RunView, lm: Model, run: Run) -> None:
     for node in generations(lm):
         shown = view.nodes[node.id]
         assert shown.tokens == final_tokens(node), f"tokens of node {node.id}"
-        assert shown.usage == usage_record(node.usage)  # type: ignore[arg-type]
+        assert shown.usage == node.usage
         assert shown.state == "idle"
     captures = {c.name: c.value for n in view.nodes.values() for c in n.captures}
     assert captures == lm.captures
     assert view.run is not None
     assert view.run.status == "done"
-    assert view.usage == usage_record(run.usage)
+    assert view.usage == run.usage
 
 
 @guidance
@@ -519,7 +519,7 @@ def test_a_late_subscriber_to_a_bounded_history_gets_a_reset_and_the_tail(
     assert view.last_seq == kept[-1].seq
     assert view.run is not None
     assert view.run.status == "done"
-    assert view.usage == usage_record(run.usage)
+    assert view.usage == run.usage
 
 
 def test_a_run_dropped_from_a_full_history_still_reaches_its_subscribers(

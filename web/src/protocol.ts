@@ -39,9 +39,19 @@ export interface RunRecord {
   name: string;
   started_at: number | null;
   status: "running" | "done" | "error";
-  usage: UsageRecord;
+  usage: Usage;
 }
-export interface UsageRecord {
+/**
+ * Counts and timings of one or more generations; ``+`` sums two of them.
+ *
+ * ``forced_tokens`` were fixed by the grammar and appended without sampling (no model call
+ * for them); ``generated_tokens`` were sampled. ``backtracked_tokens`` were produced, then
+ * taken back by the grammar (a stop string spread over several tokens). ``healed_tokens``
+ * are prompt tokens taken back by token healing. ``cached_prompt_tokens`` are prompt tokens
+ * the engine did not recompute (its prefix cache held them). Times are in seconds;
+ * ``time_to_first_token_s`` is that of the first generation that sampled a token.
+ */
+export interface Usage {
   backtracked_tokens: number;
   cached_prompt_tokens: number;
   forced_tokens: number;
@@ -87,7 +97,7 @@ export interface NodeRecord {
   input: InputRecord;
   parent_id: number | null;
   run_id: string;
-  usage: UsageRecord | null;
+  usage: Usage | null;
 }
 export interface TextRecord {
   kind: "text";
@@ -195,13 +205,16 @@ export interface Metrics {
   hidden_chars: number | null;
   node_id: number | null;
   run_id: string;
-  samples: SampleRecord[];
+  samples: SystemSample[];
   seq: number;
   type: "metrics";
-  usage: UsageRecord;
+  usage: Usage;
   v: 1;
 }
-export interface SampleRecord {
+/**
+ * One reading. CPU percentages are of all cores (100 = every core busy).
+ */
+export interface SystemSample {
   cpu_percent: number;
   gpu_percent: number | null;
   process_cpu_percent: number;

@@ -9,9 +9,9 @@ import type {
   CaptureRecord,
   NodeRecord,
   RunRecord,
-  SampleRecord,
+  SystemSample,
   TokenRecord,
-  UsageRecord,
+  Usage,
 } from "./protocol";
 import type {ServerMessage} from "./messages";
 
@@ -30,7 +30,7 @@ export interface NodeState {
   /** Bytes taken from the end of the parent's text (token healing). */
   healedBytes: number;
   captures: CaptureRecord[];
-  usage: UsageRecord | null;
+  usage: Usage | null;
   state: "" | "generating" | "idle" | "error";
   error: string;
   hiddenChars: number | null;
@@ -45,8 +45,8 @@ export interface RunState {
   nodes: Map<number, NodeState>;
   /** The node whose path the view shows: the last one added. */
   lastNodeId: number | null;
-  usage: UsageRecord | null;
-  samples: SampleRecord[];
+  usage: Usage | null;
+  samples: SystemSample[];
   lastSeq: number;
   /** Times a message arrived after a hole. */
   gaps: number;

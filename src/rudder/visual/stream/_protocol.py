@@ -17,16 +17,16 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
+from rudder.trace._monitor import SystemSample
 from rudder.trace._records import (
     CandidateRecord,
     CaptureRecord,
     NodeRecord,
     Record,
     RunRecord,
-    SampleRecord,
     TokenRecord,
-    UsageRecord,
 )
+from rudder.trace._usage import Usage
 
 PROTOCOL_VERSION = 1
 
@@ -87,8 +87,8 @@ class Metrics(Message):
 
     type: Literal["metrics"] = "metrics"
     node_id: int | None = None
-    usage: UsageRecord
-    samples: list[SampleRecord] = Field(default_factory=list)
+    usage: Usage
+    samples: list[SystemSample] = Field(default_factory=list)
     # For a hidden generation, the size of the text it made (its tokens were not sent).
     hidden_chars: int | None = None
 

@@ -67,22 +67,19 @@ class Publisher(TraceListener):
         self.bus.publish(run.id, RunStarted, run=record)
 
     def run_finished(self, run: Run) -> None:
-        from rudder.trace._records import run_record, usage_record
+        from rudder.trace._records import run_record
         from rudder.visual.stream._protocol import Metrics, RunFinished
 
-        usage = usage_record(run.usage)
-        self.bus.publish(run.id, Metrics, usage=usage)
+        self.bus.publish(run.id, Metrics, usage=run.usage)
         record = run_record(run)
         self.bus.publish(run.id, RunFinished, run=record)
         with self._lock:
             self._sent.pop(run.id, None)
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
-        from rudder.trace._records import sample_record, usage_record
         from rudder.visual.stream._protocol import Metrics
 
-        usage, record = usage_record(run.usage), sample_record(sample)
-        self.bus.publish(run.id, Metrics, usage=usage, samples=[record])
+        self.bus.publish(run.id, Metrics, usage=run.usage, samples=[sample])
 
     # -- nodes ----------------------------------------------------------------------------
 
@@ -155,7 +152,7 @@ class Publisher(TraceListener):
         self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
-        from rudder.trace._records import capture_record, text_size, usage_record
+        from rudder.trace._records import capture_record, text_size
         from rudder.visual.stream._protocol import CaptureSet, Metrics, Status
 
         batch = self._batches.pop(node.id, None)
@@ -168,8 +165,8 @@ class Publisher(TraceListener):
                     record = capture_record(entry)
                     self.bus.publish(run_id, CaptureSet, node_id=node.id, capture=record)
         if node.usage is not None:  # a failed generation's too: what it did is counted
-            usage = usage_record(node.usage)
             size = text_size(node.entries) if node.hidden else None
+            usage = node.usage
             self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage, hidden_chars=size)
         if error is not None:
             self.bus.publish(run_id, Status, state="error", node_id=node.id, message=error)

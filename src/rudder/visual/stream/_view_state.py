@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING
 from rudder._shown_text import decode_run
 
 if TYPE_CHECKING:
+    from rudder.trace._monitor import SystemSample
     from rudder.trace._records import (
         CaptureRecord,
         NodeRecord,
         RunRecord,
-        SampleRecord,
         TokenRecord,
-        UsageRecord,
     )
+    from rudder.trace._usage import Usage
     from rudder.visual.stream._protocol import ServerMessage
 
 
@@ -31,7 +31,7 @@ class NodeView:
     tokens: list[TokenRecord] = field(default_factory=list)  # streamed while generating
     healed_bytes: int = 0
     captures: list[CaptureRecord] = field(default_factory=list)
-    usage: UsageRecord | None = None
+    usage: Usage | None = None
     state: str = ""  # "generating", "idle" or "error" for generations
     error: str = ""
     hidden_chars: int | None = None  # a hidden generation's size, known when it ends
@@ -56,8 +56,8 @@ class RunView:
     max_nodes: int | None = None
     run: RunRecord | None = None
     nodes: dict[int, NodeView] = field(default_factory=dict)
-    usage: UsageRecord | None = None
-    samples: list[SampleRecord] = field(default_factory=list)
+    usage: Usage | None = None
+    samples: list[SystemSample] = field(default_factory=list)
     last_seq: int = -1
     gaps: int = 0  # times a message arrived after a hole in the sequence
     #: Set when a hole was seen: ask for a replay after this seq (then it clears).
