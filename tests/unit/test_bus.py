@@ -22,7 +22,7 @@ from rudder._state import RoleCloser, RoleOpener, Text, Token
 from rudder.models import Model
 from rudder.trace import TraceListener, TraceNode, add_listener, remove_listener
 from rudder.trace._node import NodeKind
-from rudder.trace._records import RunRecord, token_record
+from rudder.trace._records import RunRecord, token_records
 from rudder.trace._run import Run
 from rudder.visual import (
     Backtrack,
@@ -178,8 +178,8 @@ def generations(lm: Model) -> list[TraceNode]:
 
 
 def final_tokens(node: TraceNode) -> list[Any]:
-    """The records of the tokens a finished generation kept."""
-    return [token_record(e) for e in node.entries if isinstance(e, Token)]
+    """The records of the tokens a finished generation kept, as the wire form carries them."""
+    return token_records([e for e in node.entries if isinstance(e, Token)], viewed=True)
 
 
 def assert_view_matches_model(view: RunView, lm: Model, run: Run) -> None:

@@ -167,16 +167,65 @@ export interface InputRecord {
 }
 /**
  * Tokens a running generation added. ``healed_bytes`` are first taken from the end of
- * the parent's text (token healing re-makes them).
+ * the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
+ * form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
+ * time in ``table``; a stored run of the first form has full token records there.
  */
 export interface TokensAppended {
   healed_bytes: number;
   node_id: number;
   run_id: string;
   seq: number;
-  tokens: TokenRecord[];
+  table: TableToken[];
+  tokens: (WireToken | TokenRecord)[];
   type: "tokens_appended";
   v: 1;
+}
+/**
+ * One token of the run's table: its text, and its bytes as base64 when they are not
+ * valid UTF-8 on their own.
+ */
+export interface TableToken {
+  bytes_b64: string | null;
+  id: number;
+  text: string;
+}
+/**
+ * A streamed token, its ids in the run's token table.
+ */
+export interface WireToken {
+  /**
+   * the likeliest allowed candidates: a position in c, or [id, probability]; null when the same as c
+   */
+  a: (number | [number, number])[] | null;
+  /**
+   * the likeliest candidates: [id, probability]
+   */
+  c: [number, number][];
+  /**
+   * the positions in c of those the grammar did not allow
+   */
+  d: number[];
+  /**
+   * the token's id
+   */
+  i: number;
+  /**
+   * its latency in seconds
+   */
+  l: number;
+  /**
+   * its probability (null: forced, no model call)
+   */
+  p: number | null;
+  /**
+   * its source: input, forced or generated
+   */
+  s: "i" | "f" | "g";
+  /**
+   * whether it is a special token
+   */
+  x: boolean;
 }
 /**
  * A running generation took back its last ``tokens`` tokens.
@@ -243,6 +292,7 @@ export interface Reset {
   reason: string;
   run_id: string;
   seq: number;
+  table: TableToken[];
   type: "reset";
   v: 1;
 }

@@ -4,14 +4,20 @@
 // overlaps what arrived live); one after a hole is not folded and sets `wantsReplayAfter`,
 // which the client turns into a replay request. `reset` starts over from `first_seq`.
 // Backtracked tokens are kept, marked, so that views can show what was taken back.
+// Streamed tokens come in the compact wire form (ids and bytes once per run, in the run's
+// token table; candidates as [id, probability] pairs): they are expanded here into the token
+// records of the first form, which a stored run may still carry, so views see one form.
 
 import type {
+  CandidateRecord,
   CaptureRecord,
   NodeRecord,
   RunRecord,
   SystemSample,
+  TableToken,
   TokenRecord,
   Usage,
+  WireToken,
 } from "./protocol";
 import type {ServerMessage} from "./messages";
 
@@ -54,6 +60,8 @@ export interface RunState {
   wantsReplayAfter: number | null;
   /** Messages about nodes this view never received. */
   unknownNodes: number;
+  /** The run's token table: the ids and bytes of the tokens its stream named so far. */
+  table: Map<number, TableToken>;
   /** Bumped on every change, for renderers. */
   revision: number;
 }
@@ -72,6 +80,7 @@ export function createRunState(runId: string | null = null): RunState {
     gaps: 0,
     wantsReplayAfter: null,
     unknownNodes: 0,
+    table: new Map(),
     revision: 0,
   };
 }
@@ -86,6 +95,7 @@ export function applyMessage(state: RunState, message: ServerMessage): ApplyResu
       gaps: state.gaps,
       revision: state.revision + 1,
     });
+    addToTable(state, message.table);
     return "applied";
   }
   if (message.seq <= state.lastSeq) return "held";
@@ -136,13 +146,16 @@ function fold(state: RunState, message: ServerMessage): void {
       return;
     }
     case "tokens_appended": {
+      addToTable(state, message.table);
       const node = nodeOf(state, message.node_id);
       if (node === null) return;
       if (message.healed_bytes) {
         node.healedBytes += message.healed_bytes;
         node.appendOnly = false;
       }
-      for (const record of message.tokens) node.tokens.push({record, backtracked: false});
+      for (const token of message.tokens) {
+        node.tokens.push({record: tokenRecord(state.table, token), backtracked: false});
+      }
       node.revision += 1;
       return;
     }
@@ -197,6 +210,49 @@ function fold(state: RunState, message: ServerMessage): void {
       return;
     }
   }
+}
+
+function addToTable(state: RunState, entries: TableToken[]): void {
+  for (const entry of entries) state.table.set(entry.id, entry);
+}
+
+function tableEntry(table: Map<number, TableToken>, id: number): TableToken {
+  const entry = table.get(id);
+  if (entry === undefined) throw new Error(`token ${id} is not in the run's token table`);
+  return entry;
+}
+
+function candidate(table: Map<number, TableToken>, [id, prob]: [number, number], allowed: boolean): CandidateRecord {
+  const {text, bytes_b64} = tableEntry(table, id);
+  return {id, text, bytes_b64, prob, allowed};
+}
+
+const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
+
+/** A streamed token as the record of the first form (one of that form passes as it is). */
+export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
+  if ("kind" in token) return token;
+  const top = token.c.map((pair, n) => candidate(table, pair, !token.d.includes(n)));
+  const allowed =
+    token.a === null ? null : token.a.map((item) => (typeof item === "number" ? position(top, item) : candidate(table, item, true)));
+  const {text, bytes_b64} = tableEntry(table, token.i);
+  return {
+    kind: "token",
+    id: token.i,
+    text,
+    bytes_b64,
+    source: SOURCES[token.s],
+    prob: token.p,
+    latency_s: token.l,
+    top,
+    top_allowed: allowed,
+    special: token.x,
+  };
+}
+
+function position(top: CandidateRecord[], n: number): CandidateRecord {
+  if (n < 0 || n >= top.length) throw new Error(`an allowed candidate at position ${n} of ${top.length}`);
+  return top[n];
 }
 
 function nodeOf(state: RunState, nodeId: number): NodeState | null {

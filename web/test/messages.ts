@@ -179,7 +179,7 @@ export class Stream {
   }
 
   tokens(nodeId: number, tokens: TokenRecord[], healedBytes = 0): TokensAppended {
-    return this.push({...this.head(), type: "tokens_appended", node_id: nodeId, healed_bytes: healedBytes, tokens});
+    return this.push({...this.head(), type: "tokens_appended", node_id: nodeId, healed_bytes: healedBytes, table: [], tokens});
   }
 
   backtrack(nodeId: number, tokens: number): Backtrack {
@@ -211,5 +211,5 @@ export class Stream {
 
 /** A reset of run `runId`: the stream starts again at `firstSeq` (not part of any Stream). */
 export function reset(firstSeq: number, runId: string = RUN): Reset {
-  return {v: 1, seq: firstSeq, run_id: runId, type: "reset", first_seq: firstSeq, reason: "test"};
+  return {v: 1, seq: firstSeq, run_id: runId, type: "reset", first_seq: firstSeq, reason: "test", table: []};
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
@@ -202,22 +202,38 @@ def _text_and_b64(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8", errors="replace"), base64.b64encode(data).decode("ascii")
 
 
+#: Significant digits of the probabilities and latencies that views get (they show three at
+#: most); a trace dump keeps every digit.
+VIEW_DIGITS = 6
+
+
+def view_figure(value: float) -> float:
+    """``value`` to ``VIEW_DIGITS`` significant digits, as views get it."""
+    return float(f"{value:.{VIEW_DIGITS}g}")
+
+
+def _exact(value: float) -> float:
+    return value
+
+
 # Tokens are the bulk of the messages: they are made as plain dicts and validated in one
 # call (pydantic-core builds a batch faster than Python builds the models one by one).
 
 
-def _candidate_dict(candidate: Candidate) -> dict[str, object]:
+def _candidate_dict(
+    candidate: Candidate, figure: Callable[[float], float] = _exact
+) -> dict[str, object]:
     text, b64 = _text_and_b64(candidate.bytes)
     return {
         "id": candidate.token_id,
         "text": text,
         "bytes_b64": b64,
-        "prob": candidate.prob,
+        "prob": figure(candidate.prob),
         "allowed": candidate.allowed,
     }
 
 
-def _token_dict(token: Token) -> dict[str, object]:
+def _token_dict(token: Token, figure: Callable[[float], float]) -> dict[str, object]:
     text, b64 = _text_and_b64(token.bytes)
     same = token.top_allowed is token.top or token.top_allowed == token.top
     return {
@@ -226,10 +242,10 @@ def _token_dict(token: Token) -> dict[str, object]:
         "text": text,
         "bytes_b64": b64,
         "source": token.kind.value,
-        "prob": token.prob,
-        "latency_s": token.latency,
-        "top": [_candidate_dict(c) for c in token.top],
-        "top_allowed": None if same else [_candidate_dict(c) for c in token.top_allowed],
+        "prob": None if token.prob is None else figure(token.prob),
+        "latency_s": figure(token.latency),
+        "top": [_candidate_dict(c, figure) for c in token.top],
+        "top_allowed": None if same else [_candidate_dict(c, figure) for c in token.top_allowed],
         "special": token.special,
     }
 
@@ -237,8 +253,10 @@ def _token_dict(token: Token) -> dict[str, object]:
 _token_list: TypeAdapter[list[TokenRecord]] = TypeAdapter(list[TokenRecord])
 
 
-def token_records(tokens: Sequence[Token]) -> list[TokenRecord]:
-    return _token_list.validate_python([_token_dict(t) for t in tokens])
+def token_records(tokens: Sequence[Token], *, viewed: bool = False) -> list[TokenRecord]:
+    """Records of ``tokens``; ``viewed``: as views get them (figures to ``VIEW_DIGITS``)."""
+    figure = view_figure if viewed else _exact
+    return _token_list.validate_python([_token_dict(t, figure) for t in tokens])
 
 
 def token_record(token: Token) -> TokenRecord:
@@ -273,9 +291,9 @@ def entry_record(entry: Entry) -> EntryRecordType:
     return capture_record(entry)
 
 
-def _entry_records(entries: Sequence[Entry]) -> list[EntryRecordType]:
+def _entry_records(entries: Sequence[Entry], viewed: bool) -> list[EntryRecordType]:
     """Records of ``entries``, the tokens among them made in one batch."""
-    tokens = iter(token_records([e for e in entries if isinstance(e, Token)]))
+    tokens = iter(token_records([e for e in entries if isinstance(e, Token)], viewed=viewed))
     return [next(tokens) if isinstance(e, Token) else entry_record(e) for e in entries]
 
 
@@ -302,7 +320,7 @@ def node_record(
         parent_id=parent_id,
         run_id=node.run_id,
         input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
-        entries=[] if elide else _entry_records(entries),
+        entries=[] if elide else _entry_records(entries, for_view),
         healed_bytes=0 if started else node.healed_bytes,
         echo=node.echo,
         hidden=node.hidden,

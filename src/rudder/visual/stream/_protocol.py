@@ -27,6 +27,7 @@ from rudder.trace._records import (
     TokenRecord,
 )
 from rudder.trace._usage import Usage
+from rudder.visual.stream._token_table import TableToken, WireToken
 
 PROTOCOL_VERSION = 1
 
@@ -59,12 +60,15 @@ class NodeAdded(Message):
 
 class TokensAppended(Message):
     """Tokens a running generation added. ``healed_bytes`` are first taken from the end of
-    the parent's text (token healing re-makes them)."""
+    the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
+    form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
+    time in ``table``; a stored run of the first form has full token records there."""
 
     type: Literal["tokens_appended"] = "tokens_appended"
     node_id: int
     healed_bytes: int = 0
-    tokens: list[TokenRecord]
+    table: list[TableToken] = Field(default_factory=list)
+    tokens: list[Union[WireToken, TokenRecord]]  # noqa: UP007
 
 
 class Backtrack(Message):
@@ -108,6 +112,8 @@ class Reset(Message):
     reason: str
     # The stream before ``first_seq`` was dropped (history is bounded): a replay starts there.
     first_seq: int = 0
+    # The token table the dropped messages carried (the messages that follow may name it).
+    table: list[TableToken] = Field(default_factory=list)
 
 
 ServerMessage = Annotated[

@@ -5,7 +5,8 @@ parents it has not carried (a notebook cell continuing a Model made in an earlie
 those parents are sent first, complete. Tokens of a running generation are sent in
 batches: at once when the previous batch left more than ``BATCH_S`` ago, else when
 ``BATCH_TOKENS`` are waiting or the generation ends. Tokens taken back before they were
-sent are simply not sent.
+sent are simply not sent. Tokens travel in the compact wire form: the publisher knows which
+ids each run's stream has named, and a batch carries the table entries of the new ones.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Publisher(TraceListener):
         self._lock = threading.Lock()
         # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
         self._sent: dict[str, dict[int, None]] = {}
+        # run id -> the token ids its stream has named (their table entries were sent)
+        self._named: dict[str, set[int]] = {}
         self._batches: dict[int, _Batch] = {}
 
     @property
@@ -75,6 +78,7 @@ class Publisher(TraceListener):
         self.bus.publish(run.id, RunFinished, run=record)
         with self._lock:
             self._sent.pop(run.id, None)
+            self._named.pop(run.id, None)
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
         from rudder.visual.stream._protocol import Metrics
@@ -145,11 +149,16 @@ class Publisher(TraceListener):
         if not batch.tokens and not batch.healed_bytes:
             return
         from rudder.visual.stream._protocol import TokensAppended
+        from rudder.visual.stream._token_table import new_ids
 
-        fields = functools.partial(_tokens_fields, node.id, batch.healed_bytes, batch.tokens)
+        tokens, healed = batch.tokens, batch.healed_bytes
         batch.tokens = []
         batch.healed_bytes = 0
-        self.bus.publish_later(node.run_id, TokensAppended, fields)
+        # Under the lock, so that the stream carries a table entry before any use of it.
+        with self._lock:
+            fresh = new_ids(tokens, self._named.setdefault(node.run_id, set()))
+            fields = functools.partial(_tokens_fields, node.id, healed, tokens, fresh)
+            self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
         from rudder.trace._records import capture_record, text_size
@@ -181,11 +190,13 @@ def _node_fields(node: NodeSnapshot, started: bool, show_echo_off: bool) -> dict
     return {"node": record}
 
 
-def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:
-    from rudder.trace._records import token_records
+def _tokens_fields(
+    node_id: int, healed_bytes: int, tokens: list[Token], fresh: list[int]
+) -> dict[str, Any]:
+    from rudder.visual.stream._token_table import wire_form
 
-    records = token_records(tokens)
-    return {"node_id": node_id, "healed_bytes": healed_bytes, "tokens": records}
+    table, wire = wire_form(tokens, fresh)
+    return {"node_id": node_id, "healed_bytes": healed_bytes, "table": table, "tokens": wire}
 
 
 _installed: Publisher | None = None

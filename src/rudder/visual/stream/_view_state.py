@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from rudder.trace._usage import Usage
     from rudder.visual.stream._protocol import ServerMessage
+    from rudder.visual.stream._token_table import TableToken
 
 
 @dataclass
@@ -65,6 +66,8 @@ class RunView:
     #: Messages about nodes this view never received (their node_added was dropped from
     #: a bounded history before this view attached).
     unknown_nodes: int = 0
+    #: The run's token table: the ids and bytes of the tokens its stream named so far.
+    table: dict[int, TableToken] = field(default_factory=dict)
 
     def apply(self, message: ServerMessage) -> bool:
         """Fold ``message`` in; False when it was not (already held, or after a hole:
@@ -74,6 +77,7 @@ class RunView:
         if message.type == "reset":
             self.__init__(self.run_id, self.max_nodes)  # type: ignore[misc]
             self.last_seq = message.first_seq - 1
+            self.table.update((entry.id, entry) for entry in message.table)
             return True
         if message.seq <= self.last_seq:
             return False  # already held (a replay overlapping what arrived live)
@@ -103,9 +107,12 @@ class RunView:
             if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
                 self._forget_old_nodes(self.max_nodes // 2)
         elif message.type == "tokens_appended":
+            from rudder.visual.stream._token_table import token_records
+
+            self.table.update((entry.id, entry) for entry in message.table)
             if node := self._node(message.node_id):
                 node.healed_bytes += message.healed_bytes
-                node.tokens.extend(message.tokens)
+                node.tokens.extend(token_records(message.tokens, self.table))
         elif message.type == "backtrack":
             if node := self._node(message.node_id):
                 del node.tokens[-message.tokens :]

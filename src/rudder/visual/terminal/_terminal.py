@@ -156,7 +156,9 @@ class TerminalView:
             self._node_added(state, message.node.id)
         elif message.type == "tokens_appended" and message.node_id == state.generating:
             state.skip_bytes += message.healed_bytes
-            self.output.tokens([self._token_text(state, token) for token in message.tokens])
+            tokens = state.view.nodes[message.node_id].tokens  # the message's, expanded
+            added = tokens[len(tokens) - len(message.tokens) :]
+            self.output.tokens([self._token_text(state, token) for token in added])
         elif message.type == "backtrack" and message.node_id == state.generating:
             self._backtrack(state, message.tokens)
         elif message.type == "status" and message.node_id == state.generating:
