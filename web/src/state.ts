@@ -212,8 +212,9 @@ function fold(state: RunState, message: ServerMessage): void {
   }
 }
 
-function addToTable(state: RunState, entries: TableToken[]): void {
-  for (const entry of entries) state.table.set(entry.id, entry);
+function addToTable(state: RunState, entries: TableToken[] | undefined): void {
+  // A stored run of the first form (read back as written, by `rudder view`) has no table.
+  for (const entry of entries ?? []) state.table.set(entry.id, entry);
 }
 
 function tableEntry(table: Map<number, TableToken>, id: number): TableToken {

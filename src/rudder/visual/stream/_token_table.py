@@ -157,6 +157,8 @@ def _record_dict(token: WireToken, table: Mapping[int, TableToken]) -> dict[str,
     ]
     top_allowed = None
     if token.a is not None:
+        if any(isinstance(item, int) and not 0 <= item < len(top) for item in token.a):
+            raise TraceError(f"token {token.i} names an allowed candidate past its {len(top)}")
         top_allowed = [
             top[item]
             if isinstance(item, int)
@@ -181,7 +183,7 @@ def _record_dict(token: WireToken, table: Mapping[int, TableToken]) -> dict[str,
 _records: TypeAdapter[list[TokenRecord]] = TypeAdapter(list[TokenRecord])
 
 
-def token_records(
+def read_tokens(
     tokens: Sequence[TokenRecord | WireToken], table: Mapping[int, TableToken]
 ) -> list[TokenRecord]:
     """``tokens`` as the records of the first form: wire tokens expanded with ``table``

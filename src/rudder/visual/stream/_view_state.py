@@ -107,12 +107,12 @@ class RunView:
             if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
                 self._forget_old_nodes(self.max_nodes // 2)
         elif message.type == "tokens_appended":
-            from rudder.visual.stream._token_table import token_records
+            from rudder.visual.stream._token_table import read_tokens
 
             self.table.update((entry.id, entry) for entry in message.table)
             if node := self._node(message.node_id):
                 node.healed_bytes += message.healed_bytes
-                node.tokens.extend(token_records(message.tokens, self.table))
+                node.tokens.extend(read_tokens(message.tokens, self.table))
         elif message.type == "backtrack":
             if node := self._node(message.node_id):
                 del node.tokens[-message.tokens :]

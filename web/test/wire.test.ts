@@ -1,0 +1,116 @@
+// The compact wire form on the client: streams of the first form (recorded before it, under
+// tests/fixtures/wire_v1) fold to the view state the Python view folded from them, and the
+// wire form of real runs (fixtures/streams.json) expands into the same token records.
+import {describe, expect, it} from "vitest";
+
+import type {ServerMessage} from "../src/messages";
+import {pathText} from "../src/pieces";
+import type {TableToken, TokenRecord, WireToken} from "../src/protocol";
+import type {RunState} from "../src/state";
+import {applyMessage, createRunState, tokenRecord} from "../src/state";
+import firstForm from "../../tests/fixtures/wire_v1/streams.json";
+import {streams} from "./streams";
+
+interface FirstFormRun {
+  run_id: string;
+  messages: ServerMessage[];
+  view: {text: string; node_texts: Record<string, string>; nodes: Record<string, {tokens: TokenRecord[]}>};
+}
+
+const recorded = firstForm as unknown as Record<string, FirstFormRun>;
+
+function fold(messages: ServerMessage[]): RunState {
+  const state = createRunState();
+  for (const message of messages) expect(applyMessage(state, message)).toBe("applied");
+  return state;
+}
+
+describe("streams of the first form", () => {
+  for (const [name, run] of Object.entries(recorded)) {
+    it(`${name}: fold to the Python view's text and tokens`, () => {
+      const state = fold(run.messages);
+      expect(pathText(state)).toBe(run.view.text);
+      for (const [id, node] of Object.entries(run.view.nodes)) {
+        const tokens = state.nodes.get(Number(id))!.tokens.filter((t) => !t.backtracked).map((t) => t.record);
+        expect(tokens).toEqual(node.tokens);
+        expect(pathText(state, Number(id))).toBe(run.view.node_texts[id]);
+      }
+    });
+  }
+});
+
+describe("the wire form", () => {
+  it("names each token id once per run, and every token it sends is in the table", () => {
+    for (const stream of Object.values(streams)) {
+      const named: number[] = [];
+      for (const message of stream.messages) {
+        if (message.type !== "tokens_appended") continue;
+        named.push(...message.table.map((entry) => entry.id));
+        for (const token of message.tokens) {
+          expect("kind" in token).toBe(false);
+          const wire = token as WireToken;
+          for (const id of [wire.i, ...wire.c.map(([c]) => c)]) expect(named).toContain(id);
+        }
+      }
+      expect(new Set(named).size).toBe(named.length);
+    }
+  });
+
+  it("expands a token: candidates from the table, refusals and allowed positions derived", () => {
+    const table = new Map<number, TableToken>([
+      [1, {id: 1, text: "日", bytes_b64: null}],
+      [2, {id: 2, text: "\ufffd", bytes_b64: "5g=="}],
+      [3, {id: 3, text: "</script>", bytes_b64: null}],
+    ]);
+    const wire: WireToken = {i: 1, s: "g", p: 0.5, l: 0.001, c: [[1, 0.5], [3, 0.3]], d: [1], a: [0, [2, 0.1]], x: false};
+    const record = tokenRecord(table, wire);
+    expect(record).toEqual({
+      kind: "token",
+      id: 1,
+      text: "日",
+      bytes_b64: null,
+      source: "generated",
+      prob: 0.5,
+      latency_s: 0.001,
+      top: [
+        {id: 1, text: "日", bytes_b64: null, prob: 0.5, allowed: true},
+        {id: 3, text: "</script>", bytes_b64: null, prob: 0.3, allowed: false},
+      ],
+      top_allowed: [
+        {id: 1, text: "日", bytes_b64: null, prob: 0.5, allowed: true},
+        {id: 2, text: "\ufffd", bytes_b64: "5g==", prob: 0.1, allowed: true},
+      ],
+      special: false,
+    });
+    expect(() => tokenRecord(table, {...wire, i: 9})).toThrow("token 9 is not in the run's token table");
+    expect(() => tokenRecord(table, {...wire, a: [5]})).toThrow("position 5");
+  });
+
+  it("a reset hands on the table of the messages it dropped", () => {
+    const state = createRunState("r");
+    const base = {v: 1 as const, run_id: "r"};
+    applyMessage(state, {...base, seq: 40, type: "reset", reason: "test", first_seq: 40, table: [{id: 7, text: "x", bytes_b64: null}]});
+    applyMessage(state, {
+      ...base,
+      seq: 40,
+      type: "node_added",
+      node: {
+        id: 1,
+        parent_id: null,
+        run_id: "r",
+        input: {kind: "grammar", value: ""},
+        entries: [],
+        healed_bytes: 0,
+        echo: true,
+        hidden: false,
+        hidden_chars: null,
+        created_at: 0,
+        usage: null,
+        explored: null,
+      },
+    });
+    const token: WireToken = {i: 7, s: "g", p: 1, l: 0, c: [], d: [], a: null, x: false};
+    applyMessage(state, {...base, seq: 41, type: "tokens_appended", node_id: 1, healed_bytes: 0, table: [], tokens: [token]});
+    expect(pathText(state)).toBe("x");
+  });
+});
