@@ -77,13 +77,25 @@ export interface RunFinished {
 }
 /**
  * A node: complete, or a generation that has just started (its tokens follow).
+ * ``cuts``: what its healing took off the nodes before it (the publisher works them out
+ * once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
+ * first form, which carried ``node.healed_bytes`` alone.
  */
 export interface NodeAdded {
+  cuts: Cut[] | null;
   node: NodeRecord;
   run_id: string;
   seq: number;
   type: "node_added";
   v: 1;
+}
+/**
+ * Token healing by a node took ``bytes`` bytes off the end of the text that node
+ * ``node_id`` shows (on a path through both).
+ */
+export interface Cut {
+  bytes: number;
+  node_id: number;
 }
 export interface NodeRecord {
   created_at: number;
@@ -172,6 +184,7 @@ export interface InputRecord {
  * time in ``table``; a stored run of the first form has full token records there.
  */
 export interface TokensAppended {
+  cuts: Cut[] | null;
   healed_bytes: number;
   node_id: number;
   run_id: string;

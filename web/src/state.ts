@@ -11,6 +11,7 @@
 import type {
   CandidateRecord,
   CaptureRecord,
+  Cut,
   NodeRecord,
   RunRecord,
   SystemSample,
@@ -35,6 +36,9 @@ export interface NodeState {
   tokens: ViewToken[];
   /** Bytes taken from the end of the parent's text (token healing). */
   healedBytes: number;
+  /** What its healing took off the nodes before it, as the stream says (null: a stream of
+   * the first form, which gave `healedBytes` alone). */
+  cuts: Cut[] | null;
   captures: CaptureRecord[];
   usage: Usage | null;
   state: "" | "generating" | "idle" | "error";
@@ -134,6 +138,7 @@ function fold(state: RunState, message: ServerMessage): void {
         record: message.node,
         tokens: [],
         healedBytes: message.node.healed_bytes,
+        cuts: message.cuts ?? null,
         captures: [],
         usage: message.node.usage,
         state: "",
@@ -153,6 +158,9 @@ function fold(state: RunState, message: ServerMessage): void {
         node.healedBytes += message.healed_bytes;
         node.appendOnly = false;
       }
+      // `?? null`: a stored message of the first form has no `cuts`.
+      const cuts = message.cuts ?? null;
+      if (cuts !== null) node.cuts = [...(node.cuts ?? []), ...cuts];
       for (const token of message.tokens) {
         node.tokens.push({record: tokenRecord(state.table, token), backtracked: false});
       }

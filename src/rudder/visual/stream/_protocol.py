@@ -51,11 +51,23 @@ class RunFinished(Message):
     run: RunRecord
 
 
+class Cut(Record):
+    """Token healing by a node took ``bytes`` bytes off the end of the text that node
+    ``node_id`` shows (on a path through both)."""
+
+    node_id: int
+    bytes: int = Field(ge=1)
+
+
 class NodeAdded(Message):
-    """A node: complete, or a generation that has just started (its tokens follow)."""
+    """A node: complete, or a generation that has just started (its tokens follow).
+    ``cuts``: what its healing took off the nodes before it (the publisher works them out
+    once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
+    first form, which carried ``node.healed_bytes`` alone."""
 
     type: Literal["node_added"] = "node_added"
     node: NodeRecord
+    cuts: list[Cut] | None = None
 
 
 class TokensAppended(Message):
@@ -69,6 +81,8 @@ class TokensAppended(Message):
     healed_bytes: int = 0
     table: list[TableToken] = Field(default_factory=list)
     tokens: list[Union[WireToken, TokenRecord]]  # noqa: UP007
+    # What the healing took off the nodes before (with the first tokens; see NodeAdded).
+    cuts: list[Cut] | None = None
 
 
 class Backtrack(Message):

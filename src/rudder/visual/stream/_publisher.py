@@ -21,6 +21,7 @@ from rudder._state import Capture
 from rudder.trace._events import TraceListener
 from rudder.trace._node import NodeKind
 from rudder.visual.stream._bus import Bus, get_bus
+from rudder.visual.stream._healing import TraceCuts
 
 if TYPE_CHECKING:
     from rudder._state import Token
@@ -34,11 +35,12 @@ MAX_REMEMBERED_NODES = 10_000
 
 
 class _Batch:
-    __slots__ = ("healed_bytes", "last_sent", "tokens")
+    __slots__ = ("cuts", "healed_bytes", "last_sent", "tokens")
 
     def __init__(self) -> None:
         self.tokens: list[Token] = []
         self.healed_bytes = 0
+        self.cuts: list[tuple[int, int]] = []
         self.last_sent = 0.0
 
 
@@ -55,6 +57,11 @@ class Publisher(TraceListener):
         # run id -> the token ids its stream has named (their table entries were sent)
         self._named: dict[str, set[int]] = {}
         self._batches: dict[int, _Batch] = {}
+        self._cuts = TraceCuts(self._elided, MAX_REMEMBERED_NODES)
+
+    def _elided(self, node: TraceNode) -> bool:
+        """Whether views get ``node`` without its text (see ``node_record``)."""
+        return node.hidden or not (node.echo or self._show_echo_off)
 
     @property
     def bus(self) -> Bus:
@@ -95,8 +102,10 @@ class Publisher(TraceListener):
             # A node's record is made when first read, from a copy without its parent (the
             # bus must not keep the trace alive); a running generation is sent as it started.
             started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
+            # A node's healing is worked out now, while its parents can be read.
+            cuts = [] if started else self._cuts.of(missing)
             snapshot = missing.snapshot()
-            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off)
+            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off, cuts)
             self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
@@ -123,6 +132,8 @@ class Publisher(TraceListener):
         self, node: TraceNode, added: Sequence[Token], backtracked: int, healed_bytes: int
     ) -> None:
         if node.hidden:
+            if healed_bytes:
+                self._cuts.remember(node.id, [])  # nor does it cut what is before it
             return  # a hidden generation shows only its size, when it ends
         from rudder.visual.stream._protocol import Backtrack
 
@@ -130,6 +141,8 @@ class Publisher(TraceListener):
         if batch is None:
             batch = self._batches[node.id] = _Batch()
         batch.healed_bytes += healed_bytes
+        if healed_bytes:
+            batch.cuts.extend(self._cuts.of(node, healed_bytes))
         if backtracked:
             unsent = min(backtracked, len(batch.tokens))
             if unsent:
@@ -151,13 +164,12 @@ class Publisher(TraceListener):
         from rudder.visual.stream._protocol import TokensAppended
         from rudder.visual.stream._token_table import new_ids
 
-        tokens, healed = batch.tokens, batch.healed_bytes
-        batch.tokens = []
-        batch.healed_bytes = 0
+        tokens, healed, cuts = batch.tokens, batch.healed_bytes, batch.cuts
+        batch.tokens, batch.healed_bytes, batch.cuts = [], 0, []
         # Under the lock, so that the stream carries a table entry before any use of it.
         with self._lock:
             fresh = new_ids(tokens, self._named.setdefault(node.run_id, set()))
-            fields = functools.partial(_tokens_fields, node.id, healed, tokens, fresh)
+            fields = functools.partial(_tokens_fields, node.id, healed, cuts, tokens, fresh)
             self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
@@ -183,20 +195,36 @@ class Publisher(TraceListener):
             self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
-def _node_fields(node: NodeSnapshot, started: bool, show_echo_off: bool) -> dict[str, Any]:
+def _cut_records(cuts: list[tuple[int, int]]) -> list[dict[str, int]]:
+    return [{"node_id": node_id, "bytes": count} for node_id, count in cuts]
+
+
+def _node_fields(
+    node: NodeSnapshot, started: bool, show_echo_off: bool, cuts: list[tuple[int, int]]
+) -> dict[str, Any]:
     from rudder.trace._records import node_record
 
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)
-    return {"node": record}
+    return {"node": record, "cuts": _cut_records(cuts)}
 
 
 def _tokens_fields(
-    node_id: int, healed_bytes: int, tokens: list[Token], fresh: list[int]
+    node_id: int,
+    healed_bytes: int,
+    cuts: list[tuple[int, int]],
+    tokens: list[Token],
+    fresh: list[int],
 ) -> dict[str, Any]:
     from rudder.visual.stream._token_table import wire_form
 
     table, wire = wire_form(tokens, fresh)
-    return {"node_id": node_id, "healed_bytes": healed_bytes, "table": table, "tokens": wire}
+    return {
+        "node_id": node_id,
+        "healed_bytes": healed_bytes,
+        "cuts": _cut_records(cuts),
+        "table": table,
+        "tokens": wire,
+    }
 
 
 _installed: Publisher | None = None

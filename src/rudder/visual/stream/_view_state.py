@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         TokenRecord,
     )
     from rudder.trace._usage import Usage
-    from rudder.visual.stream._protocol import ServerMessage
+    from rudder.visual.stream._protocol import Cut, ServerMessage
     from rudder.visual.stream._token_table import TableToken
 
 
@@ -31,6 +31,8 @@ class NodeView:
     record: NodeRecord
     tokens: list[TokenRecord] = field(default_factory=list)  # streamed while generating
     healed_bytes: int = 0
+    #: What its healing took off the nodes before it: (node id, bytes), as the stream said.
+    cuts: list[tuple[int, int]] = field(default_factory=list)
     captures: list[CaptureRecord] = field(default_factory=list)
     usage: Usage | None = None
     state: str = ""  # "generating", "idle" or "error" for generations
@@ -104,6 +106,8 @@ class RunView:
         elif message.type == "node_added":
             view = NodeView(message.node, usage=message.node.usage)
             self.nodes[message.node.id] = view
+            view.healed_bytes = message.node.healed_bytes
+            view.cuts = self._cuts(view, message.cuts, message.node.healed_bytes)
             if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
                 self._forget_old_nodes(self.max_nodes // 2)
         elif message.type == "tokens_appended":
@@ -112,6 +116,7 @@ class RunView:
             self.table.update((entry.id, entry) for entry in message.table)
             if node := self._node(message.node_id):
                 node.healed_bytes += message.healed_bytes
+                node.cuts.extend(self._cuts(node, message.cuts, message.healed_bytes))
                 node.tokens.extend(read_tokens(message.tokens, self.table))
         elif message.type == "backtrack":
             if node := self._node(message.node_id):
@@ -133,6 +138,23 @@ class RunView:
             if node is not None:
                 node.state = message.state
                 node.error = message.message
+
+    def _cuts(
+        self, view: NodeView, cuts: list[Cut] | None, healed_bytes: int
+    ) -> list[tuple[int, int]]:
+        """The cuts a message gives; a stream of the first form gives the healed bytes
+        alone, and this view works them out by the publisher's rule from what it holds."""
+        if cuts is not None:
+            return [(cut.node_id, cut.bytes) for cut in cuts]
+        if not healed_bytes:
+            return []
+        from rudder.visual.stream._healing import healing_cuts
+
+        ancestors = (
+            (node.record.id, sum(p.size() for p in node_pieces(node)), node.cuts)
+            for node in reversed(self.path(view.record.id)[:-1])
+        )
+        return healing_cuts(healed_bytes, ancestors)
 
     def _forget_old_nodes(self, keep: int) -> None:
         """Forget the oldest nodes until ``keep`` are left, but never those on the last
@@ -164,11 +186,15 @@ class RunView:
         decoded per run (a character split over tokens is shown by the one that ends it)."""
         out: list[Piece] = []
         path = self.path(node_id)
+        cut: dict[int, int] = {}
         for view in path:
-            cut = max(view.healed_bytes, view.record.healed_bytes)
-            if cut:
-                _cut_bytes(out, cut)
-            out.extend(node_pieces(view))
+            for target, count in view.cuts:
+                cut[target] = cut.get(target, 0) + count
+        for view in path:
+            pieces = node_pieces(view)
+            if cut.get(view.record.id):
+                _cut_bytes(pieces, cut[view.record.id])
+            out.extend(pieces)
         # A running generation's unfinished last character waits for its next token.
         return decoded(out, ends=not (path and path[-1].state == "generating"))
 
