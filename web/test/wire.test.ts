@@ -9,6 +9,7 @@ import type {TableToken, TokenRecord, WireToken} from "../src/protocol";
 import type {RunState} from "../src/state";
 import {applyMessage, createRunState, tokenRecord} from "../src/state";
 import firstForm from "../../tests/fixtures/wire_v1/streams.json";
+import {Stream, text} from "./messages";
 import {streams} from "./streams";
 
 interface FirstFormRun {
@@ -112,5 +113,33 @@ describe("the wire form", () => {
     const token: WireToken = {i: 7, s: "g", p: 1, l: 0, c: [], d: [], a: null, x: false};
     applyMessage(state, {...base, seq: 41, type: "tokens_appended", node_id: 1, healed_bytes: 0, table: [], tokens: [token]});
     expect(pathText(state)).toBe("x");
+  });
+});
+
+describe("healing cuts", () => {
+  it("are applied as the stream gives them, on the paths through the healing node only", () => {
+    const s = new Stream();
+    s.textNode(1, null, "See ht");
+    s.textNode(2, 1, "tp");
+    // Node 3 heals "http" (2 bytes of each node); node 4 branches from node 2 and heals nothing.
+    s.node(3, 2, {entries: [text("https://x")], healed_bytes: 4});
+    (s.messages[s.messages.length - 1] as Extract<ServerMessage, {type: "node_added"}>).cuts = [
+      {node_id: 2, bytes: 2},
+      {node_id: 1, bytes: 2},
+    ];
+    s.node(4, 2, {entries: [text("!")]});
+    const state = fold(s.messages);
+    expect(pathText(state, 3)).toBe("See https://x");
+    expect(pathText(state, 4)).toBe("See http!");
+  });
+
+  it("of the first form (healed bytes alone) are worked out by the publisher's rule", () => {
+    const s = new Stream();
+    s.textNode(1, null, "See ht");
+    s.textNode(2, 1, "tp");
+    s.node(3, 2, {entries: [text("https://x")], healed_bytes: 4});
+    const state = fold(s.messages);
+    expect(state.nodes.get(3)!.cuts).toBeNull();
+    expect(pathText(state, 3)).toBe("See https://x");
   });
 });
