@@ -195,7 +195,8 @@ class TraceRecord(Record):
 # -- to records ------------------------------------------------------------------------------
 
 
-def _text_and_b64(data: bytes) -> tuple[str, str | None]:
+def text_and_b64(data: bytes) -> tuple[str, str | None]:
+    """``data`` as text, and as base64 too when it is not valid UTF-8 on its own."""
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
@@ -223,7 +224,7 @@ def _exact(value: float) -> float:
 def _candidate_dict(
     candidate: Candidate, figure: Callable[[float], float] = _exact
 ) -> dict[str, object]:
-    text, b64 = _text_and_b64(candidate.bytes)
+    text, b64 = text_and_b64(candidate.bytes)
     return {
         "id": candidate.token_id,
         "text": text,
@@ -234,7 +235,7 @@ def _candidate_dict(
 
 
 def _token_dict(token: Token, figure: Callable[[float], float]) -> dict[str, object]:
-    text, b64 = _text_and_b64(token.bytes)
+    text, b64 = text_and_b64(token.bytes)
     same = token.top_allowed is token.top or token.top_allowed == token.top
     return {
         "kind": "token",

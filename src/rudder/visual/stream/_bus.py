@@ -114,7 +114,7 @@ class _Stream:
 
 def _has_table(item: ServerMessage | _Later) -> bool:
     kind = item._kind if isinstance(item, _Later) else type(item)
-    return "table" in kind.model_fields and kind.__name__ != "Reset"
+    return "table" in kind.model_fields
 
 
 class Bus:

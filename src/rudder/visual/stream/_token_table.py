@@ -15,14 +15,13 @@ what they fold is the same whichever form a stream (or a stored run) used.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
 from rudder.errors import TraceError
-from rudder.trace._records import Record, TokenRecord, view_figure
+from rudder.trace._records import Record, TokenRecord, text_and_b64, view_figure
 
 if TYPE_CHECKING:
     from rudder._state import Candidate, Token
@@ -61,11 +60,8 @@ class WireToken(Record):
 
 
 def _table_entry(token_id: int, data: bytes) -> dict[str, object]:
-    try:
-        return {"id": token_id, "text": data.decode("utf-8"), "bytes_b64": None}
-    except UnicodeDecodeError:
-        text = data.decode("utf-8", errors="replace")
-        return {"id": token_id, "text": text, "bytes_b64": base64.b64encode(data).decode()}
+    text, b64 = text_and_b64(data)
+    return {"id": token_id, "text": text, "bytes_b64": b64}
 
 
 def _named(tokens: Iterable[Token]) -> Iterator[Token | Candidate]:
