@@ -628,7 +628,11 @@ def test_a_run_continuing_an_earlier_model_sends_its_ancestors_first(bus: Bus) -
     assert ids[: len(earlier)] == [n.id for n in earlier]
     assert all(n.run_id == first.id for n in added[: len(earlier)])
     assert all(n.run_id == second.id for n in added[len(earlier) :])
-    assert added[len(earlier) - 1].entries[0].kind == "token"  # the earlier generation, whole
+    # The earlier generation, whole: its tokens in the message, in the wire form.
+    generation = [m for m in messages if isinstance(m, NodeAdded)][len(earlier) - 1]
+    assert generation.node.entries[0].kind == "token_ref"
+    assert generation.tokens is not None
+    assert len(generation.tokens) == sum(e.kind == "token_ref" for e in generation.node.entries)
     assert all(m.run_id == second.id for m in messages)
 
     view = fold(second.id, messages)

@@ -21,9 +21,17 @@ from rudder._state import Token
 from rudder.errors import TraceError
 from rudder.store import Store
 from rudder.trace import add_listener, remove_listener
-from rudder.trace._records import TokenRecord, entry_from_record, token_records, view_figure
+from rudder.trace._records import (
+    TokenRecord,
+    TraceRecord,
+    entry_from_record,
+    load_trace,
+    node_record,
+    token_records,
+    view_figure,
+)
 from rudder.trace._usage import Usage
-from rudder.visual import Bus, Reset, TokensAppended
+from rudder.visual import Bus, NodeAdded, Reset, TokensAppended
 from rudder.visual.stream import _publisher as publisher_module
 from rudder.visual.stream._protocol import ServerMessage, parse_server_message
 from rudder.visual.stream._publisher import Publisher
@@ -31,6 +39,7 @@ from rudder.visual.stream._token_table import (
     TableToken,
     WireToken,
     new_ids,
+    node_in_wire_form,
     read_tokens,
     wire_form,
 )
@@ -76,18 +85,31 @@ def _first_form(name: str) -> list[ServerMessage]:
 
 
 def _in_wire_form(messages: list[ServerMessage]) -> list[ServerMessage]:
-    """``messages`` with every token batch re-sent in the wire form, as the publisher
-    sends it now (a table entry with the first message that names an id)."""
+    """``messages`` with every token (streamed, or in a node's entries) re-sent in the wire
+    form, as the publisher sends it now (a table entry with the first message that names an
+    id)."""
     known: set[int] = set()
     out: list[ServerMessage] = []
     for message in messages:
         if isinstance(message, TokensAppended):
-            tokens = [entry_from_record(t) for t in message.tokens]
-            assert all(isinstance(t, Token) for t in tokens)
-            table, wire = wire_form(tokens, new_ids(tokens, known))  # type: ignore[arg-type]
+            tokens = [_token(t) for t in message.tokens]
+            table, wire = wire_form(tokens, new_ids(tokens, known))
             message = message.model_copy(update={"table": table, "tokens": wire})
+        elif isinstance(message, NodeAdded):
+            record, records = node_in_wire_form(message.node)
+            tokens = [_token(t) for t in records]
+            table, wire = wire_form(tokens, new_ids(tokens, known))
+            update = {"node": record, "table": table, "tokens": wire}
+            message = message.model_copy(update=update)
         out.append(parse_server_message(message.model_dump_json()))
     return out
+
+
+def _token(record: TokenRecord | WireToken) -> Token:
+    assert isinstance(record, TokenRecord)
+    token = entry_from_record(record)
+    assert isinstance(token, Token)
+    return token
 
 
 def _as_viewed(value: Any) -> Any:
@@ -106,11 +128,11 @@ def _as_viewed(value: Any) -> Any:
 
 
 def _streamed_views(state: dict[str, Any]) -> dict[str, Any]:
-    """The view state with the figures of streamed tokens as views get them (the node
-    records of the first form, read as they are, keep theirs)."""
+    """The view state with the figures of tokens as views get them now."""
     out = json.loads(json.dumps(state))
     for node in out["nodes"].values():
         node["tokens"] = _as_viewed(node["tokens"])
+        node["record"]["entries"] = _as_viewed(node["record"]["entries"])
     return out
 
 
@@ -253,3 +275,13 @@ def _bytes(record: TokenRecord) -> bytes:
     import base64
 
     return base64.b64decode(record.bytes_b64) if record.bytes_b64 else record.text.encode()
+
+
+def test_a_token_ref_is_refused_outside_a_message() -> None:
+    """A node record with its tokens taken out is no trace: load_trace says so."""
+    lm = models.Mock([b"Paris"]) + "Q=" + gen("a", max_tokens=2)
+    assert lm.trace is not None
+    record, _ = node_in_wire_form(node_record(lm.trace))
+    text = TraceRecord(nodes=[node_record(n) for n in lm.trace.path()[:-1]] + [record])
+    with pytest.raises(TraceError, match="token_ref"):
+        load_trace(text.model_dump_json())

@@ -76,7 +76,8 @@ export interface RunFinished {
   v: 1;
 }
 /**
- * A node: complete, or a generation that has just started (its tokens follow).
+ * A node: complete, or a generation that has just started (its tokens follow); the
+ * tokens of a complete one travel as streamed tokens do, in ``tokens``.
  * ``cuts``: what its healing took off the nodes before it (the publisher works them out
  * once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
  * first form, which carried ``node.healed_bytes`` alone.
@@ -86,6 +87,8 @@ export interface NodeAdded {
   node: NodeRecord;
   run_id: string;
   seq: number;
+  table: TableToken[];
+  tokens: WireToken[] | null;
   type: "node_added";
   v: 1;
 }
@@ -100,7 +103,9 @@ export interface Cut {
 export interface NodeRecord {
   created_at: number;
   echo: boolean;
-  entries: (TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord)[];
+  entries: (
+    TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord | TokenRefRecord
+  )[];
   explored: ExploredRecord | null;
   healed_bytes: number;
   hidden: boolean;
@@ -157,6 +162,13 @@ export interface CaptureRecord {
   value: string;
 }
 /**
+ * In the node of a ``node_added`` message only: the next of the message's tokens,
+ * which travel in the compact wire form (``rudder.visual.stream._token_table``).
+ */
+export interface TokenRefRecord {
+  kind: "token_ref";
+}
+/**
  * Where an explored branch left the original generation (``rudder.explore``).
  */
 export interface ExploredRecord {
@@ -176,23 +188,6 @@ export interface InputRecord {
     | "capture_set"
     | "capture_remove";
   value: string;
-}
-/**
- * Tokens a running generation added. ``healed_bytes`` are first taken from the end of
- * the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
- * form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
- * time in ``table``; a stored run of the first form has full token records there.
- */
-export interface TokensAppended {
-  cuts: Cut[] | null;
-  healed_bytes: number;
-  node_id: number;
-  run_id: string;
-  seq: number;
-  table: TableToken[];
-  tokens: (WireToken | TokenRecord)[];
-  type: "tokens_appended";
-  v: 1;
 }
 /**
  * One token of the run's table: its text, and its bytes as base64 when they are not
@@ -239,6 +234,23 @@ export interface WireToken {
    * whether it is a special token
    */
   x: boolean;
+}
+/**
+ * Tokens a running generation added. ``healed_bytes`` are first taken from the end of
+ * the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
+ * form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
+ * time in ``table``; a stored run of the first form has full token records there.
+ */
+export interface TokensAppended {
+  cuts: Cut[] | null;
+  healed_bytes: number;
+  node_id: number;
+  run_id: string;
+  seq: number;
+  table: TableToken[];
+  tokens: (WireToken | TokenRecord)[];
+  type: "tokens_appended";
+  v: 1;
 }
 /**
  * A running generation took back its last ``tokens`` tokens.

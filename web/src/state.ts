@@ -134,8 +134,9 @@ function fold(state: RunState, message: ServerMessage): void {
       state.usage = message.run.usage;
       return;
     case "node_added": {
+      addToTable(state, message.table);
       state.nodes.set(message.node.id, {
-        record: message.node,
+        record: nodeRecord(state.table, message.node, message.tokens ?? null),
         tokens: [],
         healedBytes: message.node.healed_bytes,
         cuts: message.cuts ?? null,
@@ -262,6 +263,20 @@ export function tokenRecord(table: Map<number, TableToken>, token: WireToken | T
 function position(top: CandidateRecord[], n: number): CandidateRecord {
   if (n < 0 || n >= top.length) throw new Error(`an allowed candidate at position ${n} of ${top.length}`);
   return top[n];
+}
+
+/** A node's record with its `token_ref` entries replaced by `tokens`, expanded (a record
+ * of the first form, whose entries hold the token records, passes as it is). */
+function nodeRecord(table: Map<number, TableToken>, node: NodeRecord, tokens: WireToken[] | null): NodeRecord {
+  if (tokens === null) return node;
+  let next = 0;
+  const entries = node.entries.map((entry) => {
+    if (entry.kind !== "token_ref") return entry;
+    const token = tokens[next++];
+    if (token === undefined) throw new Error(`node ${node.id} has more token_ref entries than tokens`);
+    return tokenRecord(table, token);
+  });
+  return {...node, entries};
 }
 
 function nodeOf(state: RunState, nodeId: number): NodeState | null {

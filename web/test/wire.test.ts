@@ -143,3 +143,26 @@ describe("healing cuts", () => {
     expect(pathText(state, 3)).toBe("See https://x");
   });
 });
+
+describe("a complete node's tokens", () => {
+  it("come in the message, one per token_ref entry, and show as the first form's records", () => {
+    const s = new Stream();
+    const wire: WireToken[] = [
+      {i: 5, s: "g", p: 0.9, l: 0.01, c: [[5, 0.9]], d: [], a: null, x: false},
+      {i: 6, s: "f", p: null, l: 0, c: [], d: [], a: null, x: false},
+    ];
+    s.node(1, null, {entries: [text("Q="), {kind: "token_ref"}, {kind: "token_ref"}]});
+    const added = s.messages[0] as Extract<ServerMessage, {type: "node_added"}>;
+    added.tokens = wire;
+    added.table = [
+      {id: 5, text: "</script>", bytes_b64: null},
+      {id: 6, text: "\ufffd", bytes_b64: "8J8="},
+    ];
+    const state = fold(s.messages);
+    const entries = state.nodes.get(1)!.record.entries;
+    expect(entries.map((e) => e.kind)).toEqual(["text", "token", "token"]);
+    expect(entries[1]).toEqual(tokenRecord(state.table, wire[0]));
+    expect((entries[2] as TokenRecord).bytes_b64).toBe("8J8=");
+    expect(pathText(state)).toBe("Q=</script>\ufffd");
+  });
+});

@@ -129,8 +129,21 @@ class CaptureRecord(Record):
     removed: bool = False
 
 
+class TokenRefRecord(Record):
+    """In the node of a ``node_added`` message only: the next of the message's tokens,
+    which travel in the compact wire form (``rudder.visual.stream._token_table``)."""
+
+    kind: Literal["token_ref"] = "token_ref"
+
+
 EntryRecordType = Union[  # noqa: UP007
-    TextRecord, TokenRecord, RoleOpenRecord, RoleCloseRecord, BlockRecord, CaptureRecord
+    TextRecord,
+    TokenRecord,
+    RoleOpenRecord,
+    RoleCloseRecord,
+    BlockRecord,
+    CaptureRecord,
+    TokenRefRecord,
 ]
 EntryRecord = Annotated[EntryRecordType, Field(discriminator="kind")]
 
@@ -376,14 +389,12 @@ def _candidate(record: CandidateRecord) -> Candidate:
     )
 
 
-def entry_from_record(
-    record: TextRecord
-    | TokenRecord
-    | RoleOpenRecord
-    | RoleCloseRecord
-    | BlockRecord
-    | CaptureRecord,
-) -> Entry:
+def entry_from_record(record: EntryRecordType) -> Entry:
+    if isinstance(record, TokenRefRecord):
+        raise TraceError(
+            "a token_ref entry stands for a token of a node_added message: read the message "
+            "with RunView, which puts the token there; a trace dump has none"
+        )
     if isinstance(record, TokenRecord):
         top = tuple(_candidate(c) for c in record.top)
         return Token(

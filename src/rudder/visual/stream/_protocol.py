@@ -60,7 +60,8 @@ class Cut(Record):
 
 
 class NodeAdded(Message):
-    """A node: complete, or a generation that has just started (its tokens follow).
+    """A node: complete, or a generation that has just started (its tokens follow); the
+    tokens of a complete one travel as streamed tokens do, in ``tokens``.
     ``cuts``: what its healing took off the nodes before it (the publisher works them out
     once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
     first form, which carried ``node.healed_bytes`` alone."""
@@ -68,6 +69,11 @@ class NodeAdded(Message):
     type: Literal["node_added"] = "node_added"
     node: NodeRecord
     cuts: list[Cut] | None = None
+    # The node's tokens in the wire form, one per ``token_ref`` entry of ``node``, and the
+    # ids the stream names for the first time; null: the entries hold the token records
+    # (the first form).
+    table: list[TableToken] = Field(default_factory=list)
+    tokens: list[WireToken] | None = None
 
 
 class TokensAppended(Message):

@@ -17,14 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rudder._state import Capture
+from rudder._state import Capture, Token
 from rudder.trace._events import TraceListener
 from rudder.trace._node import NodeKind
 from rudder.visual.stream._bus import Bus, get_bus
 from rudder.visual.stream._healing import TraceCuts
 
 if TYPE_CHECKING:
-    from rudder._state import Token
     from rudder.trace._monitor import SystemSample
     from rudder.trace._node import NodeSnapshot, TraceNode
     from rudder.trace._run import Run
@@ -96,6 +95,7 @@ class Publisher(TraceListener):
 
     def node_added(self, node: TraceNode) -> None:
         from rudder.visual.stream._protocol import NodeAdded, Status
+        from rudder.visual.stream._token_table import new_ids
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
@@ -105,8 +105,14 @@ class Publisher(TraceListener):
             # A node's healing is worked out now, while its parents can be read.
             cuts = [] if started else self._cuts.of(missing)
             snapshot = missing.snapshot()
-            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off, cuts)
-            self.bus.publish_later(run_id, NodeAdded, fields)
+            shown = () if started or self._elided(missing) else missing.entries
+            tokens = [e for e in shown if isinstance(e, Token)]
+            with self._lock:  # as for a batch of tokens: the table before its uses
+                fresh = new_ids(tokens, self._named.setdefault(run_id, set()))
+                fields = functools.partial(
+                    _node_fields, snapshot, started, self._show_echo_off, cuts, fresh
+                )
+                self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
 
@@ -200,12 +206,20 @@ def _cut_records(cuts: list[tuple[int, int]]) -> list[dict[str, int]]:
 
 
 def _node_fields(
-    node: NodeSnapshot, started: bool, show_echo_off: bool, cuts: list[tuple[int, int]]
+    node: NodeSnapshot,
+    started: bool,
+    show_echo_off: bool,
+    cuts: list[tuple[int, int]],
+    fresh: list[int],
 ) -> dict[str, Any]:
     from rudder.trace._records import node_record
+    from rudder.visual.stream._token_table import node_in_wire_form, wire_form
 
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)
-    return {"node": record, "cuts": _cut_records(cuts)}
+    record, records = node_in_wire_form(record)
+    tokens = [e for e in node.entries if isinstance(e, Token)] if records else []
+    table, wire = wire_form(tokens, fresh)
+    return {"node": record, "cuts": _cut_records(cuts), "table": table, "tokens": wire}
 
 
 def _tokens_fields(

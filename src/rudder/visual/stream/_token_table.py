@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Literal, Union
 from pydantic import Field, TypeAdapter
 
 from rudder.errors import TraceError
-from rudder.trace._records import Record, TokenRecord, text_and_b64, view_figure
+from rudder.trace._records import (
+    NodeRecord,
+    Record,
+    TokenRecord,
+    TokenRefRecord,
+    text_and_b64,
+    view_figure,
+)
 
 if TYPE_CHECKING:
     from rudder._state import Candidate, Token
@@ -189,3 +196,27 @@ def read_tokens(
         return list(tokens)  # type: ignore[arg-type]
     expanded = iter(_records.validate_python([_record_dict(t, table) for t in wire]))
     return [next(expanded) if isinstance(t, WireToken) else t for t in tokens]
+
+
+def node_in_wire_form(record: NodeRecord) -> tuple[NodeRecord, list[TokenRecord]]:
+    """``record`` with each token entry a ``token_ref``, and those tokens' records."""
+    tokens = [e for e in record.entries if isinstance(e, TokenRecord)]
+    if not tokens:
+        return record, []
+    entries = [TokenRefRecord() if isinstance(e, TokenRecord) else e for e in record.entries]
+    return record.model_copy(update={"entries": entries}), tokens
+
+
+def read_node(
+    record: NodeRecord, tokens: Sequence[WireToken] | None, table: Mapping[int, TableToken]
+) -> NodeRecord:
+    """``record`` with its ``token_ref`` entries replaced by ``tokens``, expanded (a record
+    of the first form, whose entries hold the tokens, passes as it is)."""
+    if tokens is None:
+        return record
+    refs = sum(isinstance(e, TokenRefRecord) for e in record.entries)
+    if refs != len(tokens):
+        raise TraceError(f"node {record.id} has {refs} token_ref entries for {len(tokens)} tokens")
+    expanded = iter(read_tokens(tokens, table))
+    entries = [next(expanded) if isinstance(e, TokenRefRecord) else e for e in record.entries]
+    return record.model_copy(update={"entries": entries})

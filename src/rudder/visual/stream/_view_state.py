@@ -104,9 +104,13 @@ class RunView:
             self.run = message.run
             self.usage = message.run.usage
         elif message.type == "node_added":
-            view = NodeView(message.node, usage=message.node.usage)
-            self.nodes[message.node.id] = view
-            view.healed_bytes = message.node.healed_bytes
+            from rudder.visual.stream._token_table import read_node
+
+            self.table.update((entry.id, entry) for entry in message.table)
+            record = read_node(message.node, message.tokens, self.table)
+            view = NodeView(record, usage=record.usage)
+            self.nodes[record.id] = view
+            view.healed_bytes = record.healed_bytes
             view.cuts = self._cuts(view, message.cuts, message.node.healed_bytes)
             if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
                 self._forget_old_nodes(self.max_nodes // 2)
