@@ -150,20 +150,37 @@ def build_stream(tokens: int, batch: int) -> list[Any]:
     appended = [m for m in messages if m.type == "tokens_appended"]
     records = [t for m in appended for t in m.tokens][:tokens]
     assert len(records) == tokens, (len(records), tokens)
+    # Each batch carries the token table entries of the ids it names first.
+    table = {entry.id: entry for m in appended for entry in m.table}
+    named: set[int] = set()
+
+    def first_named(part: list[Any]) -> list[Any]:
+        ids = [i for t in part for i in (t.i, *(c[0] for c in t.c), *_pair_ids(t.a))]
+        fresh = [i for i in dict.fromkeys(ids) if i not in named]
+        named.update(fresh)
+        return [table[i] for i in fresh]
+
     first = messages.index(appended[0])
     last = messages.index(appended[-1])
-    batches = [
-        TokensAppended(
-            seq=0,
-            run_id=run.id,
-            node_id=appended[0].node_id,
-            healed_bytes=appended[0].healed_bytes if i == 0 else 0,
-            tokens=records[i : i + batch],
+    batches = []
+    for i in range(0, tokens, batch):
+        part = records[i : i + batch]
+        batches.append(
+            TokensAppended(
+                seq=0,
+                run_id=run.id,
+                node_id=appended[0].node_id,
+                healed_bytes=appended[0].healed_bytes if i == 0 else 0,
+                table=first_named(part),
+                tokens=part,
+            )
         )
-        for i in range(0, tokens, batch)
-    ]
     stream = messages[:first] + batches + messages[last + 1 :]
     return [m.model_copy(update={"seq": seq}) for seq, m in enumerate(stream)]
+
+
+def _pair_ids(allowed: list[Any] | None) -> list[int]:
+    return [item[0] for item in allowed or () if not isinstance(item, int)]
 
 
 def wait_painted(frame: Any) -> dict[str, float]:

@@ -49,10 +49,10 @@ def measure_tokens(lm: Any, grammar_factory: Any) -> dict[str, float]:
         result = lm + "Once upon a time" + grammar_factory()
         stats = result.generation
         generated += sum(1 for t in stats.tokens if t.kind.value == "generated")
-        library += stats.total_seconds - stats.forward_seconds
-        forward += stats.forward_seconds
-        total += stats.total_seconds
-        calls += stats.forward_calls
+        library += stats.total_s - stats.forward_s
+        forward += stats.forward_s
+        total += stats.total_s
+        calls += stats.forward_passes
     return {
         "generated_tokens": generated,
         "forward_calls": calls,

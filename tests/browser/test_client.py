@@ -338,11 +338,12 @@ def backtracked(chat_run, tools):
     )
     appended = [m for m in messages if m.type == "tokens_appended" and m.node_id == node.id]
     tokens = [t for m in appended for t in m.tokens]
+    table = [entry for m in appended for entry in m.table]  # the ids the tokens name
     run_id = chat_run.run_id
     stream = [
         messages[0],
         NodeAdded(seq=1, run_id=run_id, node=node.model_copy(update={"parent_id": None})),
-        TokensAppended(seq=2, run_id=run_id, node_id=node.id, tokens=tokens[:5]),
+        TokensAppended(seq=2, run_id=run_id, node_id=node.id, table=table, tokens=tokens[:5]),
         Backtrack(seq=3, run_id=run_id, node_id=node.id, tokens=2),
         TokensAppended(seq=4, run_id=run_id, node_id=node.id, tokens=tokens[3:]),
     ]

@@ -156,8 +156,10 @@ def test_a_character_split_over_streamed_batches_waits_for_its_last_byte(
     stream = [m.model_dump(mode="json") for m in get_bus().messages(run.id)]
     at = next(i for i, m in enumerate(stream) if m["type"] == "tokens_appended")
     tokens = stream[at]["tokens"]
-    assert tokens[0]["bytes_b64"] == base64.b64encode(b"\xe6").decode()
-    first, rest = {**stream[at], "tokens": tokens[:1]}, {**stream[at], "tokens": tokens[1:]}
+    table = {entry["id"]: entry for entry in stream[at]["table"]}  # the batch's new ids
+    assert table[tokens[0]["i"]]["bytes_b64"] == base64.b64encode(b"\xe6").decode()
+    first = {**stream[at], "tokens": tokens[:1]}  # carries the table
+    rest = {**stream[at], "tokens": tokens[1:], "table": [], "cuts": []}
     stream[at : at + 1] = [first, rest]
     for seq, message in enumerate(stream):
         message["seq"] = seq

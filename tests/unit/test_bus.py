@@ -22,7 +22,7 @@ from rudder._state import RoleCloser, RoleOpener, Text, Token
 from rudder.models import Model
 from rudder.trace import TraceListener, TraceNode, add_listener, remove_listener
 from rudder.trace._node import NodeKind
-from rudder.trace._records import RunRecord, token_record, usage_record
+from rudder.trace._records import RunRecord, token_records
 from rudder.trace._run import Run
 from rudder.visual import (
     Backtrack,
@@ -178,8 +178,8 @@ def generations(lm: Model) -> list[TraceNode]:
 
 
 def final_tokens(node: TraceNode) -> list[Any]:
-    """The records of the tokens a finished generation kept."""
-    return [token_record(e) for e in node.entries if isinstance(e, Token)]
+    """The records of the tokens a finished generation kept, as the wire form carries them."""
+    return token_records([e for e in node.entries if isinstance(e, Token)], viewed=True)
 
 
 def assert_view_matches_model(view: RunView, lm: Model, run: Run) -> None:
@@ -191,13 +191,13 @@ def assert_view_matches_model(view: RunView, lm: Model, run: Run) -> None:
     for node in generations(lm):
         shown = view.nodes[node.id]
         assert shown.tokens == final_tokens(node), f"tokens of node {node.id}"
-        assert shown.usage == usage_record(node.usage)  # type: ignore[arg-type]
+        assert shown.usage == node.usage
         assert shown.state == "idle"
     captures = {c.name: c.value for n in view.nodes.values() for c in n.captures}
     assert captures == lm.captures
     assert view.run is not None
     assert view.run.status == "done"
-    assert view.usage == usage_record(run.usage)
+    assert view.usage == run.usage
 
 
 @guidance
@@ -519,7 +519,7 @@ def test_a_late_subscriber_to_a_bounded_history_gets_a_reset_and_the_tail(
     assert view.last_seq == kept[-1].seq
     assert view.run is not None
     assert view.run.status == "done"
-    assert view.usage == usage_record(run.usage)
+    assert view.usage == run.usage
 
 
 def test_a_run_dropped_from_a_full_history_still_reaches_its_subscribers(
@@ -628,7 +628,11 @@ def test_a_run_continuing_an_earlier_model_sends_its_ancestors_first(bus: Bus) -
     assert ids[: len(earlier)] == [n.id for n in earlier]
     assert all(n.run_id == first.id for n in added[: len(earlier)])
     assert all(n.run_id == second.id for n in added[len(earlier) :])
-    assert added[len(earlier) - 1].entries[0].kind == "token"  # the earlier generation, whole
+    # The earlier generation, whole: its tokens in the message, in the wire form.
+    generation = [m for m in messages if isinstance(m, NodeAdded)][len(earlier) - 1]
+    assert generation.node.entries[0].kind == "token_ref"
+    assert generation.tokens is not None
+    assert len(generation.tokens) == sum(e.kind == "token_ref" for e in generation.node.entries)
     assert all(m.run_id == second.id for m in messages)
 
     view = fold(second.id, messages)

@@ -20,7 +20,6 @@ from rudder import assistant, gen, models, select, user
 from rudder._state import RoleOpener, Text, Token
 from rudder.errors import ExportError, ExportPathError
 from rudder.trace._node import TraceNode
-from rudder.trace._records import usage_record
 from rudder.visual import Bus, get_bus, parse_server_message
 from rudder.visual.html._export import export_html, export_messages, to_html
 from rudder.visual.html._page import content_security_policy
@@ -101,7 +100,7 @@ def test_a_model_exports_its_program_as_its_live_view_shows_it() -> None:
 
     assert_finished_stream(messages, run.id)
     record = messages[-1].run
-    assert record.usage == usage_record(lm.usage)
+    assert record.usage == lm.usage
     assert record.usage.generations == 4
     path = path_of(lm)
     assert record.started_at == path[0].created_at
@@ -156,7 +155,7 @@ def test_a_model_continued_in_a_later_run_exports_the_whole_path() -> None:
     # the messages that end a generation.
     assert [m.capture.name for m in messages if m.type == "capture"] == ["city"]
     assert fold(messages).pieces() == fold(get_bus().messages(second.id)).pieces()
-    assert messages[-1].run.usage == usage_record(lm.usage)
+    assert messages[-1].run.usage == lm.usage
     assert messages[-1].run.usage.generations == 2
 
 

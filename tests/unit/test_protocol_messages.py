@@ -31,12 +31,9 @@ from rudder.trace._records import (
     RoleCloseRecord,
     RoleOpenRecord,
     RunRecord,
-    SampleRecord,
     TextRecord,
-    UsageRecord,
     capture_record,
     node_record,
-    sample_record,
     token_record,
 )
 from rudder.trace._usage import Usage
@@ -121,8 +118,8 @@ def _special_token() -> Token:
     return Token(258, b"<|im_end|>", TokenKind.FORCED, special=True)
 
 
-def _usage() -> UsageRecord:
-    usage = Usage(
+def _usage() -> Usage:
+    return Usage(
         generations=2,
         prompt_tokens=40,
         cached_prompt_tokens=31,
@@ -136,10 +133,9 @@ def _usage() -> UsageRecord:
         forward_s=0.3,
         mask_s=0.05,
     )
-    return UsageRecord.model_validate(usage.as_dict())
 
 
-def _samples() -> list[SampleRecord]:
+def _samples() -> list[SystemSample]:
     without_gpu = SystemSample(
         time_s=1_700_000_000.5,
         cpu_percent=12.5,
@@ -159,7 +155,7 @@ def _samples() -> list[SampleRecord]:
         vram_used_bytes=70 * 2**30,
         vram_total_bytes=80 * 2**30,
     )
-    return [sample_record(without_gpu), sample_record(with_gpu)]
+    return [without_gpu, with_gpu]
 
 
 def _complete_node() -> TraceNode:

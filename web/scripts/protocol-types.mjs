@@ -12,7 +12,10 @@
 //   turn the Status message into Status1). Without them properties are typed inline, e.g.
 //   `type: "tokens_appended"`, and the models keep their own names;
 // - a `default` next to a `$ref` (RunRecord.usage): the $ref parser makes such a reference
-//   a new object, which comes out as a second copy of the model (UsageRecord1).
+//   a new object, which comes out as a second copy of the model (Usage1).
+// One thing is rewritten: a tuple's `prefixItems` (JSON schema 2020-12, as pydantic writes
+// it) become the `items` list json-schema-to-typescript reads, so that `[id, prob]` pairs are
+// typed `[number, number]`, not `[unknown, unknown]`.
 import {readFile, writeFile} from "node:fs/promises";
 import {dirname, resolve} from "node:path";
 import {fileURLToPath} from "node:url";
@@ -38,6 +41,11 @@ function simplify(node) {
   } else if (node !== null && typeof node === "object") {
     if ("$ref" in node) {
       delete node.default;
+    }
+    if (Array.isArray(node.prefixItems)) {
+      node.items = node.prefixItems;
+      node.additionalItems = false;
+      delete node.prefixItems;
     }
     if (node.properties && typeof node.properties === "object") {
       for (const property of Object.values(node.properties)) {

@@ -191,21 +191,36 @@ export interface PathPart {
   cut: number;
 }
 
-/** The path the view shows, each node with the bytes token healing took off its end. Only
- * the nodes before a healing node are flattened (to measure them): a long generation
- * costs nothing here while nothing heals it. */
+/** The path the view shows, each node with the bytes token healing took off its end: the
+ * cuts the stream gave the nodes of the path, applied. A stream of the first form gave the
+ * healed bytes alone: they are taken off the nodes before, nearest first (the publisher's
+ * rule, rudder/visual/stream/_healing.py); only the nodes before a healing node are
+ * measured for that. */
 export function pathCuts(state: RunState, nodeId: number | null = state.lastNodeId): PathPart[] {
   const parts: PathPart[] = pathOf(state, nodeId).map((node) => ({node, cut: 0}));
-  for (let i = parts.length - 1; i > 0; i--) {
-    let left = parts[i].node.healedBytes;
-    for (let j = i - 1; j >= 0 && left > 0; j--) {
-      const size = nodePieces(parts[j].node).reduce((sum, piece) => sum + byteLength(piece), 0);
-      const cut = Math.min(Math.max(0, size - parts[j].cut), left);
-      parts[j].cut += cut;
-      left -= cut;
+  const index = new Map(parts.map((part, i) => [part.node.record.id, i]));
+  for (let i = 0; i < parts.length; i++) {
+    const cuts = parts[i].node.cuts;
+    if (cuts === null) {
+      firstFormCut(parts, i);
+      continue;
+    }
+    for (const cut of cuts) {
+      const target = index.get(cut.node_id);
+      if (target !== undefined) parts[target].cut += cut.bytes;
     }
   }
   return parts;
+}
+
+function firstFormCut(parts: PathPart[], i: number): void {
+  let left = parts[i].node.healedBytes;
+  for (let j = i - 1; j >= 0 && left > 0; j--) {
+    const size = nodePieces(parts[j].node).reduce((sum, piece) => sum + byteLength(piece), 0);
+    const cut = Math.min(Math.max(0, size - parts[j].cut), left);
+    parts[j].cut += cut;
+    left -= cut;
+  }
 }
 
 /** A path part's pieces after healing. */

@@ -1,15 +1,16 @@
 // Type-checked by tests/unit/test_protocol_schema.py (`tsc --noEmit -p client`), never run:
 // it proves RudderMessage is a discriminated union on `type`, so a switch narrows it.
-import type {ClientReady, RudderMessage, TokenRecord} from "./protocol";
+import type {ClientReady, RudderMessage, TokenRecord, WireToken} from "./protocol";
 
 export function describe(message: RudderMessage): string {
   // @ts-expect-error `tokens` is not on every variant: the union must be narrowed first.
   void message.tokens;
   switch (message.type) {
     case "tokens_appended": {
-      // Only TokensAppended has `tokens: TokenRecord[]` (Backtrack's `tokens` is a count).
-      const tokens: TokenRecord[] = message.tokens;
-      return `${message.node_id}: +${tokens.map((token) => token.text).join("")}`;
+      // Only TokensAppended has a list of tokens (Backtrack's `tokens` is a count), in the
+      // wire form or, from a stored run of the first form, as records.
+      const tokens: (WireToken | TokenRecord)[] = message.tokens;
+      return `${message.node_id}: +${tokens.map((token) => ("kind" in token ? token.text : token.i)).join(" ")}`;
     }
     case "backtrack": {
       const count: number = message.tokens;

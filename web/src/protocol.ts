@@ -39,9 +39,19 @@ export interface RunRecord {
   name: string;
   started_at: number | null;
   status: "running" | "done" | "error";
-  usage: UsageRecord;
+  usage: Usage;
 }
-export interface UsageRecord {
+/**
+ * Counts and timings of one or more generations; ``+`` sums two of them.
+ *
+ * ``forced_tokens`` were fixed by the grammar and appended without sampling (no model call
+ * for them); ``generated_tokens`` were sampled. ``backtracked_tokens`` were produced, then
+ * taken back by the grammar (a stop string spread over several tokens). ``healed_tokens``
+ * are prompt tokens taken back by token healing. ``cached_prompt_tokens`` are prompt tokens
+ * the engine did not recompute (its prefix cache held them). Times are in seconds;
+ * ``time_to_first_token_s`` is that of the first generation that sampled a token.
+ */
+export interface Usage {
   backtracked_tokens: number;
   cached_prompt_tokens: number;
   forced_tokens: number;
@@ -66,19 +76,36 @@ export interface RunFinished {
   v: 1;
 }
 /**
- * A node: complete, or a generation that has just started (its tokens follow).
+ * A node: complete, or a generation that has just started (its tokens follow); the
+ * tokens of a complete one travel as streamed tokens do, in ``tokens``.
+ * ``cuts``: what its healing took off the nodes before it (the publisher works them out
+ * once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
+ * first form, which carried ``node.healed_bytes`` alone.
  */
 export interface NodeAdded {
+  cuts: Cut[] | null;
   node: NodeRecord;
   run_id: string;
   seq: number;
+  table: TableToken[];
+  tokens: WireToken[] | null;
   type: "node_added";
   v: 1;
+}
+/**
+ * Token healing by a node took ``bytes`` bytes off the end of the text that node
+ * ``node_id`` shows (on a path through both).
+ */
+export interface Cut {
+  bytes: number;
+  node_id: number;
 }
 export interface NodeRecord {
   created_at: number;
   echo: boolean;
-  entries: (TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord)[];
+  entries: (
+    TextRecord | TokenRecord | RoleOpenRecord | RoleCloseRecord | BlockRecord | CaptureRecord | TokenRefRecord
+  )[];
   explored: ExploredRecord | null;
   healed_bytes: number;
   hidden: boolean;
@@ -87,7 +114,7 @@ export interface NodeRecord {
   input: InputRecord;
   parent_id: number | null;
   run_id: string;
-  usage: UsageRecord | null;
+  usage: Usage | null;
 }
 export interface TextRecord {
   kind: "text";
@@ -135,6 +162,13 @@ export interface CaptureRecord {
   value: string;
 }
 /**
+ * In the node of a ``node_added`` message only: the next of the message's tokens,
+ * which travel in the compact wire form (``rudder.visual.stream._token_table``).
+ */
+export interface TokenRefRecord {
+  kind: "token_ref";
+}
+/**
  * Where an explored branch left the original generation (``rudder.explore``).
  */
 export interface ExploredRecord {
@@ -156,15 +190,65 @@ export interface InputRecord {
   value: string;
 }
 /**
+ * One token of the run's table: its text, and its bytes as base64 when they are not
+ * valid UTF-8 on their own.
+ */
+export interface TableToken {
+  bytes_b64: string | null;
+  id: number;
+  text: string;
+}
+/**
+ * A streamed token, its ids in the run's token table.
+ */
+export interface WireToken {
+  /**
+   * the likeliest allowed candidates: a position in c, or [id, probability]; null when the same as c
+   */
+  a: (number | [number, number])[] | null;
+  /**
+   * the likeliest candidates: [id, probability]
+   */
+  c: [number, number][];
+  /**
+   * the positions in c of those the grammar did not allow
+   */
+  d: number[];
+  /**
+   * the token's id
+   */
+  i: number;
+  /**
+   * its latency in seconds
+   */
+  l: number;
+  /**
+   * its probability (null: forced, no model call)
+   */
+  p: number | null;
+  /**
+   * its source: input, forced or generated
+   */
+  s: "i" | "f" | "g";
+  /**
+   * whether it is a special token
+   */
+  x: boolean;
+}
+/**
  * Tokens a running generation added. ``healed_bytes`` are first taken from the end of
- * the parent's text (token healing re-makes them).
+ * the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
+ * form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
+ * time in ``table``; a stored run of the first form has full token records there.
  */
 export interface TokensAppended {
+  cuts: Cut[] | null;
   healed_bytes: number;
   node_id: number;
   run_id: string;
   seq: number;
-  tokens: TokenRecord[];
+  table: TableToken[];
+  tokens: (WireToken | TokenRecord)[];
   type: "tokens_appended";
   v: 1;
 }
@@ -195,13 +279,16 @@ export interface Metrics {
   hidden_chars: number | null;
   node_id: number | null;
   run_id: string;
-  samples: SampleRecord[];
+  samples: SystemSample[];
   seq: number;
   type: "metrics";
-  usage: UsageRecord;
+  usage: Usage;
   v: 1;
 }
-export interface SampleRecord {
+/**
+ * One reading. CPU percentages are of all cores (100 = every core busy).
+ */
+export interface SystemSample {
   cpu_percent: number;
   gpu_percent: number | null;
   process_cpu_percent: number;
@@ -230,6 +317,7 @@ export interface Reset {
   reason: string;
   run_id: string;
   seq: number;
+  table: TableToken[];
   type: "reset";
   v: 1;
 }

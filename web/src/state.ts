@@ -4,14 +4,21 @@
 // overlaps what arrived live); one after a hole is not folded and sets `wantsReplayAfter`,
 // which the client turns into a replay request. `reset` starts over from `first_seq`.
 // Backtracked tokens are kept, marked, so that views can show what was taken back.
+// Streamed tokens come in the compact wire form (ids and bytes once per run, in the run's
+// token table; candidates as [id, probability] pairs): they are expanded here into the token
+// records of the first form, which a stored run may still carry, so views see one form.
 
 import type {
+  CandidateRecord,
   CaptureRecord,
+  Cut,
   NodeRecord,
   RunRecord,
-  SampleRecord,
+  SystemSample,
+  TableToken,
   TokenRecord,
-  UsageRecord,
+  Usage,
+  WireToken,
 } from "./protocol";
 import type {ServerMessage} from "./messages";
 
@@ -29,8 +36,11 @@ export interface NodeState {
   tokens: ViewToken[];
   /** Bytes taken from the end of the parent's text (token healing). */
   healedBytes: number;
+  /** What its healing took off the nodes before it, as the stream says (null: a stream of
+   * the first form, which gave `healedBytes` alone). */
+  cuts: Cut[] | null;
   captures: CaptureRecord[];
-  usage: UsageRecord | null;
+  usage: Usage | null;
   state: "" | "generating" | "idle" | "error";
   error: string;
   hiddenChars: number | null;
@@ -45,8 +55,8 @@ export interface RunState {
   nodes: Map<number, NodeState>;
   /** The node whose path the view shows: the last one added. */
   lastNodeId: number | null;
-  usage: UsageRecord | null;
-  samples: SampleRecord[];
+  usage: Usage | null;
+  samples: SystemSample[];
   lastSeq: number;
   /** Times a message arrived after a hole. */
   gaps: number;
@@ -54,6 +64,8 @@ export interface RunState {
   wantsReplayAfter: number | null;
   /** Messages about nodes this view never received. */
   unknownNodes: number;
+  /** The run's token table: the ids and bytes of the tokens its stream named so far. */
+  table: Map<number, TableToken>;
   /** Bumped on every change, for renderers. */
   revision: number;
 }
@@ -72,6 +84,7 @@ export function createRunState(runId: string | null = null): RunState {
     gaps: 0,
     wantsReplayAfter: null,
     unknownNodes: 0,
+    table: new Map(),
     revision: 0,
   };
 }
@@ -86,6 +99,7 @@ export function applyMessage(state: RunState, message: ServerMessage): ApplyResu
       gaps: state.gaps,
       revision: state.revision + 1,
     });
+    addToTable(state, message.table);
     return "applied";
   }
   if (message.seq <= state.lastSeq) return "held";
@@ -120,10 +134,12 @@ function fold(state: RunState, message: ServerMessage): void {
       state.usage = message.run.usage;
       return;
     case "node_added": {
+      addToTable(state, message.table);
       state.nodes.set(message.node.id, {
-        record: message.node,
+        record: nodeRecord(state.table, message.node, message.tokens ?? null),
         tokens: [],
         healedBytes: message.node.healed_bytes,
+        cuts: message.cuts ?? null,
         captures: [],
         usage: message.node.usage,
         state: "",
@@ -136,13 +152,19 @@ function fold(state: RunState, message: ServerMessage): void {
       return;
     }
     case "tokens_appended": {
+      addToTable(state, message.table);
       const node = nodeOf(state, message.node_id);
       if (node === null) return;
       if (message.healed_bytes) {
         node.healedBytes += message.healed_bytes;
         node.appendOnly = false;
       }
-      for (const record of message.tokens) node.tokens.push({record, backtracked: false});
+      // `?? null`: a stored message of the first form has no `cuts`.
+      const cuts = message.cuts ?? null;
+      if (cuts !== null) node.cuts = [...(node.cuts ?? []), ...cuts];
+      for (const token of message.tokens) {
+        node.tokens.push({record: tokenRecord(state.table, token), backtracked: false});
+      }
       node.revision += 1;
       return;
     }
@@ -197,6 +219,64 @@ function fold(state: RunState, message: ServerMessage): void {
       return;
     }
   }
+}
+
+function addToTable(state: RunState, entries: TableToken[] | undefined): void {
+  // A stored run of the first form (read back as written, by `rudder view`) has no table.
+  for (const entry of entries ?? []) state.table.set(entry.id, entry);
+}
+
+function tableEntry(table: Map<number, TableToken>, id: number): TableToken {
+  const entry = table.get(id);
+  if (entry === undefined) throw new Error(`token ${id} is not in the run's token table`);
+  return entry;
+}
+
+function candidate(table: Map<number, TableToken>, [id, prob]: [number, number], allowed: boolean): CandidateRecord {
+  const {text, bytes_b64} = tableEntry(table, id);
+  return {id, text, bytes_b64, prob, allowed};
+}
+
+const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
+
+/** A streamed token as the record of the first form (one of that form passes as it is). */
+export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
+  if ("kind" in token) return token;
+  const top = token.c.map((pair, n) => candidate(table, pair, !token.d.includes(n)));
+  const allowed =
+    token.a === null ? null : token.a.map((item) => (typeof item === "number" ? position(top, item) : candidate(table, item, true)));
+  const {text, bytes_b64} = tableEntry(table, token.i);
+  return {
+    kind: "token",
+    id: token.i,
+    text,
+    bytes_b64,
+    source: SOURCES[token.s],
+    prob: token.p,
+    latency_s: token.l,
+    top,
+    top_allowed: allowed,
+    special: token.x,
+  };
+}
+
+function position(top: CandidateRecord[], n: number): CandidateRecord {
+  if (n < 0 || n >= top.length) throw new Error(`an allowed candidate at position ${n} of ${top.length}`);
+  return top[n];
+}
+
+/** A node's record with its `token_ref` entries replaced by `tokens`, expanded (a record
+ * of the first form, whose entries hold the token records, passes as it is). */
+function nodeRecord(table: Map<number, TableToken>, node: NodeRecord, tokens: WireToken[] | null): NodeRecord {
+  if (tokens === null) return node;
+  let next = 0;
+  const entries = node.entries.map((entry) => {
+    if (entry.kind !== "token_ref") return entry;
+    const token = tokens[next++];
+    if (token === undefined) throw new Error(`node ${node.id} has more token_ref entries than tokens`);
+    return tokenRecord(table, token);
+  });
+  return {...node, entries};
 }
 
 function nodeOf(state: RunState, nodeId: number): NodeState | null {

@@ -16,18 +16,18 @@ import type {
   RunFinished,
   RunRecord,
   RunStarted,
-  SampleRecord,
+  SystemSample,
   Status,
   TextRecord,
   TokenRecord,
   TokensAppended,
-  UsageRecord,
+  Usage,
 } from "../src/protocol";
 import type {ServerMessage} from "../src/messages";
 
 export const RUN = "run-1";
 
-export function usage(fields: Partial<UsageRecord> = {}): UsageRecord {
+export function usage(fields: Partial<Usage> = {}): Usage {
   return {
     backtracked_tokens: 0,
     cached_prompt_tokens: 0,
@@ -100,7 +100,7 @@ export function capture(name: string, value: string): CaptureRecord {
   return {is_list: false, kind: "capture", log_prob: -0.5, name, removed: false, value};
 }
 
-export function sample(fields: Partial<SampleRecord> = {}): SampleRecord {
+export function sample(fields: Partial<SystemSample> = {}): SystemSample {
   return {
     cpu_percent: 25,
     gpu_percent: null,
@@ -179,7 +179,7 @@ export class Stream {
   }
 
   tokens(nodeId: number, tokens: TokenRecord[], healedBytes = 0): TokensAppended {
-    return this.push({...this.head(), type: "tokens_appended", node_id: nodeId, healed_bytes: healedBytes, tokens});
+    return this.push({...this.head(), type: "tokens_appended", node_id: nodeId, healed_bytes: healedBytes, table: [], tokens});
   }
 
   backtrack(nodeId: number, tokens: number): Backtrack {
@@ -192,7 +192,7 @@ export class Stream {
 
   metrics(
     nodeId: number | null,
-    fields: {usage?: UsageRecord; samples?: SampleRecord[]; hiddenChars?: number | null} = {},
+    fields: {usage?: Usage; samples?: SystemSample[]; hiddenChars?: number | null} = {},
   ): Metrics {
     return this.push({
       ...this.head(),
@@ -211,5 +211,5 @@ export class Stream {
 
 /** A reset of run `runId`: the stream starts again at `firstSeq` (not part of any Stream). */
 export function reset(firstSeq: number, runId: string = RUN): Reset {
-  return {v: 1, seq: firstSeq, run_id: runId, type: "reset", first_seq: firstSeq, reason: "test"};
+  return {v: 1, seq: firstSeq, run_id: runId, type: "reset", first_seq: firstSeq, reason: "test", table: []};
 }

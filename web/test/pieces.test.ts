@@ -360,7 +360,7 @@ describe("parity with the Python view (RunView.text) on recorded streams", () =>
     expect(streams.healing_two_nodes.text).toBe("See https://x.org");
     const healed = streams.healing_two_nodes.messages.filter((m) => m.type === "tokens_appended" && m.healed_bytes > 0);
     expect(healed.map((m) => m.type === "tokens_appended" && m.healed_bytes)).toEqual([4]);
-    expect(streams.utf8.messages.some((m) => m.type === "tokens_appended" && m.tokens.some((t) => t.bytes_b64 !== null))).toBe(true);
+    expect(streams.utf8.messages.some((m) => m.type === "tokens_appended" && m.table.some((t) => t.bytes_b64 !== null))).toBe(true);
     expect(streams.hidden.text).toBe("Q=[hidden: 25 characters][hidden: 8 characters]!");
     expect(JSON.stringify(streams.hidden.messages)).not.toContain("hunter2");
     expect(streams.echo_off.text).toBe("Q=Paris");

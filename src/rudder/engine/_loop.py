@@ -38,6 +38,15 @@ _FAILED = frozenset({"InternalError", "ParserTooComplex", "LexerTooComplex"})
 _DEAD_END = frozenset({"NoExtension", "NoExtensionBias"})
 
 
+def _renamed(name: str) -> Any:
+    """A former name of field ``name``, read and written through."""
+    return property(
+        lambda self: getattr(self, name),
+        lambda self, value: setattr(self, name, value),
+        doc=f"The former name of ``{name}``.",
+    )
+
+
 @dataclass
 class Generation:
     """What one generation produced, and what it cost."""
@@ -48,13 +57,22 @@ class Generation:
     healed_tokens: int  # prompt tokens taken back by token healing (their bytes are re-made)
     healed_bytes: int
     stop_reason: str
+    # The figures have the names of Usage's (rudder.trace._usage), which is made from them.
     cached_prompt_tokens: int = 0  # prompt tokens the engine's prefix cache already held
-    forward_calls: int = 0
-    forward_seconds: float = 0.0
-    mask_seconds: float = 0.0  # computing the grammar's token masks
-    total_seconds: float = 0.0
-    first_token_seconds: float | None = None
-    backtracked: int = 0  # output tokens taken back
+    forward_passes: int = 0
+    forward_s: float = 0.0
+    mask_s: float = 0.0  # computing the grammar's token masks
+    total_s: float = 0.0
+    time_to_first_token_s: float | None = None
+    backtracked_tokens: int = 0  # output tokens taken back
+
+    # The names `lm.generation` had before it spelled its figures as Usage does.
+    forward_calls = _renamed("forward_passes")
+    forward_seconds = _renamed("forward_s")
+    mask_seconds = _renamed("mask_s")
+    total_seconds = _renamed("total_s")
+    first_token_seconds = _renamed("time_to_first_token_s")
+    backtracked = _renamed("backtracked_tokens")
 
 
 class Probe:
@@ -119,7 +137,7 @@ def generate(
         return run.run(list(prompt), can_heal)
     except BaseException:
         if on_failure is not None:
-            run.result.total_seconds = time.perf_counter() - started
+            run.result.total_s = time.perf_counter() - started
             on_failure(run.result)
         raise
 
@@ -200,7 +218,7 @@ class Output:
                 )
             del self.out[-backtrack:]
             del self.ids[-backtrack:]
-            result.backtracked += backtrack
+            result.backtracked_tokens += backtrack
         added = 0
         for index, token_id in enumerate(forced):
             if token_id == eos:
@@ -292,7 +310,7 @@ class _Run(Output):
         while True:
             step_started = time.perf_counter()
             mask, response = self._step(interpreter, interpreter.compute_mask)
-            result.mask_seconds += time.perf_counter() - step_started
+            result.mask_s += time.perf_counter() - step_started
             stop, temperature = _read_response(response, self._collect_captures)
             if stop:
                 break
@@ -326,10 +344,10 @@ class _Run(Output):
             forward_started = time.perf_counter()
             raw_logits, processed = self.engine.forward_counted(self.ids)
             logits = _fit(raw_logits, vocab)
-            result.forward_seconds += time.perf_counter() - forward_started
-            if result.forward_calls == 0:
+            result.forward_s += time.perf_counter() - forward_started
+            if result.forward_passes == 0:
                 result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
-            result.forward_calls += 1
+            result.forward_passes += 1
             # Where the grammar may end, the model chooses freely, as in guidance: a token
             # the grammar does not allow ends the generation there (an open-ended regex
             # stops where the model would leave it, not where the token limit is).
@@ -348,11 +366,11 @@ class _Run(Output):
             commit = functools.partial(interpreter.commit_token, token)
             backtrack, forced = self._step(interpreter, commit)
             record = self._record(chosen, allowed, time.perf_counter() - step_started)
-            if result.first_token_seconds is None:
-                result.first_token_seconds = time.perf_counter() - started
+            if result.time_to_first_token_s is None:
+                result.time_to_first_token_s = time.perf_counter() - started
             self._apply(backtrack, forced, record, ending, result)
         self._finish(interpreter, result)
-        result.total_seconds = time.perf_counter() - started
+        result.total_s = time.perf_counter() - started
         return result
 
     def _take_prefix(
@@ -368,7 +386,7 @@ class _Run(Output):
         wanted = self.prefix[len(self.out)]
         if isinstance(wanted, Probe):
             raw_logits, _ = self.engine.forward_counted(self.ids)
-            result.forward_calls += 1
+            result.forward_passes += 1
             wanted.look(allowed, _fit(raw_logits, len(allowed)), self.ids)
             return True
         token = wanted if isinstance(wanted, int) else wanted.token_id
@@ -381,7 +399,7 @@ class _Run(Output):
         record = wanted if isinstance(wanted, Token) else None
         if record is None:
             raw_logits, _ = self.engine.forward_counted(self.ids)
-            result.forward_calls += 1
+            result.forward_passes += 1
             chosen = step(
                 _fit(raw_logits, len(allowed)),
                 allowed,

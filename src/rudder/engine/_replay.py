@@ -57,7 +57,7 @@ def replay(
         return replayed.run(stream, prompt_tokens)
     except BaseException:
         if on_failure is not None:
-            replayed.result.total_seconds = time.perf_counter() - started
+            replayed.result.total_s = time.perf_counter() - started
             on_failure(replayed.result)
         raise
 
@@ -88,18 +88,18 @@ class _Replay(Output):
             if isinstance(item, ServerEnd):
                 end = item
                 break
-            if result.first_token_seconds is None:
-                result.first_token_seconds = item.arrived_s
-            result.forward_calls += 1
+            if result.time_to_first_token_s is None:
+                result.time_to_first_token_s = item.arrived_s
+            result.forward_passes += 1
             mask_started = time.perf_counter()
             self._feed(item.token_id, item.bytes, item)
             self.last_arrival = item.arrived_s
-            result.mask_seconds += time.perf_counter() - mask_started
+            result.mask_s += time.perf_counter() - mask_started
         if end is None:
             raise GenerationError(f"{self.server} closed the stream without finishing it")
         self._end(end)
-        result.total_seconds = time.perf_counter() - started
-        result.forward_seconds = max(result.total_seconds - result.mask_seconds, 0.0)
+        result.total_s = time.perf_counter() - started
+        result.forward_s = max(result.total_s - result.mask_s, 0.0)
         if end.prompt_tokens is not None:
             result.prompt_tokens = end.prompt_tokens
         result.cached_prompt_tokens = end.cached_prompt_tokens or 0

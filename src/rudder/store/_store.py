@@ -450,18 +450,19 @@ def _summary(row: Iterable[Any], captures: dict[str, str]) -> RunSummary:
 
 
 def _interrupted_end(summary: RunSummary, seq: int) -> str:
-    from rudder.trace._records import RunRecord, UsageRecord
+    from rudder.trace._records import RunRecord
     from rudder.visual.stream._protocol import RunFinished
 
-    usage = UsageRecord.model_validate(summary.usage) if summary.usage else UsageRecord()
-    record = RunRecord(
-        id=summary.id,
-        name=summary.name,
-        status="error",
-        started_at=summary.started_at,
-        finished_at=summary.finished_at,
-        error=INTERRUPTED_ERROR,
-        usage=usage,
+    record = RunRecord.model_validate(
+        {
+            "id": summary.id,
+            "name": summary.name,
+            "status": "error",
+            "started_at": summary.started_at,
+            "finished_at": summary.finished_at,
+            "error": INTERRUPTED_ERROR,
+            "usage": summary.usage or {},
+        }
     )
     return RunFinished(seq=seq, run_id=summary.id, run=record).model_dump_json()
 

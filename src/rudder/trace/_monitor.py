@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,9 @@ class SystemSample:
     gpu_percent: float | None = None  # mean utilisation of the visible GPUs
     vram_used_bytes: int | None = None  # summed over the visible GPUs
     vram_total_bytes: int | None = None
+
+    # Recorded as it is (rudder.trace._records); pydantic reads this only when imported.
+    __pydantic_config__: ClassVar = {"json_schema_serialization_defaults_required": True}
 
 
 class SystemMonitor:

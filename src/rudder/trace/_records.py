@@ -1,4 +1,9 @@
-"""The serial form of the trace: pydantic records of entries, nodes, usage, samples, runs.
+"""The serial form of the trace: pydantic records of entries, nodes and runs.
+
+Usage (:class:`~rudder.trace._usage.Usage`) and system samples
+(:class:`~rudder.trace._monitor.SystemSample`) are recorded as they are: pydantic reads and
+writes those dataclasses field by field, under their own names, and a Usage's derived
+figures are written too (see :func:`with_derived_figures`).
 
 The message protocol (:mod:`rudder.visual.stream._protocol`) carries these records, and
 ``dump_trace`` / ``load_trace`` write and read a whole trace with them, losslessly. Token
@@ -8,9 +13,9 @@ bytes travel as text when they are valid UTF-8 on their own, else also as base64
 from __future__ import annotations
 
 import base64
-import dataclasses
-from collections.abc import Sequence
-from typing import Annotated, Literal, Union
+import typing
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
@@ -26,7 +31,6 @@ from rudder._state import (
     TokenKind,
 )
 from rudder.errors import TraceError
-from rudder.trace._monitor import SystemSample
 from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, NodeSnapshot, TraceNode
 from rudder.trace._run import Run, RunStatus
 from rudder.trace._usage import Usage
@@ -53,6 +57,24 @@ LogProb = Annotated[
     float,
     WithJsonSchema({"anyOf": [{"type": "number"}, {"const": "-Infinity", "type": "string"}]}),
 ]
+
+
+def with_derived_figures(cls: type, names: Sequence[str], schema: Any, handler: Any) -> Any:
+    """``schema``, pydantic's core schema of dataclass ``cls``, with the properties
+    ``names`` written as fields too (computed fields), and ignored when read back."""
+    from pydantic_core import core_schema
+
+    arguments = schema
+    while arguments["type"] != "dataclass-args":
+        arguments = arguments["schema"]
+    arguments["extra_behavior"] = "ignore"
+    arguments["computed_fields"] = [
+        core_schema.computed_field(
+            name, handler.generate_schema(typing.get_type_hints(getattr(cls, name).fget)["return"])
+        )
+        for name in names
+    ]
+    return schema
 
 
 class CandidateRecord(Record):
@@ -107,8 +129,21 @@ class CaptureRecord(Record):
     removed: bool = False
 
 
+class TokenRefRecord(Record):
+    """In the node of a ``node_added`` message only: the next of the message's tokens,
+    which travel in the compact wire form (``rudder.visual.stream._token_table``)."""
+
+    kind: Literal["token_ref"] = "token_ref"
+
+
 EntryRecordType = Union[  # noqa: UP007
-    TextRecord, TokenRecord, RoleOpenRecord, RoleCloseRecord, BlockRecord, CaptureRecord
+    TextRecord,
+    TokenRecord,
+    RoleOpenRecord,
+    RoleCloseRecord,
+    BlockRecord,
+    CaptureRecord,
+    TokenRefRecord,
 ]
 EntryRecord = Annotated[EntryRecordType, Field(discriminator="kind")]
 
@@ -126,25 +161,6 @@ class InputRecord(Record):
         "capture_remove",
     ]
     value: str = ""
-
-
-class UsageRecord(Record):
-    generations: int = 0
-    prompt_tokens: int = 0
-    cached_prompt_tokens: int = 0
-    healed_tokens: int = 0
-    forward_passes: int = 0
-    forced_tokens: int = 0
-    generated_tokens: int = 0
-    backtracked_tokens: int = 0
-    time_to_first_token_s: float | None = None
-    total_s: float = 0.0
-    forward_s: float = 0.0
-    mask_s: float = 0.0
-    # Derived from the fields above, for readers; ignored when read back.
-    output_tokens: int = 0
-    token_reduction: float = 0.0
-    per_token_s: float | None = None
 
 
 class ExploredRecord(Record):
@@ -167,20 +183,8 @@ class NodeRecord(Record):
     # Views get a hidden node without its entries, and the size of its text instead.
     hidden_chars: int | None = None
     created_at: float
-    usage: UsageRecord | None = None
+    usage: Usage | None = None
     explored: ExploredRecord | None = None
-
-
-class SampleRecord(Record):
-    time_s: float
-    cpu_percent: float
-    process_cpu_percent: float
-    ram_used_bytes: int
-    ram_total_bytes: int
-    process_rss_bytes: int
-    gpu_percent: float | None = None
-    vram_used_bytes: int | None = None
-    vram_total_bytes: int | None = None
 
 
 class RunRecord(Record):
@@ -190,7 +194,7 @@ class RunRecord(Record):
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
-    usage: UsageRecord = UsageRecord()
+    usage: Usage = Usage()
 
 
 class TraceRecord(Record):
@@ -204,30 +208,47 @@ class TraceRecord(Record):
 # -- to records ------------------------------------------------------------------------------
 
 
-def _text_and_b64(data: bytes) -> tuple[str, str | None]:
+def text_and_b64(data: bytes) -> tuple[str, str | None]:
+    """``data`` as text, and as base64 too when it is not valid UTF-8 on its own."""
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         return data.decode("utf-8", errors="replace"), base64.b64encode(data).decode("ascii")
 
 
+#: Significant digits of the probabilities and latencies that views get (they show three at
+#: most); a trace dump keeps every digit.
+VIEW_DIGITS = 6
+
+
+def view_figure(value: float) -> float:
+    """``value`` to ``VIEW_DIGITS`` significant digits, as views get it."""
+    return float(f"{value:.{VIEW_DIGITS}g}")
+
+
+def _exact(value: float) -> float:
+    return value
+
+
 # Tokens are the bulk of the messages: they are made as plain dicts and validated in one
 # call (pydantic-core builds a batch faster than Python builds the models one by one).
 
 
-def _candidate_dict(candidate: Candidate) -> dict[str, object]:
-    text, b64 = _text_and_b64(candidate.bytes)
+def _candidate_dict(
+    candidate: Candidate, figure: Callable[[float], float] = _exact
+) -> dict[str, object]:
+    text, b64 = text_and_b64(candidate.bytes)
     return {
         "id": candidate.token_id,
         "text": text,
         "bytes_b64": b64,
-        "prob": candidate.prob,
+        "prob": figure(candidate.prob),
         "allowed": candidate.allowed,
     }
 
 
-def _token_dict(token: Token) -> dict[str, object]:
-    text, b64 = _text_and_b64(token.bytes)
+def _token_dict(token: Token, figure: Callable[[float], float]) -> dict[str, object]:
+    text, b64 = text_and_b64(token.bytes)
     same = token.top_allowed is token.top or token.top_allowed == token.top
     return {
         "kind": "token",
@@ -235,10 +256,10 @@ def _token_dict(token: Token) -> dict[str, object]:
         "text": text,
         "bytes_b64": b64,
         "source": token.kind.value,
-        "prob": token.prob,
-        "latency_s": token.latency,
-        "top": [_candidate_dict(c) for c in token.top],
-        "top_allowed": None if same else [_candidate_dict(c) for c in token.top_allowed],
+        "prob": None if token.prob is None else figure(token.prob),
+        "latency_s": figure(token.latency),
+        "top": [_candidate_dict(c, figure) for c in token.top],
+        "top_allowed": None if same else [_candidate_dict(c, figure) for c in token.top_allowed],
         "special": token.special,
     }
 
@@ -246,8 +267,10 @@ def _token_dict(token: Token) -> dict[str, object]:
 _token_list: TypeAdapter[list[TokenRecord]] = TypeAdapter(list[TokenRecord])
 
 
-def token_records(tokens: Sequence[Token]) -> list[TokenRecord]:
-    return _token_list.validate_python([_token_dict(t) for t in tokens])
+def token_records(tokens: Sequence[Token], *, viewed: bool = False) -> list[TokenRecord]:
+    """Records of ``tokens``; ``viewed``: as views get them (figures to ``VIEW_DIGITS``)."""
+    figure = view_figure if viewed else _exact
+    return _token_list.validate_python([_token_dict(t, figure) for t in tokens])
 
 
 def token_record(token: Token) -> TokenRecord:
@@ -282,14 +305,10 @@ def entry_record(entry: Entry) -> EntryRecordType:
     return capture_record(entry)
 
 
-def _entry_records(entries: Sequence[Entry]) -> list[EntryRecordType]:
+def _entry_records(entries: Sequence[Entry], viewed: bool) -> list[EntryRecordType]:
     """Records of ``entries``, the tokens among them made in one batch."""
-    tokens = iter(token_records([e for e in entries if isinstance(e, Token)]))
+    tokens = iter(token_records([e for e in entries if isinstance(e, Token)], viewed=viewed))
     return [next(tokens) if isinstance(e, Token) else entry_record(e) for e in entries]
-
-
-def usage_record(usage: Usage) -> UsageRecord:
-    return UsageRecord.model_validate(usage.as_dict())
 
 
 def node_record(
@@ -315,13 +334,13 @@ def node_record(
         parent_id=parent_id,
         run_id=node.run_id,
         input=InputRecord(kind=node.input.kind.value, value="" if elide else node.input.value),
-        entries=[] if elide else _entry_records(entries),
+        entries=[] if elide else _entry_records(entries, for_view),
         healed_bytes=0 if started else node.healed_bytes,
         echo=node.echo,
         hidden=node.hidden,
         hidden_chars=text_size(entries) if elide and not started else None,
         created_at=node.created_at,
-        usage=usage_record(usage) if usage is not None else None,
+        usage=usage,
         explored=_explored_record(node.explored),
     )
 
@@ -334,20 +353,6 @@ def _explored_record(explored: ExploredFrom | None) -> ExploredRecord | None:
     )
 
 
-def sample_record(sample: SystemSample) -> SampleRecord:
-    return SampleRecord(
-        time_s=sample.time_s,
-        cpu_percent=sample.cpu_percent,
-        process_cpu_percent=sample.process_cpu_percent,
-        ram_used_bytes=sample.ram_used_bytes,
-        ram_total_bytes=sample.ram_total_bytes,
-        process_rss_bytes=sample.process_rss_bytes,
-        gpu_percent=sample.gpu_percent,
-        vram_used_bytes=sample.vram_used_bytes,
-        vram_total_bytes=sample.vram_total_bytes,
-    )
-
-
 def run_record(run: Run) -> RunRecord:
     return RunRecord(
         id=run.id,
@@ -356,7 +361,7 @@ def run_record(run: Run) -> RunRecord:
         started_at=run.started_at,
         finished_at=run.finished_at,
         error=run.error,
-        usage=usage_record(run.usage),
+        usage=run.usage,
     )
 
 
@@ -384,14 +389,12 @@ def _candidate(record: CandidateRecord) -> Candidate:
     )
 
 
-def entry_from_record(
-    record: TextRecord
-    | TokenRecord
-    | RoleOpenRecord
-    | RoleCloseRecord
-    | BlockRecord
-    | CaptureRecord,
-) -> Entry:
+def entry_from_record(record: EntryRecordType) -> Entry:
+    if isinstance(record, TokenRefRecord):
+        raise TraceError(
+            "a token_ref entry stands for a token of a node_added message: read the message "
+            "with RunView, which puts the token there; a trace dump has none"
+        )
     if isinstance(record, TokenRecord):
         top = tuple(_candidate(c) for c in record.top)
         return Token(
@@ -417,18 +420,13 @@ def entry_from_record(
     return Capture(record.name, record.value, record.log_prob, record.is_list, record.removed)
 
 
-def usage_from_record(record: UsageRecord) -> Usage:
-    """The Usage a record was made from (its derived figures are recomputed, not read)."""
-    return Usage(**{f.name: getattr(record, f.name) for f in dataclasses.fields(Usage)})
-
-
 def run_from_record(record: RunRecord) -> Run:
     run = Run(record.name, run_id=record.id)
     run.started_at = record.started_at
     run.finished_at = record.finished_at
     run.status = RunStatus(record.status)
     run.error = record.error
-    run.add_usage(usage_from_record(record.usage))
+    run.add_usage(record.usage)
     return run
 
 
@@ -466,7 +464,7 @@ def load_trace(text: str | bytes) -> TraceNode:
             echo=item.echo,
             hidden=item.hidden,
             healed_bytes=item.healed_bytes,
-            usage=usage_from_record(item.usage) if item.usage is not None else None,
+            usage=item.usage,
             node_id=item.id,
             created_at=item.created_at,
             explored=ExploredFrom(**item.explored.model_dump()) if item.explored else None,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rudder._state import TokenKind
 
 if TYPE_CHECKING:
     from rudder.engine._loop import Generation
+
+#: Figures computed from the fields: the records write them, and ignore them when read.
+DERIVED_FIGURES = ("output_tokens", "token_reduction", "per_token_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,16 @@ class Usage:
     total_s: float = 0.0
     forward_s: float = 0.0
     mask_s: float = 0.0
+
+    # The records (rudder.trace._records) read and write a Usage as it is: no second
+    # spelling of its figures. pydantic reads these two hooks only when it is imported.
+    __pydantic_config__: ClassVar = {"json_schema_serialization_defaults_required": True}
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from rudder.trace._records import with_derived_figures
+
+        return with_derived_figures(cls, DERIVED_FIGURES, handler(source), handler)
 
     @property
     def output_tokens(self) -> int:
@@ -83,19 +96,21 @@ class Usage:
 
     @classmethod
     def of(cls, generation: Generation) -> Usage:
-        """The usage of one generation."""
+        """The usage of one generation (its figures have the same names as these)."""
         generated = sum(1 for token in generation.tokens if token.kind is TokenKind.GENERATED)
+        same = {f.name: getattr(generation, f.name) for f in _MEASURED}
         return cls(
             generations=1,
-            prompt_tokens=generation.prompt_tokens,
-            cached_prompt_tokens=generation.cached_prompt_tokens,
-            healed_tokens=generation.healed_tokens,
-            forward_passes=generation.forward_calls,
             forced_tokens=len(generation.tokens) - generated,
             generated_tokens=generated,
-            backtracked_tokens=generation.backtracked,
-            time_to_first_token_s=generation.first_token_seconds,
-            total_s=generation.total_seconds,
-            forward_s=generation.forward_seconds,
-            mask_s=generation.mask_seconds,
+            **same,
         )
+
+
+#: The figures a Generation measures itself, under the same names; the others are counted
+#: from its tokens.
+_MEASURED = tuple(
+    f
+    for f in dataclasses.fields(Usage)
+    if f.name not in ("generations", "forced_tokens", "generated_tokens")
+)

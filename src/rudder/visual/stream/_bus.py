@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from rudder.visual.stream._protocol import Message, ServerMessage, StreamRequest
+    from rudder.visual.stream._token_table import TableToken
 
 M = TypeVar("M", bound="Message")
 
@@ -63,19 +64,57 @@ def _resolve(items: list[ServerMessage | _Later]) -> list[ServerMessage]:
 
 class _Stream:
     """One run's messages. ``first_seq`` is the seq of ``messages[0]`` (older ones were
-    dropped to bound the history)."""
+    dropped to bound the history). The token table entries the dropped messages carried are
+    kept (the messages still held may name those tokens): a reset hands them on."""
 
-    __slots__ = ("finished", "first_seq", "messages", "run_id")
+    __slots__ = (
+        "_dropped_table",
+        "_dropped_with_table",
+        "finished",
+        "first_seq",
+        "messages",
+        "run_id",
+    )
+
+    #: Dropped messages whose table entries are read only when needed (building a message
+    #: costs), at most this many at a time.
+    MAX_UNREAD_TABLES = 256
 
     def __init__(self, run_id: str, first_seq: int = 0) -> None:
         self.run_id = run_id
         self.messages: list[ServerMessage | _Later] = []
         self.first_seq = first_seq
         self.finished = False
+        self._dropped_table: dict[int, TableToken] = {}
+        self._dropped_with_table: list[ServerMessage | _Later] = []
 
     @property
     def next_seq(self) -> int:
         return self.first_seq + len(self.messages)
+
+    def drop(self, count: int) -> None:
+        """Drop the oldest ``count`` messages, keeping the table entries they carried."""
+        self._dropped_with_table.extend(m for m in self.messages[:count] if _has_table(m))
+        del self.messages[:count]
+        self.first_seq += count
+        if len(self._dropped_with_table) > self.MAX_UNREAD_TABLES:
+            self._read_dropped_tables()
+
+    def dropped_table(self) -> list[TableToken]:
+        self._read_dropped_tables()
+        return list(self._dropped_table.values())
+
+    def _read_dropped_tables(self) -> None:
+        for item in self._dropped_with_table:
+            message = item.get() if isinstance(item, _Later) else item
+            for entry in getattr(message, "table", ()):
+                self._dropped_table[entry.id] = entry
+        self._dropped_with_table.clear()
+
+
+def _has_table(item: ServerMessage | _Later) -> bool:
+    kind = item._kind if isinstance(item, _Later) else type(item)
+    return "table" in kind.model_fields
 
 
 class Bus:
@@ -122,9 +161,7 @@ class Bus:
         if getattr(item, "type", None) == "run_finished":
             stream.finished = True
         if len(stream.messages) > self.max_messages_per_run:
-            dropped = len(stream.messages) - self.max_messages_per_run // 2
-            del stream.messages[:dropped]
-            stream.first_seq += dropped
+            stream.drop(len(stream.messages) - self.max_messages_per_run // 2)
         self._changed.notify_all()
 
     def _bound_runs(self) -> None:
@@ -273,6 +310,7 @@ class Subscription:
                         run_id=run_id,
                         reason="history bounded: older messages were dropped",
                         first_seq=stream.first_seq,
+                        table=stream.dropped_table(),
                     )
                 )
                 cursor = stream.first_seq

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rudder.trace._records import UsageRecord
+    from rudder.trace._usage import Usage
     from rudder.visual.stream._view_state import RunView
 
 
@@ -21,7 +21,7 @@ def summary(view: RunView) -> str:
     return " · ".join([status, *figures(usage, run.started_at, run.finished_at)])
 
 
-def figures(usage: UsageRecord, started: float | None, finished: float | None) -> list[str]:
+def figures(usage: Usage, started: float | None, finished: float | None) -> list[str]:
     out = [
         f"tokens {usage.prompt_tokens} in, {usage.output_tokens} out",
         f"token reduction {usage.token_reduction:.0%}",

@@ -17,16 +17,17 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
+from rudder.trace._monitor import SystemSample
 from rudder.trace._records import (
     CandidateRecord,
     CaptureRecord,
     NodeRecord,
     Record,
     RunRecord,
-    SampleRecord,
     TokenRecord,
-    UsageRecord,
 )
+from rudder.trace._usage import Usage
+from rudder.visual.stream._token_table import TableToken, WireToken
 
 PROTOCOL_VERSION = 1
 
@@ -50,21 +51,44 @@ class RunFinished(Message):
     run: RunRecord
 
 
+class Cut(Record):
+    """Token healing by a node took ``bytes`` bytes off the end of the text that node
+    ``node_id`` shows (on a path through both)."""
+
+    node_id: int
+    bytes: int = Field(ge=1)
+
+
 class NodeAdded(Message):
-    """A node: complete, or a generation that has just started (its tokens follow)."""
+    """A node: complete, or a generation that has just started (its tokens follow); the
+    tokens of a complete one travel as streamed tokens do, in ``tokens``.
+    ``cuts``: what its healing took off the nodes before it (the publisher works them out
+    once, views apply them: :mod:`rudder.visual.stream._healing`); null in streams of the
+    first form, which carried ``node.healed_bytes`` alone."""
 
     type: Literal["node_added"] = "node_added"
     node: NodeRecord
+    cuts: list[Cut] | None = None
+    # The node's tokens in the wire form, one per ``token_ref`` entry of ``node``, and the
+    # ids the stream names for the first time; null: the entries hold the token records
+    # (the first form).
+    table: list[TableToken] = Field(default_factory=list)
+    tokens: list[WireToken] | None = None
 
 
 class TokensAppended(Message):
     """Tokens a running generation added. ``healed_bytes`` are first taken from the end of
-    the parent's text (token healing re-makes them)."""
+    the parent's text (token healing re-makes them). ``tokens`` are in the compact wire
+    form (:mod:`rudder.visual.stream._token_table`), the ids this stream names for the first
+    time in ``table``; a stored run of the first form has full token records there."""
 
     type: Literal["tokens_appended"] = "tokens_appended"
     node_id: int
     healed_bytes: int = 0
-    tokens: list[TokenRecord]
+    table: list[TableToken] = Field(default_factory=list)
+    tokens: list[Union[WireToken, TokenRecord]]  # noqa: UP007
+    # What the healing took off the nodes before (with the first tokens; see NodeAdded).
+    cuts: list[Cut] | None = None
 
 
 class Backtrack(Message):
@@ -87,8 +111,8 @@ class Metrics(Message):
 
     type: Literal["metrics"] = "metrics"
     node_id: int | None = None
-    usage: UsageRecord
-    samples: list[SampleRecord] = Field(default_factory=list)
+    usage: Usage
+    samples: list[SystemSample] = Field(default_factory=list)
     # For a hidden generation, the size of the text it made (its tokens were not sent).
     hidden_chars: int | None = None
 
@@ -108,6 +132,8 @@ class Reset(Message):
     reason: str
     # The stream before ``first_seq`` was dropped (history is bounded): a replay starts there.
     first_seq: int = 0
+    # The token table the dropped messages carried (the messages that follow may name it).
+    table: list[TableToken] = Field(default_factory=list)
 
 
 ServerMessage = Annotated[

@@ -5,7 +5,8 @@ parents it has not carried (a notebook cell continuing a Model made in an earlie
 those parents are sent first, complete. Tokens of a running generation are sent in
 batches: at once when the previous batch left more than ``BATCH_S`` ago, else when
 ``BATCH_TOKENS`` are waiting or the generation ends. Tokens taken back before they were
-sent are simply not sent.
+sent are simply not sent. Tokens travel in the compact wire form: the publisher knows which
+ids each run's stream has named, and a batch carries the table entries of the new ones.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rudder._state import Capture
+from rudder._state import Capture, Token
 from rudder.trace._events import TraceListener
 from rudder.trace._node import NodeKind
 from rudder.visual.stream._bus import Bus, get_bus
+from rudder.visual.stream._healing import TraceCuts
 
 if TYPE_CHECKING:
-    from rudder._state import Token
     from rudder.trace._monitor import SystemSample
     from rudder.trace._node import NodeSnapshot, TraceNode
     from rudder.trace._run import Run
@@ -33,11 +34,12 @@ MAX_REMEMBERED_NODES = 10_000
 
 
 class _Batch:
-    __slots__ = ("healed_bytes", "last_sent", "tokens")
+    __slots__ = ("cuts", "healed_bytes", "last_sent", "tokens")
 
     def __init__(self) -> None:
         self.tokens: list[Token] = []
         self.healed_bytes = 0
+        self.cuts: list[tuple[int, int]] = []
         self.last_sent = 0.0
 
 
@@ -51,7 +53,14 @@ class Publisher(TraceListener):
         self._lock = threading.Lock()
         # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
         self._sent: dict[str, dict[int, None]] = {}
+        # run id -> the token ids its stream has named (their table entries were sent)
+        self._named: dict[str, set[int]] = {}
         self._batches: dict[int, _Batch] = {}
+        self._cuts = TraceCuts(self._elided, MAX_REMEMBERED_NODES)
+
+    def _elided(self, node: TraceNode) -> bool:
+        """Whether views get ``node`` without its text (see ``node_record``)."""
+        return node.hidden or not (node.echo or self._show_echo_off)
 
     @property
     def bus(self) -> Bus:
@@ -67,36 +76,43 @@ class Publisher(TraceListener):
         self.bus.publish(run.id, RunStarted, run=record)
 
     def run_finished(self, run: Run) -> None:
-        from rudder.trace._records import run_record, usage_record
+        from rudder.trace._records import run_record
         from rudder.visual.stream._protocol import Metrics, RunFinished
 
-        usage = usage_record(run.usage)
-        self.bus.publish(run.id, Metrics, usage=usage)
+        self.bus.publish(run.id, Metrics, usage=run.usage)
         record = run_record(run)
         self.bus.publish(run.id, RunFinished, run=record)
         with self._lock:
             self._sent.pop(run.id, None)
+            self._named.pop(run.id, None)
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
-        from rudder.trace._records import sample_record, usage_record
         from rudder.visual.stream._protocol import Metrics
 
-        usage, record = usage_record(run.usage), sample_record(sample)
-        self.bus.publish(run.id, Metrics, usage=usage, samples=[record])
+        self.bus.publish(run.id, Metrics, usage=run.usage, samples=[sample])
 
     # -- nodes ----------------------------------------------------------------------------
 
     def node_added(self, node: TraceNode) -> None:
         from rudder.visual.stream._protocol import NodeAdded, Status
+        from rudder.visual.stream._token_table import new_ids
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
             # A node's record is made when first read, from a copy without its parent (the
             # bus must not keep the trace alive); a running generation is sent as it started.
             started = missing.input.kind is NodeKind.GRAMMAR and missing.usage is None
+            # A node's healing is worked out now, while its parents can be read.
+            cuts = [] if started else self._cuts.of(missing)
             snapshot = missing.snapshot()
-            fields = functools.partial(_node_fields, snapshot, started, self._show_echo_off)
-            self.bus.publish_later(run_id, NodeAdded, fields)
+            shown = () if started or self._elided(missing) else missing.entries
+            tokens = [e for e in shown if isinstance(e, Token)]
+            with self._lock:  # as for a batch of tokens: the table before its uses
+                fresh = new_ids(tokens, self._named.setdefault(run_id, set()))
+                fields = functools.partial(
+                    _node_fields, snapshot, started, self._show_echo_off, cuts, fresh
+                )
+                self.bus.publish_later(run_id, NodeAdded, fields)
         if node.input.kind is NodeKind.GRAMMAR and node.usage is None:
             self.bus.publish(run_id, Status, state="generating", node_id=node.id)
 
@@ -122,6 +138,8 @@ class Publisher(TraceListener):
         self, node: TraceNode, added: Sequence[Token], backtracked: int, healed_bytes: int
     ) -> None:
         if node.hidden:
+            if healed_bytes:
+                self._cuts.remember(node.id, [])  # nor does it cut what is before it
             return  # a hidden generation shows only its size, when it ends
         from rudder.visual.stream._protocol import Backtrack
 
@@ -129,6 +147,8 @@ class Publisher(TraceListener):
         if batch is None:
             batch = self._batches[node.id] = _Batch()
         batch.healed_bytes += healed_bytes
+        if healed_bytes:
+            batch.cuts.extend(self._cuts.of(node, healed_bytes))
         if backtracked:
             unsent = min(backtracked, len(batch.tokens))
             if unsent:
@@ -148,14 +168,18 @@ class Publisher(TraceListener):
         if not batch.tokens and not batch.healed_bytes:
             return
         from rudder.visual.stream._protocol import TokensAppended
+        from rudder.visual.stream._token_table import new_ids
 
-        fields = functools.partial(_tokens_fields, node.id, batch.healed_bytes, batch.tokens)
-        batch.tokens = []
-        batch.healed_bytes = 0
-        self.bus.publish_later(node.run_id, TokensAppended, fields)
+        tokens, healed, cuts = batch.tokens, batch.healed_bytes, batch.cuts
+        batch.tokens, batch.healed_bytes, batch.cuts = [], 0, []
+        # Under the lock, so that the stream carries a table entry before any use of it.
+        with self._lock:
+            fresh = new_ids(tokens, self._named.setdefault(node.run_id, set()))
+            fields = functools.partial(_tokens_fields, node.id, healed, cuts, tokens, fresh)
+            self.bus.publish_later(node.run_id, TokensAppended, fields)
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
-        from rudder.trace._records import capture_record, text_size, usage_record
+        from rudder.trace._records import capture_record, text_size
         from rudder.visual.stream._protocol import CaptureSet, Metrics, Status
 
         batch = self._batches.pop(node.id, None)
@@ -168,8 +192,8 @@ class Publisher(TraceListener):
                     record = capture_record(entry)
                     self.bus.publish(run_id, CaptureSet, node_id=node.id, capture=record)
         if node.usage is not None:  # a failed generation's too: what it did is counted
-            usage = usage_record(node.usage)
             size = text_size(node.entries) if node.hidden else None
+            usage = node.usage
             self.bus.publish(run_id, Metrics, node_id=node.id, usage=usage, hidden_chars=size)
         if error is not None:
             self.bus.publish(run_id, Status, state="error", node_id=node.id, message=error)
@@ -177,18 +201,44 @@ class Publisher(TraceListener):
             self.bus.publish(run_id, Status, state="idle", node_id=node.id)
 
 
-def _node_fields(node: NodeSnapshot, started: bool, show_echo_off: bool) -> dict[str, Any]:
+def _cut_records(cuts: list[tuple[int, int]]) -> list[dict[str, int]]:
+    return [{"node_id": node_id, "bytes": count} for node_id, count in cuts]
+
+
+def _node_fields(
+    node: NodeSnapshot,
+    started: bool,
+    show_echo_off: bool,
+    cuts: list[tuple[int, int]],
+    fresh: list[int],
+) -> dict[str, Any]:
     from rudder.trace._records import node_record
+    from rudder.visual.stream._token_table import node_in_wire_form, wire_form
 
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)
-    return {"node": record}
+    record, records = node_in_wire_form(record)
+    tokens = [e for e in node.entries if isinstance(e, Token)] if records else []
+    table, wire = wire_form(tokens, fresh)
+    return {"node": record, "cuts": _cut_records(cuts), "table": table, "tokens": wire}
 
 
-def _tokens_fields(node_id: int, healed_bytes: int, tokens: list[Token]) -> dict[str, Any]:
-    from rudder.trace._records import token_records
+def _tokens_fields(
+    node_id: int,
+    healed_bytes: int,
+    cuts: list[tuple[int, int]],
+    tokens: list[Token],
+    fresh: list[int],
+) -> dict[str, Any]:
+    from rudder.visual.stream._token_table import wire_form
 
-    records = token_records(tokens)
-    return {"node_id": node_id, "healed_bytes": healed_bytes, "tokens": records}
+    table, wire = wire_form(tokens, fresh)
+    return {
+        "node_id": node_id,
+        "healed_bytes": healed_bytes,
+        "cuts": _cut_records(cuts),
+        "table": table,
+        "tokens": wire,
+    }
 
 
 _installed: Publisher | None = None

@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING
 from rudder._shown_text import decode_run
 
 if TYPE_CHECKING:
+    from rudder.trace._monitor import SystemSample
     from rudder.trace._records import (
         CaptureRecord,
         NodeRecord,
         RunRecord,
-        SampleRecord,
         TokenRecord,
-        UsageRecord,
     )
-    from rudder.visual.stream._protocol import ServerMessage
+    from rudder.trace._usage import Usage
+    from rudder.visual.stream._protocol import Cut, ServerMessage
+    from rudder.visual.stream._token_table import TableToken
 
 
 @dataclass
@@ -30,8 +31,10 @@ class NodeView:
     record: NodeRecord
     tokens: list[TokenRecord] = field(default_factory=list)  # streamed while generating
     healed_bytes: int = 0
+    #: What its healing took off the nodes before it: (node id, bytes), as the stream said.
+    cuts: list[tuple[int, int]] = field(default_factory=list)
     captures: list[CaptureRecord] = field(default_factory=list)
-    usage: UsageRecord | None = None
+    usage: Usage | None = None
     state: str = ""  # "generating", "idle" or "error" for generations
     error: str = ""
     hidden_chars: int | None = None  # a hidden generation's size, known when it ends
@@ -56,8 +59,8 @@ class RunView:
     max_nodes: int | None = None
     run: RunRecord | None = None
     nodes: dict[int, NodeView] = field(default_factory=dict)
-    usage: UsageRecord | None = None
-    samples: list[SampleRecord] = field(default_factory=list)
+    usage: Usage | None = None
+    samples: list[SystemSample] = field(default_factory=list)
     last_seq: int = -1
     gaps: int = 0  # times a message arrived after a hole in the sequence
     #: Set when a hole was seen: ask for a replay after this seq (then it clears).
@@ -65,6 +68,8 @@ class RunView:
     #: Messages about nodes this view never received (their node_added was dropped from
     #: a bounded history before this view attached).
     unknown_nodes: int = 0
+    #: The run's token table: the ids and bytes of the tokens its stream named so far.
+    table: dict[int, TableToken] = field(default_factory=dict)
 
     def apply(self, message: ServerMessage) -> bool:
         """Fold ``message`` in; False when it was not (already held, or after a hole:
@@ -74,6 +79,7 @@ class RunView:
         if message.type == "reset":
             self.__init__(self.run_id, self.max_nodes)  # type: ignore[misc]
             self.last_seq = message.first_seq - 1
+            self.table.update((entry.id, entry) for entry in message.table)
             return True
         if message.seq <= self.last_seq:
             return False  # already held (a replay overlapping what arrived live)
@@ -98,14 +104,24 @@ class RunView:
             self.run = message.run
             self.usage = message.run.usage
         elif message.type == "node_added":
-            view = NodeView(message.node, usage=message.node.usage)
-            self.nodes[message.node.id] = view
+            from rudder.visual.stream._token_table import read_node
+
+            self.table.update((entry.id, entry) for entry in message.table)
+            record = read_node(message.node, message.tokens, self.table)
+            view = NodeView(record, usage=record.usage)
+            self.nodes[record.id] = view
+            view.healed_bytes = record.healed_bytes
+            view.cuts = self._cuts(view, message.cuts, message.node.healed_bytes)
             if self.max_nodes is not None and len(self.nodes) > self.max_nodes:
                 self._forget_old_nodes(self.max_nodes // 2)
         elif message.type == "tokens_appended":
+            from rudder.visual.stream._token_table import read_tokens
+
+            self.table.update((entry.id, entry) for entry in message.table)
             if node := self._node(message.node_id):
                 node.healed_bytes += message.healed_bytes
-                node.tokens.extend(message.tokens)
+                node.cuts.extend(self._cuts(node, message.cuts, message.healed_bytes))
+                node.tokens.extend(read_tokens(message.tokens, self.table))
         elif message.type == "backtrack":
             if node := self._node(message.node_id):
                 del node.tokens[-message.tokens :]
@@ -126,6 +142,23 @@ class RunView:
             if node is not None:
                 node.state = message.state
                 node.error = message.message
+
+    def _cuts(
+        self, view: NodeView, cuts: list[Cut] | None, healed_bytes: int
+    ) -> list[tuple[int, int]]:
+        """The cuts a message gives; a stream of the first form gives the healed bytes
+        alone, and this view works them out by the publisher's rule from what it holds."""
+        if cuts is not None:
+            return [(cut.node_id, cut.bytes) for cut in cuts]
+        if not healed_bytes:
+            return []
+        from rudder.visual.stream._healing import healing_cuts
+
+        ancestors = (
+            (node.record.id, sum(p.size() for p in node_pieces(node)), node.cuts)
+            for node in reversed(self.path(view.record.id)[:-1])
+        )
+        return healing_cuts(healed_bytes, ancestors)
 
     def _forget_old_nodes(self, keep: int) -> None:
         """Forget the oldest nodes until ``keep`` are left, but never those on the last
@@ -157,11 +190,15 @@ class RunView:
         decoded per run (a character split over tokens is shown by the one that ends it)."""
         out: list[Piece] = []
         path = self.path(node_id)
+        cut: dict[int, int] = {}
         for view in path:
-            cut = max(view.healed_bytes, view.record.healed_bytes)
-            if cut:
-                _cut_bytes(out, cut)
-            out.extend(node_pieces(view))
+            for target, count in view.cuts:
+                cut[target] = cut.get(target, 0) + count
+        for view in path:
+            pieces = node_pieces(view)
+            if cut.get(view.record.id):
+                _cut_bytes(pieces, cut[view.record.id])
+            out.extend(pieces)
         # A running generation's unfinished last character waits for its next token.
         return decoded(out, ends=not (path and path[-1].state == "generating"))
 

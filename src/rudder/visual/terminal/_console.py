@@ -175,14 +175,12 @@ def _default_run_line() -> str | None:
     """The default run's figures, when it generated anything."""
     import time
 
-    from rudder.trace._records import usage_record
     from rudder.visual.stream._figures import figures
 
     run = started_default_run()
     if run is None or run.usage.output_tokens == 0:
         return None
-    usage = usage_record(run.usage)
-    return "rudder: " + " · ".join(figures(usage, run.started_at, time.time()))
+    return "rudder: " + " · ".join(figures(run.usage, run.started_at, time.time()))
 
 
 _installed: TerminalViews | None = None

@@ -29,6 +29,7 @@ from rudder.visual.stream._bus import Bus, Subscription, get_bus
 from rudder.visual.stream._figures import summary
 from rudder.visual.stream._view_state import (
     LIVE_VIEW_NODES,
+    NodeView,
     Piece,
     RunView,
     node_pieces,
@@ -155,8 +156,10 @@ class TerminalView:
         elif message.type == "node_added":
             self._node_added(state, message.node.id)
         elif message.type == "tokens_appended" and message.node_id == state.generating:
-            state.skip_bytes += message.healed_bytes
-            self.output.tokens([self._token_text(state, token) for token in message.tokens])
+            state.skip_bytes += sum(cut.bytes for cut in message.cuts or ())
+            tokens = state.view.nodes[message.node_id].tokens  # the message's, expanded
+            added = tokens[len(tokens) - len(message.tokens) :]
+            self.output.tokens([self._token_text(state, token) for token in added])
         elif message.type == "backtrack" and message.node_id == state.generating:
             self._backtrack(state, message.tokens)
         elif message.type == "status" and message.node_id == state.generating:
@@ -179,11 +182,11 @@ class TerminalView:
         running = record.input.kind == "grammar" and record.usage is None and not record.entries
         if running:
             state.generating = node_id
-            state.skip_bytes = record.healed_bytes
+            state.skip_bytes = _cut_size(node)
             state.pending_before = []
             self.output.generation_started(self._label(state))
             return
-        self._write_pieces(node_pieces(node), record.healed_bytes)
+        self._write_pieces(node_pieces(node), _cut_size(node))
 
     def _generation_ended(self, state: _RunState, status: str, error: str) -> None:
         node_id, state.generating = state.generating, None
@@ -282,6 +285,11 @@ class TerminalView:
             self._decoder.pending = state.pending_before[-count]
         del state.pending_before[-count:]
         self.output.backtrack(count)
+
+
+def _cut_size(node: NodeView) -> int:
+    """Bytes of the text before ``node`` that its healing re-makes (on screen already)."""
+    return sum(count for _, count in node.cuts)
 
 
 def _drop_leading_bytes(pieces: list[Piece], count: int) -> list[Piece]:
