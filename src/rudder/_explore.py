@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rudder._state import Candidate, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Probe, generate
-from rudder.engine._sampler import top_indices
+from rudder.engine._sampler import top_allowed_indices, top_indices
 from rudder.errors import ExploreError
 from rudder.models._model import Model
 from rudder.models._replay import Replay, node_by_id, replay_of
@@ -37,7 +37,9 @@ class TokenDetail:
     """What the model and grammar saw at one output token of a generation.
 
     ``candidates``: the likeliest tokens of the model's unconstrained distribution there,
-    each flagged allowed or not; ``allowed_count``: how many tokens the grammar allowed;
+    each flagged allowed or not; ``top_allowed``: the likeliest of the tokens the grammar
+    allowed there (probabilities in the same distribution), likeliest first;
+    ``allowed_count``: how many tokens the grammar allowed;
     ``before``: the token ids the model ran on just before it (prompt and output), with
     their bytes; ``after``: the original output tokens that followed it.
     """
@@ -46,6 +48,7 @@ class TokenDetail:
     token_index: int
     token: Token
     candidates: tuple[Candidate, ...]
+    top_allowed: tuple[Candidate, ...]
     allowed_count: int
     before: tuple[tuple[int, bytes], ...]
     after: tuple[Token, ...]
@@ -84,8 +87,9 @@ def branches(source: Model | int | None = None) -> list[Model]:
 
 def token_detail(source: Model | int, token_index: int, count: int = 20) -> TokenDetail:
     """The model's ``count`` likeliest tokens at output token ``token_index`` of the
-    generation that made ``source``, how many the grammar allowed, and the tokens around
-    it. The model runs once, on the kept tokens; nothing is added to the trace."""
+    generation that made ``source``, its ``count`` likeliest of those the grammar allowed,
+    how many the grammar allowed, and the tokens around it. The model runs once, on the
+    kept tokens; nothing is added to the trace."""
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
         raise ExploreError(f"count must be an int from 1 to 1000, got {count!r}")
     node, replay = _generation(source)
@@ -117,7 +121,10 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
         node_id=node.id,
         token_index=token_index,
         token=original,
-        candidates=_candidates(parent, probe, count),
+        candidates=_candidates(parent, probe, top_indices(probe.logits, count)),
+        top_allowed=_candidates(
+            parent, probe, top_allowed_indices(probe.logits, probe.allowed, count)
+        ),
         allowed_count=int(probe.allowed.sum()),
         before=tuple((i, parent.engine.tokenizer.token_bytes(i)) for i in probe.ids[-8:]),
         after=tuple(tokens[token_index + 1 : token_index + 9]),
@@ -216,7 +223,8 @@ def _explored_from(node: TraceNode) -> int | None:
     return node.explored.node_id if node.explored is not None else None
 
 
-def _candidates(parent: Model, probe: Probe, count: int) -> tuple[Candidate, ...]:
+def _candidates(parent: Model, probe: Probe, indices: list[int]) -> tuple[Candidate, ...]:
+    """The tokens at ``indices``, with their probabilities in the model's own distribution."""
     import numpy as np
 
     assert probe.allowed is not None
@@ -227,5 +235,5 @@ def _candidates(parent: Model, probe: Probe, count: int) -> tuple[Candidate, ...
     tokenizer = parent.engine.tokenizer
     return tuple(
         Candidate(i, tokenizer.token_bytes(i), float(weights[i]) / total, bool(probe.allowed[i]))
-        for i in top_indices(logits, count)
+        for i in indices
     )

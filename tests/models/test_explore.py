@@ -9,6 +9,7 @@ import pytest
 from tests.explore_checks import (
     allowed_alternative,
     check_branch,
+    check_top_allowed,
     forbidden_candidate,
     output_tokens,
 )
@@ -72,3 +73,7 @@ def test_a_forbidden_candidate_and_the_detail(lm: Model) -> None:
     assert [c.token_id for c in token.top] == [c.token_id for c in detail.candidates[:5]]
     for choice in (c.token_id for c in detail.candidates if c.allowed):
         assert rudder.explore(original, index, choice)["c"] in ("red", "green", "blue")
+
+
+def test_token_detail_gives_the_twenty_likeliest_allowed_tokens_in_order(lm: Model) -> None:
+    check_top_allowed(lm, "The city is=")

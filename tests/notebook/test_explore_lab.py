@@ -106,8 +106,15 @@ def test_clicking_an_allowed_candidate_shows_the_branch_and_the_next_cell_reads_
     # The kernel tells more than was streamed: 20 candidates and the allowed-set size.
     allowed_count = tooltip.locator(".rd-tip-allowed-count")
     allowed_count.wait_for(timeout=SLOW * 1000)
-    assert int(allowed_count.inner_text().split()[-1]) >= 3  # red, green, blue
+    allowed_total = int(allowed_count.inner_text().split()[-1])
+    assert allowed_total >= 3  # red, green, blue
     assert tooltip.locator(".rd-tip-top .rd-tip-row").count() == 20
+    # And the likeliest of the tokens the grammar allowed, likeliest first, all allowed.
+    allowed_rows = tooltip.locator(".rd-tip-allowed .rd-tip-row")
+    assert allowed_rows.count() == min(20, allowed_total)
+    assert tooltip.locator(".rd-tip-allowed .rd-forbidden").count() == 0
+    shown = [float(p.rstrip("%")) for p in allowed_rows.locator(".rd-tip-prob").all_inner_texts()]
+    assert shown == sorted(shown, reverse=True), shown
     explorable = tooltip.locator(".rd-explorable")
     assert explorable.count() > 0, tooltip.inner_html()
     assert tooltip.locator(".rd-forbidden.rd-explorable").count() == 0

@@ -378,9 +378,8 @@ export class RunViewElement {
     const shown = this.shownToken;
     if (!this.pinned || shown === null) return;
     if (shown.nodeId !== detail.node_id || shown.tokenIndex !== detail.token_index) return;
-    // The detail's twenty are unconstrained; the streamed likeliest allowed ones stay.
-    const allowed = shown.record.top_allowed ?? shown.record.top;
-    const record = {...shown.record, top: detail.candidates, top_allowed: allowed};
+    // The detail's twenty likeliest, unconstrained and allowed, replace the streamed ones.
+    const record = {...shown.record, top: detail.candidates, top_allowed: detail.top_allowed};
     const more = {rows: detail.candidates.length, allowedCount: detail.allowed_count};
     this.tooltip.replaceChildren(tooltipContent(record, shown.backtracked, shown.onChoose, more));
   }

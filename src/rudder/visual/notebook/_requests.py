@@ -57,6 +57,7 @@ def _detail(request: DetailRequest) -> DetailAnswer:
         node_id=detail.node_id,
         token_index=detail.token_index,
         candidates=[candidate_record(c) for c in detail.candidates],
+        top_allowed=[candidate_record(c) for c in detail.top_allowed],
         allowed_count=detail.allowed_count,
         before=b"".join(b for _, b in detail.before).decode("utf-8", errors="replace"),
         after=b"".join(t.bytes for t in detail.after).decode("utf-8", errors="replace"),

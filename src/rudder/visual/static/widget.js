@@ -158,4 +158,4 @@ var f = {
 	},
 	render: d
 };
-export { s as KERNEL_GONE, n as MAX_HELD, r as Store, f as default, l as kernelGoneAnswer, i as stores };
+export { s as KERNEL_GONE, n as MAX_HELD, r as Store, f as default, l as kernelGoneAnswer, c as kernelHolds, i as stores };
