@@ -140,8 +140,17 @@ def test_clicking_an_allowed_candidate_shows_the_branch_and_the_next_cell_reads_
     other = next(option for option in OPTIONS if branch_text.strip().endswith(option))
     assert other != chosen
     assert other.startswith(candidate.strip())
-    # The original stays as it was, beside the branch.
+    # The original stays as it was, beside the branch (the view is wide enough for both).
     assert view.locator(".rd-text").inner_text() == original
+    text_box = view.locator(".rd-text").bounding_box()
+    branch_box = branch.first.bounding_box()
+    assert text_box is not None and branch_box is not None
+    assert branch_box["x"] >= text_box["x"] + text_box["width"], (text_box, branch_box)
+    assert branch_box["y"] < text_box["y"] + text_box["height"], (text_box, branch_box)
+    # The branch's own capture and figures.
+    assert branch.first.locator(".rd-branch-capture-name").inner_text() == "colour"
+    assert branch.first.locator(".rd-branch-capture-value").inner_text() == other
+    assert "tokens out" in branch.first.locator(".rd-branch-figures").inner_text()
     seen.update(original=original, branch=branch_text, label=label)
 
     # The branch's own token has its own tooltip and candidates (shown in the screenshot).

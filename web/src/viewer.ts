@@ -5,6 +5,7 @@
 
 import clientCss from "./style.css?inline";
 import viewerCss from "./viewer.css?inline";
+import exploreCss from "./explore.css?inline";
 import type {ServerMessage} from "./messages";
 import {applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
@@ -323,7 +324,7 @@ function markPane(pane: RunPane, differs: boolean[]): number {
 }
 
 const style = document.createElement("style");
-style.textContent = clientCss + viewerCss;
+style.textContent = clientCss + exploreCss + viewerCss;
 document.head.append(style);
 const viewer = new Viewer(document.getElementById("rudder-viewer") ?? document.body);
 // For tests and for looking around in the browser's console.
