@@ -10,7 +10,7 @@ from rudder._grammar._lark import compile_grammar
 from rudder._state import Capture, Token, TokenKind
 from rudder.engine._loop import generate
 from rudder.models import Model
-from rudder.models._replay import replay_of
+from rudder.models._remembered import remembered_of
 
 
 def output_tokens(lm: Model) -> list[Token]:
@@ -39,13 +39,13 @@ def run_forced(original: Model, prefix: list[int]) -> list[Token]:
     """The original generation's step run again straight through the decode loop, every
     token of ``prefix`` forced with a model call (no record reused)."""
     assert original.trace is not None
-    replay = replay_of(original.trace)
-    assert replay is not None
-    parent = replay.parent
+    remembered = remembered_of(original.trace)
+    assert remembered is not None
+    parent = remembered.parent
     prompt, can_heal = parent._prompt()
     generation = generate(
         parent.engine,
-        compile_grammar(replay.grammar),
+        compile_grammar(remembered.grammar),
         prompt,
         sampling=parent.sampling,
         rng=parent.sampling.generator(len(parent.entries)),

@@ -22,7 +22,7 @@ from rudder.engine._loop import Probe, generate
 from rudder.engine._sampler import top_allowed_indices, top_indices
 from rudder.errors import ExploreError
 from rudder.models._model import Model
-from rudder.models._replay import Replay, node_by_id, replay_of
+from rudder.models._remembered import Remembered, node_by_id, remembered_of
 from rudder.trace._node import ExploredFrom, NodeKind, TraceNode
 
 #: How many explored branches ``branches()`` keeps (the oldest go first).
@@ -62,13 +62,13 @@ def explore(source: Model | int, token_index: int, token: int | str) -> Model:
     views name it). ``token`` is a token id, or the text of one of the candidates recorded
     there. The branch is kept in :func:`branches`; ``source`` is unchanged.
     """
-    node, replay = _generation(source)
+    node, remembered = _generation(source)
     tokens = _tokens(node)
     original = _chosen(tokens, token_index)
-    token_id = _token_id(replay, original, token)
+    token_id = _token_id(remembered, original, token)
     prefix: list[Token | int] = [*tokens[:token_index], token_id]
     explored = ExploredFrom(node.id, token_index, token_id)
-    branch = replay.parent._run(replay.grammar, prefix=prefix, explored=explored)
+    branch = remembered.parent._run(remembered.grammar, prefix=prefix, explored=explored)
     with _lock:
         _branches.append(branch)
     return branch
@@ -92,11 +92,11 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
     kept tokens; nothing is added to the trace."""
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
         raise ExploreError(f"count must be an int from 1 to 1000, got {count!r}")
-    node, replay = _generation(source)
+    node, remembered = _generation(source)
     tokens = _tokens(node)
     original = _chosen(tokens, token_index)
     probe = Probe()
-    parent = replay.parent
+    parent = remembered.parent
     engine = parent.engine
     if not isinstance(engine, Engine):
         raise ExploreError(
@@ -108,7 +108,7 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
 
     generate(
         engine,
-        compile_grammar(replay.grammar),
+        compile_grammar(remembered.grammar),
         prompt,
         sampling=parent.sampling,
         rng=parent.sampling.generator(0),
@@ -134,7 +134,7 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
 # -- checks -------------------------------------------------------------------------------
 
 
-def _generation(source: object) -> tuple[TraceNode, Replay]:
+def _generation(source: object) -> tuple[TraceNode, Remembered]:
     if isinstance(source, Model):
         node = source.trace
         if node is None or node.input.kind is not NodeKind.GRAMMAR:
@@ -155,15 +155,15 @@ def _generation(source: object) -> tuple[TraceNode, Replay]:
             f"explore a Model made by a generation or a generation's node id, not "
             f"{type(source).__name__}"
         )
-    replay = replay_of(node)
-    if replay is None:
+    remembered = remembered_of(node)
+    if remembered is None:
         raise ExploreError(
             f"generation {node.id} did not run in this process (a loaded trace?): only "
             "generations this kernel ran can be explored"
         )
     if node.usage is None:
         raise ExploreError(f"generation {node.id} has not finished (or failed): nothing to explore")
-    return node, replay
+    return node, remembered
 
 
 def _tokens(node: TraceNode) -> list[Token]:
@@ -187,8 +187,8 @@ def _chosen(tokens: Sequence[Token], token_index: object) -> Token:
     return original
 
 
-def _token_id(replay: Replay, original: Token, token: object) -> int:
-    tokenizer = replay.parent.engine.tokenizer
+def _token_id(remembered: Remembered, original: Token, token: object) -> int:
+    tokenizer = remembered.parent.engine.tokenizer
     if isinstance(token, int) and not isinstance(token, bool):
         if not 0 <= token < tokenizer.vocab_size:
             raise ExploreError(

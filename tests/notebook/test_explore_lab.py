@@ -144,7 +144,8 @@ def test_clicking_an_allowed_candidate_shows_the_branch_and_the_next_cell_reads_
     assert view.locator(".rd-text").inner_text() == original
     text_box = view.locator(".rd-text").bounding_box()
     branch_box = branch.first.bounding_box()
-    assert text_box is not None and branch_box is not None
+    assert text_box is not None
+    assert branch_box is not None
     assert branch_box["x"] >= text_box["x"] + text_box["width"], (text_box, branch_box)
     assert branch_box["y"] < text_box["y"] + text_box["height"], (text_box, branch_box)
     # The branch's own capture and figures.

@@ -48,7 +48,7 @@ from rudder.errors import (
     SettingsError,
     WrongTypeError,
 )
-from rudder.models._replay import remember_generation
+from rudder.models._remembered import remember_generation
 from rudder.trace import _events as events
 from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
