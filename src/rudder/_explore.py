@@ -12,10 +12,12 @@ like any other, its node marked ``explored`` so views show where it left the ori
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from rudder._grammar._nodes import GrammarNode
 from rudder._state import Candidate, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Probe, generate
@@ -24,6 +26,7 @@ from rudder.errors import ExploreError
 from rudder.models._model import Model
 from rudder.models._remembered import Remembered, node_by_id, remembered_of
 from rudder.trace._node import ExploredFrom, NodeKind, TraceNode
+from rudder.trace._run import Run, current_run
 
 #: How many explored branches ``branches()`` keeps (the oldest go first).
 MAX_BRANCHES = 256
@@ -63,12 +66,29 @@ def explore(source: Model | int, token_index: int, token: int | str) -> Model:
     there. The branch is kept in :func:`branches`; ``source`` is unchanged.
     """
     node, remembered = _generation(source)
+    return explore_from(remembered.parent, remembered.grammar, node, token_index, token)
+
+
+def explore_from(
+    parent: Model,
+    grammar: GrammarNode,
+    node: TraceNode,
+    token_index: int,
+    token: int | str,
+    *,
+    run_id: str | None = None,
+) -> Model:
+    """Generation ``node``, which ran ``grammar`` from ``parent``, again with ``token`` at
+    output token ``token_index`` (in run ``run_id``'s stream when given, else the active
+    run's). :func:`explore` with what it found for ``node``; a stored run's generation,
+    rebuilt in another process, is explored through it too."""
     tokens = _tokens(node)
     original = _chosen(tokens, token_index)
-    token_id = _token_id(remembered, original, token)
+    token_id = _token_id(parent, original, token)
     prefix: list[Token | int] = [*tokens[:token_index], token_id]
     explored = ExploredFrom(node.id, token_index, token_id)
-    branch = remembered.parent._run(remembered.grammar, prefix=prefix, explored=explored)
+    with in_run(run_id) if run_id is not None else contextlib.nullcontext():
+        branch = parent._run(grammar, prefix=prefix, explored=explored)
     with _lock:
         _branches.append(branch)
     return branch
@@ -131,6 +151,19 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
     )
 
 
+@contextlib.contextmanager
+def in_run(run_id: str) -> Iterator[None]:
+    """New nodes go to run ``run_id``'s stream (which may have ended: a branch explored
+    after the cell, or from a stored run, is still part of that run)."""
+    stand_in = Run("explore", run_id=run_id)
+    stand_in.monitored = False
+    token = current_run.set(stand_in)
+    try:
+        yield
+    finally:
+        current_run.reset(token)
+
+
 # -- checks -------------------------------------------------------------------------------
 
 
@@ -187,8 +220,8 @@ def _chosen(tokens: Sequence[Token], token_index: object) -> Token:
     return original
 
 
-def _token_id(remembered: Remembered, original: Token, token: object) -> int:
-    tokenizer = remembered.parent.engine.tokenizer
+def _token_id(parent: Model, original: Token, token: object) -> int:
+    tokenizer = parent.engine.tokenizer
     if isinstance(token, int) and not isinstance(token, bool):
         if not 0 <= token < tokenizer.vocab_size:
             raise ExploreError(

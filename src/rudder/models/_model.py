@@ -144,6 +144,16 @@ class Model:
         new.generation = generation
         return new
 
+    def _at(self, node: TraceNode, sampling: Sampling) -> Self:
+        """This Model's engine in the state the trace path to ``node`` ends in, sampling
+        with ``sampling`` (a stored run's generation explored again, in another process)."""
+        entries = Entries.empty()
+        for step in node.path():
+            if step.healed_bytes:
+                entries = _drop_tail_bytes(entries, step.healed_bytes) or entries
+            entries = entries.append(step.entries)
+        return self._derive(entries, node=node, blocks=(), sampling=sampling)
+
     def _new_node(
         self,
         kind: NodeKind,

@@ -234,6 +234,25 @@ class Store:
             )
         return False
 
+    def add_generation(self, run_id: str, node_id: int, grammar: str, sampling: str) -> None:
+        """Keep what exploring generation ``node_id`` of run ``run_id`` again needs: its
+        grammar as Lark and the Model's sampling settings (JSON)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO generations (run_id, node_id, grammar, sampling) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, node_id, grammar, sampling),
+            )
+
+    def generation(self, run_id: str, node_id: int) -> tuple[str, str] | None:
+        """The grammar (Lark) and sampling (JSON) kept for a generation, or None."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT grammar, sampling FROM generations WHERE run_id = ? AND node_id = ?",
+                (run_id, node_id),
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def set_text(self, run_id: str, text: str) -> None:
         """Keep the run's text for search (done when it ends)."""
         with self._transaction() as db:
@@ -271,6 +290,7 @@ class Store:
                 for table, column in (
                     ("messages", "run_id"),
                     ("captures", "run_id"),
+                    ("generations", "run_id"),
                     ("runs", "id"),
                 ):
                     db.executemany(
