@@ -177,3 +177,18 @@ def test_the_viewer_explores_on_its_model_and_says_how_to_attach_one(store_path:
     assert added
     assert added[-1]["node"]["explored"]["token_id"] == chosen
     assert [m["seq"] for m in stored] == list(range(len(stored)))
+
+
+def test_rudder_view_with_a_model_it_cannot_load_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rudder.__main__ import main
+
+    path = tmp_path / "runs.sqlite"
+    Store(path).close()
+    missing = tmp_path / "missing 日本.gguf"
+    assert main(["view", str(path), "--port", "0", "--model", str(missing)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("rudder view: ")
+    assert "Traceback" not in error
+    assert "llama-cpp-python" in error or "missing 日本.gguf" in error
