@@ -79,6 +79,7 @@ def test_a_stored_branch_equals_the_branch_explored_in_the_process(store_path: P
         assert store.generation(run.id, branch_id) == store.generation(run.id, node.id)
         summary = store.run(run.id)
     assert summary.status == "done"
+    assert summary.captures == {"answer": lm["answer"], "sure": lm["sure"]}  # the run's own
     assert summary.usage["output_tokens"] == run.usage.output_tokens  # the run's, unchanged
     in_process = rudder.explore(node.id, index, chosen)
     assert stored_tokens == [t.token_id for t in output_tokens(in_process)]
@@ -192,3 +193,22 @@ def test_rudder_view_with_a_model_it_cannot_load_says_why(
     assert error.startswith("rudder view: ")
     assert "Traceback" not in error
     assert "llama-cpp-python" in error or "missing 日本.gguf" in error
+
+
+def test_a_branch_leaves_the_run_s_listed_captures_as_they_were(store_path: Path) -> None:
+    lm = models.Mock([b"Paris is big", b"Rome is old"], echo=True)
+    with rudder.run("cities") as run:
+        original = lm + "City:" + select(["Paris is big", "Rome is old"], name="city")
+    writer = current_writer()
+    assert writer is not None
+    assert writer.flush()
+    assert original.trace is not None
+    detail = rudder.token_detail(original, 0, count=300)
+    rome = next(c.token_id for c in detail.candidates if c.allowed and c.text == "R")
+    with Store(store_path) as store:
+        explorer = StoredExplorer(store, models.Mock([b"Paris is big"], echo=True))
+        branch_id = explorer.explore(run.id, original.trace.id, 0, rome)
+        explorer.close()
+        branch = store.view(run.id).nodes[branch_id]
+        assert [(c.name, c.value) for c in branch.captures] == [("city", "Rome is old")]
+        assert store.run(run.id).captures == {"city": "Paris is big"}  # the run's result

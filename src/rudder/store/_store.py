@@ -342,12 +342,16 @@ class Store:
         return [_summary(row, captures.get(row[0], {})) for row in rows]
 
     def _captures(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Each run's captures, the last value of each name; captures of branches explored
+        after the run ended (stored after its end) are left out: they are not its result."""
         out: dict[str, dict[str, str]] = {}
         for start in range(0, len(run_ids), 500):
             chunk = run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for run_id, name, value in self._connection.execute(
-                f"SELECT run_id, name, value FROM captures WHERE run_id IN ({marks}) ORDER BY seq",
+                f"SELECT c.run_id, c.name, c.value FROM captures c WHERE c.run_id IN ({marks}) "
+                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = c.run_id "
+                "AND m.type = 'run_finished' AND m.seq < c.seq) ORDER BY c.seq",
                 chunk,
             ):
                 out.setdefault(run_id, {})[name] = value
