@@ -121,8 +121,9 @@ export const KERNEL_GONE =
 
 /** Whether the kernel that made this widget still holds it. A model restored from a saved
  * notebook has no comm (no kernel, or a new one that never made it) and what is sent to it
- * is dropped without a word, so a request would wait for ever. Where the widget manager
- * cannot tell (not ipywidgets'), the request is sent. */
+ * is dropped without a word, so a request would wait for ever. Only a model the manager
+ * says has no live comm counts as gone: where the manager cannot tell (not ipywidgets',
+ * or it cannot find the model), the request is sent. */
 export async function kernelHolds(model: Model): Promise<boolean> {
   const modelId = model.get("_comm_id");
   const manager = model.widget_manager;
@@ -130,7 +131,7 @@ export async function kernelHolds(model: Model): Promise<boolean> {
   try {
     return (await manager.get_model(modelId)).comm_live !== false;
   } catch {
-    return false;
+    return true;
   }
 }
 

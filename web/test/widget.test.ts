@@ -76,10 +76,10 @@ describe("whether a kernel can answer a request", () => {
     expect(await kernelHolds(managed({m1: {comm_live: true}}))).toBe(true);
     // Restored from a saved notebook: a new kernel, or none, never made this model.
     expect(await kernelHolds(managed({m1: {comm_live: false}}))).toBe(false);
-    expect(await kernelHolds(managed({}))).toBe(false);
   });
 
-  it("sends the request where it cannot tell (no manager, a widget saved before the id)", async () => {
+  it("sends the request where it cannot tell (no manager, an unknown model, no id)", async () => {
+    expect(await kernelHolds(managed({}))).toBe(true);
     expect(await kernelHolds(new FakeModel({run_id: "cell-1", _comm_id: "m1"}))).toBe(true);
     expect(await kernelHolds(new FakeModel({run_id: "cell-1"}))).toBe(true);
   });

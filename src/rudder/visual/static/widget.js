@@ -62,7 +62,7 @@ async function c(e) {
 	try {
 		return (await n.get_model(t)).comm_live !== !1;
 	} catch {
-		return !1;
+		return !0;
 	}
 }
 function l(e) {
