@@ -128,8 +128,6 @@ def _run(args: argparse.Namespace) -> int:
     path = args.output.expanduser().resolve()
     if not path.parent.is_dir():
         raise DemoError(f"cannot write the report to {str(path)!r}: no folder {str(path.parent)!r}")
-    gguf = args.model is not None and is_gguf(args.model)
-    _check_installed(gguf=gguf)
     if args.model is None and city_named(args.city) is None:
         print(
             f"rudder demo: {args.city!r} is not a city the built-in model was trained on; "
@@ -137,11 +135,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     started = time.perf_counter()
-    if gguf:
-        lm = _load_gguf(args)
-    else:
-        _set_threads(builtin=args.model is None)
-        lm = _load(args)
+    lm = load_model(args.model, device=args.device, seed=args.seed)
     loaded = time.perf_counter() - started
 
     rudder.settings.view = "terminal"
@@ -165,6 +159,20 @@ def _run(args: argparse.Namespace) -> int:
         raise DemoError(f"cannot write the report to {str(path)!r}: {error}") from None
     print(f"\nReport: {path} (open it in a browser)")
     return 0
+
+
+def load_model(
+    path_or_id: str | None, *, device: str | None = None, seed: int | None = None
+) -> Model:
+    """The model ``--model PATH_OR_ID`` names (None: the built-in one): a Hugging Face
+    causal LM or a .gguf file; a ``DemoError`` says what is missing or wrong."""
+    args = argparse.Namespace(model=path_or_id, device=device, seed=seed)
+    gguf = path_or_id is not None and is_gguf(path_or_id)
+    _check_installed(gguf=gguf)
+    if gguf:
+        return _load_gguf(args)
+    _set_threads(builtin=path_or_id is None)
+    return _load(args)
 
 
 def _check_installed(*, gguf: bool) -> None:

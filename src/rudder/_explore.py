@@ -12,18 +12,21 @@ like any other, its node marked ``explored`` so views show where it left the ori
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from rudder._grammar._nodes import GrammarNode
 from rudder._state import Candidate, Token, TokenKind
 from rudder.engine._engine import Engine
 from rudder.engine._loop import Probe, generate
-from rudder.engine._sampler import top_indices
+from rudder.engine._sampler import top_allowed_indices, top_indices
 from rudder.errors import ExploreError
 from rudder.models._model import Model
-from rudder.models._replay import Replay, node_by_id, replay_of
+from rudder.models._remembered import Remembered, node_by_id, remembered_of
 from rudder.trace._node import ExploredFrom, NodeKind, TraceNode
+from rudder.trace._run import Run, current_run
 
 #: How many explored branches ``branches()`` keeps (the oldest go first).
 MAX_BRANCHES = 256
@@ -37,7 +40,9 @@ class TokenDetail:
     """What the model and grammar saw at one output token of a generation.
 
     ``candidates``: the likeliest tokens of the model's unconstrained distribution there,
-    each flagged allowed or not; ``allowed_count``: how many tokens the grammar allowed;
+    each flagged allowed or not; ``top_allowed``: the likeliest of the tokens the grammar
+    allowed there (probabilities in the same distribution), likeliest first;
+    ``allowed_count``: how many tokens the grammar allowed;
     ``before``: the token ids the model ran on just before it (prompt and output), with
     their bytes; ``after``: the original output tokens that followed it.
     """
@@ -46,6 +51,7 @@ class TokenDetail:
     token_index: int
     token: Token
     candidates: tuple[Candidate, ...]
+    top_allowed: tuple[Candidate, ...]
     allowed_count: int
     before: tuple[tuple[int, bytes], ...]
     after: tuple[Token, ...]
@@ -59,13 +65,30 @@ def explore(source: Model | int, token_index: int, token: int | str) -> Model:
     views name it). ``token`` is a token id, or the text of one of the candidates recorded
     there. The branch is kept in :func:`branches`; ``source`` is unchanged.
     """
-    node, replay = _generation(source)
+    node, remembered = _generation(source)
+    return explore_from(remembered.parent, remembered.grammar, node, token_index, token)
+
+
+def explore_from(
+    parent: Model,
+    grammar: GrammarNode,
+    node: TraceNode,
+    token_index: int,
+    token: int | str,
+    *,
+    run_id: str | None = None,
+) -> Model:
+    """Generation ``node``, which ran ``grammar`` from ``parent``, again with ``token`` at
+    output token ``token_index`` (in run ``run_id``'s stream when given, else the active
+    run's). :func:`explore` with what it found for ``node``; a stored run's generation,
+    rebuilt in another process, is explored through it too."""
     tokens = _tokens(node)
     original = _chosen(tokens, token_index)
-    token_id = _token_id(replay, original, token)
+    token_id = _token_id(parent, original, token)
     prefix: list[Token | int] = [*tokens[:token_index], token_id]
     explored = ExploredFrom(node.id, token_index, token_id)
-    branch = replay.parent._run(replay.grammar, prefix=prefix, explored=explored)
+    with in_run(run_id) if run_id is not None else contextlib.nullcontext():
+        branch = parent._run(grammar, prefix=prefix, explored=explored)
     with _lock:
         _branches.append(branch)
     return branch
@@ -84,15 +107,16 @@ def branches(source: Model | int | None = None) -> list[Model]:
 
 def token_detail(source: Model | int, token_index: int, count: int = 20) -> TokenDetail:
     """The model's ``count`` likeliest tokens at output token ``token_index`` of the
-    generation that made ``source``, how many the grammar allowed, and the tokens around
-    it. The model runs once, on the kept tokens; nothing is added to the trace."""
+    generation that made ``source``, its ``count`` likeliest of those the grammar allowed,
+    how many the grammar allowed, and the tokens around it. The model runs once, on the
+    kept tokens; nothing is added to the trace."""
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 1000:
         raise ExploreError(f"count must be an int from 1 to 1000, got {count!r}")
-    node, replay = _generation(source)
+    node, remembered = _generation(source)
     tokens = _tokens(node)
     original = _chosen(tokens, token_index)
     probe = Probe()
-    parent = replay.parent
+    parent = remembered.parent
     engine = parent.engine
     if not isinstance(engine, Engine):
         raise ExploreError(
@@ -104,7 +128,7 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
 
     generate(
         engine,
-        compile_grammar(replay.grammar),
+        compile_grammar(remembered.grammar),
         prompt,
         sampling=parent.sampling,
         rng=parent.sampling.generator(0),
@@ -117,17 +141,33 @@ def token_detail(source: Model | int, token_index: int, count: int = 20) -> Toke
         node_id=node.id,
         token_index=token_index,
         token=original,
-        candidates=_candidates(parent, probe, count),
+        candidates=_candidates(parent, probe, top_indices(probe.logits, count)),
+        top_allowed=_candidates(
+            parent, probe, top_allowed_indices(probe.logits, probe.allowed, count)
+        ),
         allowed_count=int(probe.allowed.sum()),
         before=tuple((i, parent.engine.tokenizer.token_bytes(i)) for i in probe.ids[-8:]),
         after=tuple(tokens[token_index + 1 : token_index + 9]),
     )
 
 
+@contextlib.contextmanager
+def in_run(run_id: str) -> Iterator[None]:
+    """New nodes go to run ``run_id``'s stream (which may have ended: a branch explored
+    after the cell, or from a stored run, is still part of that run)."""
+    stand_in = Run("explore", run_id=run_id)
+    stand_in.monitored = False
+    token = current_run.set(stand_in)
+    try:
+        yield
+    finally:
+        current_run.reset(token)
+
+
 # -- checks -------------------------------------------------------------------------------
 
 
-def _generation(source: object) -> tuple[TraceNode, Replay]:
+def _generation(source: object) -> tuple[TraceNode, Remembered]:
     if isinstance(source, Model):
         node = source.trace
         if node is None or node.input.kind is not NodeKind.GRAMMAR:
@@ -148,15 +188,15 @@ def _generation(source: object) -> tuple[TraceNode, Replay]:
             f"explore a Model made by a generation or a generation's node id, not "
             f"{type(source).__name__}"
         )
-    replay = replay_of(node)
-    if replay is None:
+    remembered = remembered_of(node)
+    if remembered is None:
         raise ExploreError(
             f"generation {node.id} did not run in this process (a loaded trace?): only "
             "generations this kernel ran can be explored"
         )
     if node.usage is None:
         raise ExploreError(f"generation {node.id} has not finished (or failed): nothing to explore")
-    return node, replay
+    return node, remembered
 
 
 def _tokens(node: TraceNode) -> list[Token]:
@@ -180,8 +220,8 @@ def _chosen(tokens: Sequence[Token], token_index: object) -> Token:
     return original
 
 
-def _token_id(replay: Replay, original: Token, token: object) -> int:
-    tokenizer = replay.parent.engine.tokenizer
+def _token_id(parent: Model, original: Token, token: object) -> int:
+    tokenizer = parent.engine.tokenizer
     if isinstance(token, int) and not isinstance(token, bool):
         if not 0 <= token < tokenizer.vocab_size:
             raise ExploreError(
@@ -216,7 +256,8 @@ def _explored_from(node: TraceNode) -> int | None:
     return node.explored.node_id if node.explored is not None else None
 
 
-def _candidates(parent: Model, probe: Probe, count: int) -> tuple[Candidate, ...]:
+def _candidates(parent: Model, probe: Probe, indices: list[int]) -> tuple[Candidate, ...]:
+    """The tokens at ``indices``, with their probabilities in the model's own distribution."""
     import numpy as np
 
     assert probe.allowed is not None
@@ -227,5 +268,5 @@ def _candidates(parent: Model, probe: Probe, count: int) -> tuple[Candidate, ...
     tokenizer = parent.engine.tokenizer
     return tuple(
         Candidate(i, tokenizer.token_bytes(i), float(weights[i]) / total, bool(probe.allowed[i]))
-        for i in top_indices(logits, count)
+        for i in indices
     )

@@ -4,11 +4,13 @@ step run with the prefix forced (the KV cache reused or not), the grammar comple
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from tests.explore_checks import (
     allowed_alternative,
     check_branch,
+    check_top_allowed,
     forbidden_candidate,
     output_tokens,
 )
@@ -72,3 +74,40 @@ def test_a_forbidden_candidate_and_the_detail(lm: Model) -> None:
     assert [c.token_id for c in token.top] == [c.token_id for c in detail.candidates[:5]]
     for choice in (c.token_id for c in detail.candidates if c.allowed):
         assert rudder.explore(original, index, choice)["c"] in ("red", "green", "blue")
+
+
+def test_token_detail_gives_the_twenty_likeliest_allowed_tokens_in_order(lm: Model) -> None:
+    check_top_allowed(lm, "The city is=")
+
+
+def test_a_stored_generation_explored_on_the_model_equals_the_branch_in_process(
+    lm: Model, llama_path: Path, tmp_path: Path
+) -> None:
+    from rudder import models
+    from rudder.store import Store
+    from rudder.store._explore import StoredExplorer
+    from rudder.store._writer import current_writer
+
+    rudder.settings.store = tmp_path / "runs.sqlite"
+    try:
+        with rudder.run("stored") as run:
+            with rudder.user():
+                prompt = lm + "Which city? 東京 🚀 </script>"
+            with rudder.assistant():
+                original = prompt + gen("city", max_tokens=6)
+        writer = current_writer()
+        assert writer is not None
+        assert writer.flush()
+    finally:
+        rudder.settings.store = None
+    assert original.trace is not None
+    index = _generated(original)[1]
+    chosen = allowed_alternative(output_tokens(original)[index])
+    # As `rudder view --model` does: the same model loaded again, the prompt from the store.
+    with Store(tmp_path / "runs.sqlite", create=False) as store:
+        explorer = StoredExplorer(store, models.Transformers(str(llama_path)))
+        branch_id = explorer.explore(run.id, original.trace.id, index, chosen)
+        explorer.close()
+        stored = [t.id for t in store.view(run.id).nodes[branch_id].tokens]
+    in_process = rudder.explore(original, index, chosen)
+    assert stored == [t.token_id for t in output_tokens(in_process)]

@@ -154,8 +154,10 @@ class Lab:
 
 
 def _settings(directory: Path) -> None:
-    """User settings: every cell kept in the page (no windowing), no news, no update check."""
+    """User settings: every cell kept in the page (no windowing), no news, no update check,
+    widget state saved with the notebook (JupyterLab's "Save Widget State Automatically")."""
     files = {
+        "@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True},
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
         "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
             "fetchNews": "false",

@@ -11,6 +11,7 @@ from tests.explore_checks import (
     allowed_alternative,
     captures,
     check_branch,
+    check_top_allowed,
     forbidden_candidate,
     output_tokens,
 )
@@ -220,6 +221,10 @@ def test_token_detail_gives_twenty_candidates_and_the_allowed_count() -> None:
     assert detail.token == token
     with pytest.raises(ExploreError, match="count"):
         rudder.token_detail(original, index, count=0)
+
+
+def test_token_detail_gives_the_twenty_likeliest_allowed_tokens_in_order() -> None:
+    check_top_allowed(models.Mock(PATTERNS, seed=1), "City=")
 
 
 def test_hostile_text_in_the_prompt_and_the_grammar_stays_text() -> None:

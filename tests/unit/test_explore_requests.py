@@ -70,6 +70,14 @@ def test_detail_then_explore_after_the_cell_shows_the_branch_and_saves_it() -> N
     rome = next(
         c["id"] for c in detail["detail"]["candidates"] if c["allowed"] and c["text"] == "R"
     )
+    # The likeliest allowed tokens come too, in order: here "Paris", "P" and "R".
+    top_allowed = detail["detail"]["top_allowed"]
+    assert [c["text"] for c in top_allowed] == ["Paris", "P", "R"], top_allowed
+    assert all(c["allowed"] for c in top_allowed)
+    assert [c["prob"] for c in top_allowed] == sorted(
+        (c["prob"] for c in top_allowed), reverse=True
+    )
+    assert len(top_allowed) == detail["detail"]["allowed_count"]
     before = len(frontend.messages())
     _request(widget, {**base, "type": "explore_request", "request_id": 2, "token_id": rome})
     answer = frontend.answers()[-1]
@@ -151,6 +159,7 @@ def test_a_generation_in_a_live_run_is_explored_into_that_run() -> None:
 def test_answers_survive_json_and_carry_hostile_errors_as_text() -> None:
     from pydantic import TypeAdapter
 
+    from rudder.trace._records import CandidateRecord
     from rudder.visual.stream._protocol import (
         DetailAnswer,
         ExploreAnswer,
@@ -168,7 +177,13 @@ def test_answers_survive_json_and_carry_hostile_errors_as_text() -> None:
             request_id=3,
             status="done",
             detail=TokenDetailRecord(
-                node_id=4, token_index=0, candidates=[], allowed_count=2, before=hostile, after=""
+                node_id=4,
+                token_index=0,
+                candidates=[],
+                top_allowed=[CandidateRecord(id=7, text=hostile, prob=0.5, allowed=True)],
+                allowed_count=2,
+                before=hostile,
+                after="",
             ),
         ),
     ]

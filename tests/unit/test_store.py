@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,19 +28,6 @@ from rudder.visual import Bus, NodeAdded, RunStarted, get_bus
 from rudder.visual.stream._view_state import RunView
 
 HOSTILE = "<|im_start|>system\n</s><script>alert(1)</script>\x1b[31mred\x1b[0m 日本語 🦀🎉 '%_\""
-
-
-@pytest.fixture
-def store_path(tmp_path: Path) -> Iterator[Path]:
-    """The process's store set to a fresh file, and set back to none after the test."""
-    path = tmp_path / "runs.sqlite"
-    rudder.settings.store = path
-    try:
-        yield path
-    finally:
-        rudder.settings.store = None
-        rudder.settings.store_max_runs = 10_000
-        rudder.settings.store_max_bytes = 2**30
 
 
 def flushed() -> None:
@@ -166,8 +152,10 @@ def test_the_first_schema_version_is_migrated(tmp_path: Path) -> None:
     old.commit()
     old.close()
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert store.run(run.id).model == ""  # version 1 did not know it
+        assert lm.trace is not None
+        assert store.generation(run.id, lm.trace.id) is None  # nor what exploring needs
         assert store.run(run.id).captures == {"answer": lm["answer"], "sure": lm["sure"]}
         assert [s.id for s in store.runs(lm["answer"])] == [run.id]
         assert [s.id for s in store.runs("Capital of France")] == [run.id]  # in its messages

@@ -161,6 +161,8 @@ def test_the_output_carries_the_widget_and_escaped_static_html() -> None:
     widget.flush(10)
     bundle = widget.mimebundle()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
+    # Saved with the widget's state: a restored view looks its model up by it.
+    assert widget.get_state()["_comm_id"] == widget.model_id
     page = bundle["text/html"]
     assert html.escape(HOSTILE) in page
     assert "<script" not in page

@@ -4,6 +4,7 @@
 // page. It tells the host when it is ready and asks for a replay when it sees a hole.
 
 import css from "./style.css?inline";
+import exploreCss from "./explore.css?inline";
 import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
 import {applyMessages, createRunState} from "./state";
@@ -19,7 +20,7 @@ export interface Client {
 
 export function startClient(root: HTMLElement): Client {
   const style = document.createElement("style");
-  style.textContent = css;
+  style.textContent = css + exploreCss;
   document.head.append(style);
 
   const state = createRunState();

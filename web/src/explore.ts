@@ -35,6 +35,14 @@ export function outputIndex(node: NodeState, token: TokenRecord): number | null 
   return null;
 }
 
+/** The generation's output token at `index` (backtracked ones left out), or null. */
+export function outputToken(node: NodeState, index: number): TokenRecord | null {
+  const recorded = node.record.entries.filter((entry): entry is TokenRecord => entry.kind === "token");
+  if (recorded.length) return recorded[index] ?? null;
+  const streamed = node.tokens.filter((token) => !token.backtracked);
+  return streamed[index]?.record ?? null;
+}
+
 /** What the view asks when a candidate is clicked. */
 export interface ExploreChoice {
   nodeId: number;

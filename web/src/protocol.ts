@@ -396,4 +396,5 @@ export interface TokenDetailRecord {
   candidates: CandidateRecord[];
   node_id: number;
   token_index: number;
+  top_allowed: CandidateRecord[];
 }

@@ -1,6 +1,7 @@
 // The tooltip of one token: what it is, how sure the model was, and what else it could
 // have chosen, unconstrained (those the grammar forbade struck through) and, when the
-// chosen token was unlikely, the likeliest ones the grammar allowed.
+// chosen token was unlikely or the kernel's detail came, the likeliest ones the grammar
+// allowed.
 
 import type {CandidateRecord, TokenRecord} from "./protocol";
 import {element} from "./dom";
@@ -11,7 +12,8 @@ export const CANDIDATE_ROWS = 5;
 /** Below this probability the chosen token is "unlikely": the allowed table is shown. */
 export const LOW_PROBABILITY = 0.5;
 
-/** What the kernel told about the token on request: more rows, the allowed-set size. */
+/** What the kernel told about the token on request: more rows (its top and top allowed
+ * candidates replace the streamed ones), the allowed-set size. */
 export interface TooltipDetail {
   rows: number;
   allowedCount: number;
@@ -84,9 +86,12 @@ export function tooltipContent(
   if (token.top.length) {
     root.append(candidateTable("Model's top candidates", token.top, token.id, "top", onChoose, rows));
   }
+  const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
   const unlikely = token.prob !== null && token.prob < LOW_PROBABILITY;
-  if (unlikely) {
-    const allowed = (token.top_allowed ?? token.top).filter((candidate) => candidate.allowed);
+  // With the kernel's detail the allowed table shows whenever the grammar forbade one of the
+  // top candidates: then the two tables differ.
+  const forbidden = detail !== null && token.top.slice(0, rows).some((candidate) => !candidate.allowed);
+  if (unlikely || forbidden) {
     if (allowed.length) {
       root.append(candidateTable("Likeliest the grammar allowed", allowed, token.id, "allowed", onChoose, rows));
     }

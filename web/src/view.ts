@@ -20,6 +20,7 @@ import {element} from "./dom";
 import {tooltipContent} from "./tooltip";
 import type {Explorer} from "./explore";
 import {exploredNodes, mainNodeId, outputIndex} from "./explore";
+import {branchBox} from "./branches";
 
 export type BackgroundMode = "type" | "probability" | "latency" | "none";
 export type UnderlineMode = "probability" | "latency" | "none";
@@ -82,7 +83,10 @@ export class RunViewElement {
     this.tooltip = element("div", "rd-tooltip");
     this.tooltip.hidden = true;
     this.branches = element("div", "rd-branches");
-    this.root.append(this.text, this.branches, this.metrics, this.tooltip);
+    // Explored branches beside the program (explore.css).
+    const beside = element("div", "rd-beside");
+    beside.append(this.text, this.branches);
+    this.root.append(beside, this.metrics, this.tooltip);
     this.applyOptions();
     for (const area of [this.text, this.branches]) {
       area.addEventListener("mouseover", (event) => this.hover(event));
@@ -309,7 +313,7 @@ export class RunViewElement {
     let status = this.root.querySelector<HTMLElement>(".rd-explore-status");
     if (status === null) {
       status = element("div", "rd-explore-status");
-      this.branches.before(status);
+      this.metrics.before(status);
     }
     status.dataset.kind = kind;
     status.textContent = visibleText(text);
@@ -378,9 +382,8 @@ export class RunViewElement {
     const shown = this.shownToken;
     if (!this.pinned || shown === null) return;
     if (shown.nodeId !== detail.node_id || shown.tokenIndex !== detail.token_index) return;
-    // The detail's twenty are unconstrained; the streamed likeliest allowed ones stay.
-    const allowed = shown.record.top_allowed ?? shown.record.top;
-    const record = {...shown.record, top: detail.candidates, top_allowed: allowed};
+    // The detail's twenty likeliest, unconstrained and allowed, replace the streamed ones.
+    const record = {...shown.record, top: detail.candidates, top_allowed: detail.top_allowed};
     const more = {rows: detail.candidates.length, allowedCount: detail.allowed_count};
     this.tooltip.replaceChildren(tooltipContent(record, shown.backtracked, shown.onChoose, more));
   }
@@ -400,18 +403,9 @@ export class RunViewElement {
     this.branchesKey = key;
     this.branches.replaceChildren(
       ...explored.map((node) => {
-        const from = node.record.explored;
-        const box = element("div", "rd-branch");
-        box.dataset.node = String(node.record.id);
-        const label = from === null || from === undefined ? "explored" : `explored from token ${from.token_index} of step ${from.node_id}`;
-        box.append(element("div", "rd-branch-label", label));
         const parts = pathCuts(state, node.record.id);
-        const part = parts[parts.length - 1];
-        const body = element("div", "rd-branch-text");
-        body.dataset.node = String(node.record.id);
-        body.append(...this.pieceElements(decodeRun(partPieces(part), new RunText(), true)));
-        box.append(body);
-        return box;
+        const text = this.pieceElements(decodeRun(partPieces(parts[parts.length - 1]), new RunText(), true));
+        return branchBox(state, node, text);
       }),
     );
   }

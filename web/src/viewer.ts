@@ -1,17 +1,21 @@
 // The page `rudder view` serves: a store's runs (list and search), one run in the view the
 // widget shows, two runs side by side with their differences marked, and runs still being
 // written, polled as they grow. It reads the server's JSON API with relative URLs, so a
-// server that puts a token in its path needs nothing more here.
+// server that puts a token in its path needs nothing more here. A token's allowed
+// candidates are clickable: the server explores from there on the model `rudder view
+// --model` attached (or says how to attach one), and the branch comes in the run's messages.
 
 import clientCss from "./style.css?inline";
 import viewerCss from "./viewer.css?inline";
+import exploreCss from "./explore.css?inline";
 import type {ServerMessage} from "./messages";
 import {applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
 import {RunViewElement} from "./view";
 import {element} from "./dom";
 import {capturesOf, comparableTexts, differences, differingCaptures} from "./compare";
-import {count, seconds} from "./format";
+import {count, seconds, tokenLabel} from "./format";
+import type {ExploreChoice} from "./explore";
 
 /** A run as `api/runs` lists it (`RunSummary` on the Python side). */
 export interface RunSummary {
@@ -78,6 +82,7 @@ class RunPane {
     this.element.dataset.run = runId;
     this.view = new RunViewElement(this.element);
     this.view.setTheme(dark);
+    this.view.setExplorer((choice) => void this.explore(choice));
     void this.poll();
   }
 
@@ -88,19 +93,45 @@ class RunPane {
   private async poll(): Promise<void> {
     if (this.stopped) return;
     try {
-      const fresh = await getJson<ServerMessage[]>(`${runUrl(this.runId)}/messages?after=${this.state.lastSeq}`);
-      if (this.stopped) return;
-      if (fresh.length > 0) {
-        applyMessages(this.state, fresh);
-        this.view.update(this.state);
-        this.element.dataset.lastSeq = String(this.state.lastSeq);
-        this.changed();
-      }
+      await this.fetchNew();
     } catch (error) {
       this.element.dataset.error = String(error);
     }
     if (!this.finished) this.timer = window.setTimeout(() => void this.poll(), POLL_MS);
     else this.element.dataset.complete = "true";
+  }
+
+  /** The run's messages the pane has not seen yet, applied. */
+  private async fetchNew(): Promise<void> {
+    const fresh = await getJson<ServerMessage[]>(`${runUrl(this.runId)}/messages?after=${this.state.lastSeq}`);
+    if (this.stopped || fresh.length === 0) return;
+    applyMessages(this.state, fresh);
+    this.view.update(this.state);
+    this.element.dataset.lastSeq = String(this.state.lastSeq);
+    this.changed();
+  }
+
+  /** Ask the server to explore from a token; the branch is added to the stored run. */
+  private async explore(choice: ExploreChoice): Promise<void> {
+    const what = `${tokenLabel(choice.text, null)} at token ${choice.tokenIndex}`;
+    this.view.setExploreStatus(`exploring with ${what}: the model is running`, "pending");
+    try {
+      const response = await fetch(`${runUrl(this.runId)}/explore`, {
+        method: "POST",
+        cache: "no-store",
+        headers: {"Content-Type": "application/json"},
+        body: JSON.stringify({node_id: choice.nodeId, token_index: choice.tokenIndex, token_id: choice.tokenId}),
+      });
+      const answer = (await response.json()) as {branch_node_id?: number; error?: string};
+      if (!response.ok || answer.branch_node_id === undefined) {
+        this.view.setExploreStatus(`could not explore: ${answer.error ?? response.status}`, "error");
+        return;
+      }
+      await this.fetchNew();
+      this.view.setExploreStatus(`explored with ${what}`, "done");
+    } catch (error) {
+      this.view.setExploreStatus(`could not explore: ${String(error)}`, "error");
+    }
   }
 
   stop(): void {
@@ -323,7 +354,7 @@ function markPane(pane: RunPane, differs: boolean[]): number {
 }
 
 const style = document.createElement("style");
-style.textContent = clientCss + viewerCss;
+style.textContent = clientCss + exploreCss + viewerCss;
 document.head.append(style);
 const viewer = new Viewer(document.getElementById("rudder-viewer") ?? document.body);
 // For tests and for looking around in the browser's console.

@@ -14,6 +14,7 @@
 // `initialize` returns).
 
 import type {ClientMessage, ClientToHost, HostToClient, KernelAnswer, ServerMessage} from "./messages";
+import type {DetailRequest, ExploreRequest} from "./protocol";
 import {ENVELOPE, isEnvelope} from "./messages";
 
 interface Model {
@@ -21,6 +22,7 @@ interface Model {
   on(event: string, callback: (...args: any[]) => void): void;
   off(event: string, callback: (...args: any[]) => void): void;
   send(content: unknown): void;
+  widget_manager?: {get_model?(modelId: string): Promise<{comm_live?: boolean}>};
 }
 
 interface KernelContent {
@@ -112,6 +114,35 @@ function darkTheme(): boolean {
   return window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? false;
 }
 
+/** What a request answers when the kernel that made the run is gone. */
+export const KERNEL_GONE =
+  "exploring needs a live kernel: this output was saved with the notebook and the kernel that " +
+  "made it is gone; run the cell again with a kernel to explore";
+
+/** Whether the kernel that made this widget still holds it. A model restored from a saved
+ * notebook has no comm (no kernel, or a new one that never made it) and what is sent to it
+ * is dropped without a word, so a request would wait for ever. Only a model the manager
+ * says has no live comm counts as gone: where the manager cannot tell (not ipywidgets',
+ * or it cannot find the model), the request is sent. */
+export async function kernelHolds(model: Model): Promise<boolean> {
+  const modelId = model.get("_comm_id");
+  const manager = model.widget_manager;
+  if (typeof modelId !== "string" || !modelId || typeof manager?.get_model !== "function") return true;
+  try {
+    return (await manager.get_model(modelId)).comm_live !== false;
+  } catch {
+    return true;
+  }
+}
+
+/** The answer to a request that no kernel will answer. */
+export function kernelGoneAnswer(message: ExploreRequest | DetailRequest): KernelAnswer {
+  const common = {v: 1 as const, run_id: message.run_id, request_id: message.request_id};
+  return message.type === "explore_request"
+    ? {...common, type: "explore_answer", status: "error", branch_node_id: null, error: KERNEL_GONE}
+    : {...common, type: "detail_answer", status: "error", detail: null, error: KERNEL_GONE};
+}
+
 function sendToKernel(model: Model, message: ClientMessage): void {
   try {
     model.send({rudder: "client", message});
@@ -153,8 +184,11 @@ function render({model, el}: {model: Model; el: HTMLElement}): () => void {
       } else if (message.type === "replay_request") {
         serve(message.after_seq, message);
       } else {
-        // Explore and detail requests: the kernel answers when it is idle.
-        sendToKernel(model, message);
+        // Explore and detail requests: the kernel answers when it is idle, if it is there.
+        void kernelHolds(model).then((live) => {
+          if (live) sendToKernel(model, message);
+          else if (ready) toClient({envelope: ENVELOPE, kind: "answer", answer: kernelGoneAnswer(message)});
+        });
       }
     }
   };

@@ -1,9 +1,10 @@
 import {describe, expect, it} from "vitest";
 
-import {exploredNodes, mainNodeId, outputIndex} from "../src/explore";
+import {branchFigures, branchLabel} from "../src/branches";
+import {exploredNodes, mainNodeId, outputIndex, outputToken} from "../src/explore";
 import {applyMessages, createRunState} from "../src/state";
 import type {RunState} from "../src/state";
-import {Stream, token} from "./messages";
+import {Stream, token, usage} from "./messages";
 
 /** A program, then a branch explored from its generation's token 1 (with its path re-sent). */
 function explored(): {state: RunState; stream: Stream} {
@@ -56,5 +57,44 @@ describe("explored branches", () => {
     const state = createRunState();
     applyMessages(state, s.messages);
     expect(mainNodeId(state)).toBe(1);
+  });
+});
+
+describe("a branch beside the program", () => {
+  it("says which token it chose there and which the original took", () => {
+    const {state} = explored();
+    const branch = state.nodes.get(4);
+    const original = state.nodes.get(2);
+    if (branch === undefined || original === undefined) throw new Error("nodes missing");
+    expect(outputToken(branch, 1)?.id).toBe(82);
+    expect(outputToken(original, 1)?.text).toBe("ar");
+    expect(outputToken(original, 9)).toBeNull();
+    expect(branchLabel(state, branch)).toBe('explored from token 1 of step 2: "R" instead of "ar"');
+  });
+
+  it("shows its own figures once its usage came", () => {
+    const {state, stream} = explored();
+    const figures = () => branchFigures(state.nodes.get(4) as never);
+    expect(figures()).toBe("");
+    stream.metrics(4, {usage: usage({output_tokens: 3, generated_tokens: 2, forced_tokens: 1, forward_passes: 2, per_token_s: 0.004})});
+    applyMessages(state, stream.messages.slice(-1));
+    expect(figures()).toBe("3 tokens out (2 generated, 1 forced), 2 forward passes, 4.00 ms/token");
+  });
+
+  it("keeps hostile token text as text in its label", () => {
+    const s = new Stream();
+    s.runStarted();
+    s.generation(2, null);
+    s.tokens(2, [token("</script>")]);
+    s.node(4, null, {
+      input: {kind: "grammar", value: "gen()"},
+      entries: [token("<|im_start|>\u001b[2J", {id: 9})],
+      explored: {node_id: 2, token_index: 0, token_id: 9},
+    });
+    const state = createRunState();
+    applyMessages(state, s.messages);
+    const label = branchLabel(state, state.nodes.get(4) as never);
+    expect(label).toContain("</script>");
+    expect(label).not.toContain("\u001b");
   });
 });

@@ -1,6 +1,6 @@
 import {describe, expect, it} from "vitest";
 
-import widget, {MAX_HELD, Store, stores} from "../src/widget";
+import widget, {KERNEL_GONE, MAX_HELD, Store, kernelGoneAnswer, kernelHolds, stores} from "../src/widget";
 import {Stream, text} from "./messages";
 
 /** The model anywidget hands the module: traits, and the kernel's custom messages. */
@@ -23,6 +23,8 @@ class FakeModel {
   }
 
   send(): void {}
+
+  widget_manager?: {get_model(modelId: string): Promise<{comm_live?: boolean}>};
 
   fromKernel(json: string): void {
     for (const callback of this.handlers.get("msg:custom") ?? []) callback({rudder: "messages", json});
@@ -54,5 +56,43 @@ describe("the widget module's stores", () => {
     const last = batch[batch.length - 1].seq;
     expect(fromStart.messages[fromStart.messages.length - 1].seq).toBe(last);
     expect(store.after(last - 10)).toMatchObject({complete: true});
+  });
+});
+
+describe("whether a kernel can answer a request", () => {
+  const managed = (models: Record<string, {comm_live: boolean}>) => {
+    const model = new FakeModel({run_id: "cell-1", _comm_id: "m1"});
+    model.widget_manager = {
+      get_model: async (modelId: string) => {
+        const found = models[modelId];
+        if (found === undefined) throw new Error("widget model not found");
+        return found;
+      },
+    };
+    return model;
+  };
+
+  it("asks the widget manager whether the model still has its comm", async () => {
+    expect(await kernelHolds(managed({m1: {comm_live: true}}))).toBe(true);
+    // Restored from a saved notebook: a new kernel, or none, never made this model.
+    expect(await kernelHolds(managed({m1: {comm_live: false}}))).toBe(false);
+  });
+
+  it("sends the request where it cannot tell (no manager, an unknown model, no id)", async () => {
+    expect(await kernelHolds(managed({}))).toBe(true);
+    expect(await kernelHolds(new FakeModel({run_id: "cell-1", _comm_id: "m1"}))).toBe(true);
+    expect(await kernelHolds(new FakeModel({run_id: "cell-1"}))).toBe(true);
+  });
+
+  it("answers a request itself, as an error that says a live kernel is needed", () => {
+    const common = {v: 1 as const, seq: 3, run_id: "cell-1", request_id: 7, node_id: 2, token_index: 0};
+    expect(kernelGoneAnswer({...common, type: "explore_request", token_id: 42})).toEqual({
+      v: 1, run_id: "cell-1", request_id: 7, type: "explore_answer", status: "error",
+      branch_node_id: null, error: KERNEL_GONE,
+    });
+    expect(kernelGoneAnswer({...common, type: "detail_request"})).toMatchObject({
+      type: "detail_answer", status: "error", detail: null, error: KERNEL_GONE,
+    });
+    expect(KERNEL_GONE).toContain("needs a live kernel");
   });
 });

@@ -95,13 +95,22 @@ def step(
     if count:
         top = [(i, float(weights[i]) / total) for i in top_indices(logits, count)]
         if not all(allowed[i] for i, _ in top):
-            count = min(count, int(np.count_nonzero(allowed)))
-            # Over the allowed tokens only: a partition of an array that is mostly -inf
-            # is over ten times slower than one of distinct values.
-            candidates = np.flatnonzero(allowed)
-            best = candidates[top_indices(masked[candidates], count)]
-            top_allowed = [(int(i), float(weights[i]) / total) for i in best]
+            best = top_allowed_indices(logits, allowed, count)
+            top_allowed = [(i, float(weights[i]) / total) for i in best]
     return Step(token, float(weights[token]) / total, top, top_allowed)
+
+
+def top_allowed_indices(
+    logits: npt.NDArray[Any], allowed: npt.NDArray[np.bool_], count: int
+) -> list[int]:
+    """Indices of the ``count`` likeliest tokens that ``allowed`` allows, likeliest first
+    (fewer when fewer are allowed)."""
+    import numpy as np
+
+    # Over the allowed tokens only: a partition of an array that is mostly -inf is over ten
+    # times slower than one of distinct values.
+    candidates = np.flatnonzero(allowed)
+    return [int(candidates[i]) for i in top_indices(logits[candidates], count)]
 
 
 def top_indices(values: npt.NDArray[Any], count: int) -> list[int]:

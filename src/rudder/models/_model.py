@@ -49,7 +49,7 @@ from rudder.errors import (
     WrongTypeError,
     check_text,
 )
-from rudder.models._replay import remember_generation
+from rudder.models._remembered import remember_generation
 from rudder.trace import _events as events
 from rudder.trace._node import ExploredFrom, NodeInput, NodeKind, TraceNode
 from rudder.trace._run import active_run, describe_error, hiding
@@ -144,6 +144,16 @@ class Model:
         new.echo = self.echo
         new.generation = generation
         return new
+
+    def _at(self, node: TraceNode, sampling: Sampling) -> Self:
+        """This Model's engine in the state the trace path to ``node`` ends in, sampling
+        with ``sampling`` (a stored run's generation explored again, in another process)."""
+        entries = Entries.empty()
+        for step in node.path():
+            if step.healed_bytes:
+                entries = _drop_tail_bytes(entries, step.healed_bytes) or entries
+            entries = entries.append(step.entries)
+        return self._derive(entries, node=node, blocks=(), sampling=sampling)
 
     def _new_node(
         self,

@@ -9,9 +9,16 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
+from typing import TYPE_CHECKING
 
 from rudder.errors import StoreError
 
+if TYPE_CHECKING:
+    from rudder.store._explore import StoredExplorer
+    from rudder.store._store import Store
+
+#: ``--model`` for rudder's built-in model.
+BUILTIN = "builtin"
 STORE_HELP = (
     "the store file (default: rudder.settings.store as RUDDER_STORE sets it, else the "
     "per-user store)"
@@ -28,6 +35,14 @@ def add_view_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--port", type=int, default=8477, help="the port (default: 8477; 0: any)")
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
+    parser.add_argument(
+        "--model",
+        metavar="PATH_OR_ID",
+        help="the model the runs used, to explore their generations from any token: a Hugging "
+        "Face causal LM (a local folder or a hub id already in the local cache), a .gguf file, "
+        f"or {BUILTIN!r} for rudder's built-in model (default: none, nothing to explore with)",
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... for --model (default: auto)")
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,16 +61,19 @@ def store_path(given: str | None) -> pathlib.Path:
 
 
 def view(args: argparse.Namespace) -> int:
+    from rudder._demo import DemoError
     from rudder.store._server import ViewServer
     from rudder.store._store import Store
 
     try:
         store = Store(store_path(args.store), create=False)
-        server = ViewServer(store, host=args.host, port=args.port)
-    except StoreError as error:
+        explorer = _explorer(store, args.model, args.device)
+        server = ViewServer(store, host=args.host, port=args.port, explorer=explorer)
+    except (StoreError, DemoError) as error:
         print(f"rudder view: {error}", file=sys.stderr)
         return 2
-    print(f"rudder view: {store.path} at {server.url} (Ctrl-C stops)", flush=True)
+    model = "" if args.model is None else f", exploring on {args.model}"
+    print(f"rudder view: {store.path} at {server.url}{model} (Ctrl-C stops)", flush=True)
     if args.open:
         import webbrowser
 
@@ -69,6 +87,16 @@ def view(args: argparse.Namespace) -> int:
         server.close()
         store.close()
     return 0
+
+
+def _explorer(store: Store, model: str | None, device: str | None) -> StoredExplorer | None:
+    """What explores the store's generations on ``--model`` (None without one)."""
+    if model is None:
+        return None
+    from rudder._demo import load_model
+    from rudder.store._explore import StoredExplorer
+
+    return StoredExplorer(store, load_model(None if model == BUILTIN else model, device=device))
 
 
 def _stop_on_signals() -> None:

@@ -61,7 +61,20 @@ INSERT INTO captures (run_id, seq, name, value)
     FROM messages WHERE type = 'capture';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Version 3: what exploring a stored generation again needs (``rudder view --model``) that
+# its messages do not carry: its grammar (as Lark) and the Model's sampling settings. A
+# generation stored before (or on a server) has no row, and says it cannot be explored.
+_V3 = """
+CREATE TABLE generations (
+    run_id TEXT NOT NULL,
+    node_id INTEGER NOT NULL,
+    grammar TEXT NOT NULL,         -- the grammar as Lark (captures, limits, temperatures)
+    sampling TEXT NOT NULL,        -- the Model's Sampling as JSON
+    PRIMARY KEY (run_id, node_id)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 #: The version a store has once opened by this rudder.
 SCHEMA_VERSION = len(MIGRATIONS)
 

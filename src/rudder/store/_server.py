@@ -7,7 +7,12 @@ being written, polled as they grow. It reads a small JSON API:
 - ``api/runs?q=TEXT``: the runs (newest first), those matching ``q`` when given;
 - ``api/runs/ID``: one run's summary;
 - ``api/runs/ID/messages?after=SEQ``: its messages after ``SEQ`` (the protocol's JSON);
-- ``export/ID``: the run as the self-contained page ``rudder export`` writes.
+- ``export/ID``: the run as the self-contained page ``rudder export`` writes;
+- ``POST api/runs/ID/explore`` (JSON: ``node_id``, ``token_index``, ``token_id``): explore
+  that generation from that token on the attached model (``rudder view --model``), the
+  branch added to the stored run; answers ``{"branch_node_id": N}`` or ``{"error": TEXT}``.
+  Only JSON from the page's own origin is taken: a page elsewhere cannot make the server
+  run the model (a cross-origin JSON request needs a preflight this server never allows).
 
 Bound to a loopback address by default, the server answers only requests addressed to
 loopback (a page elsewhere cannot reach it through a DNS name it rebinds). Bound to any
@@ -23,16 +28,21 @@ import json
 import secrets
 import threading
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rudder.errors import StoreError
+from rudder.errors import RudderError, StoreError
 from rudder.store._store import Store
+
+if TYPE_CHECKING:
+    from rudder.store._explore import StoredExplorer
 
 #: The page's policy: its own inline script and style, requests to its own origin only.
 VIEWER_CSP = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src data:"
 )
+#: The largest request body read (an explore request is a few numbers).
+MAX_POST_BYTES = 4096
 #: Loopback names a browser may put in the Host header.
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
@@ -67,11 +77,19 @@ class ViewServer:
     start with a random token (default: when ``host`` is not loopback)."""
 
     def __init__(
-        self, store: Store, *, host: str = "127.0.0.1", port: int = 0, token: bool | None = None
+        self,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: bool | None = None,
+        explorer: StoredExplorer | None = None,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise StoreError(f"a port is an int from 0 to 65535, got {port!r}")
         self.store = store
+        #: Explores stored generations on the attached model (None: no model attached).
+        self.explorer = explorer
         self.loopback = is_loopback(host)
         guarded = not self.loopback if token is None else token
         self.token = secrets.token_urlsafe(18) if guarded else None
@@ -147,6 +165,30 @@ class ViewServer:
             return 200, "application/json", body.encode()
         return _not_found("/".join(parts))
 
+    def explore(self, path: str, body: bytes) -> tuple[int, str, bytes]:
+        """The answer to a POST of ``body`` to ``path`` below the base."""
+        from rudder.store._explore import NO_MODEL
+
+        parts = [urllib.parse.unquote(part) for part in path.split("/")]
+        if len(parts) != 4 or parts[:2] != ["api", "runs"] or parts[3] != "explore":
+            return _not_found(path)
+        try:
+            request = json.loads(body)
+            node_id, token_index, token_id = (
+                request["node_id"],
+                request["token_index"],
+                request["token_id"],
+            )
+        except (ValueError, TypeError, KeyError):
+            return _error(400, "send JSON with node_id, token_index and token_id")
+        if self.explorer is None:
+            return _error(409, NO_MODEL)
+        try:
+            branch = self.explorer.explore(parts[2], node_id, token_index, token_id)
+        except RudderError as error:
+            return _error(409, str(error))
+        return _json({"branch_node_id": branch})
+
     def _export(self, run_id: str) -> tuple[int, str, bytes]:
         from rudder.visual.html._page import client_page
 
@@ -158,6 +200,10 @@ class ViewServer:
 
 def _json(value: Any) -> tuple[int, str, bytes]:
     return 200, "application/json", json.dumps(value, ensure_ascii=False).encode()
+
+
+def _error(status: int, text: str) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps({"error": text}, ensure_ascii=False).encode()
 
 
 def _not_found(path: str) -> tuple[int, str, bytes]:
@@ -185,6 +231,26 @@ def _handler(server: ViewServer) -> type[http.server.BaseHTTPRequestHandler]:
             except StoreError as error:
                 answer = (404, "text/plain; charset=utf-8", str(error).encode())
             self._send(*answer)
+
+        def do_POST(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            size = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(min(size, MAX_POST_BYTES))
+            if not self._host_allowed() or not self._same_origin():
+                self._send(403, "text/plain; charset=utf-8", b"only the viewer's page may ask")
+                return
+            if not url.path.startswith(server.base):
+                self._send(*_not_found(url.path))
+                return
+            self._send(*server.explore(url.path[len(server.base) :], body))
+
+        def _same_origin(self) -> bool:
+            """JSON (a page elsewhere cannot send it without a preflight, never allowed
+            here), and from this server's own page when the browser names the origin."""
+            kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            origin = self.headers.get("Origin")
+            host = self.headers.get("Host") or ""
+            return kind == "application/json" and origin in (None, f"http://{host}")
 
         def _host_allowed(self) -> bool:
             if not server.loopback:

@@ -234,6 +234,25 @@ class Store:
             )
         return False
 
+    def add_generation(self, run_id: str, node_id: int, grammar: str, sampling: str) -> None:
+        """Keep what exploring generation ``node_id`` of run ``run_id`` again needs: its
+        grammar as Lark and the Model's sampling settings (JSON)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO generations (run_id, node_id, grammar, sampling) "
+                "VALUES (?, ?, ?, ?)",
+                (run_id, node_id, grammar, sampling),
+            )
+
+    def generation(self, run_id: str, node_id: int) -> tuple[str, str] | None:
+        """The grammar (Lark) and sampling (JSON) kept for a generation, or None."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT grammar, sampling FROM generations WHERE run_id = ? AND node_id = ?",
+                (run_id, node_id),
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def set_text(self, run_id: str, text: str) -> None:
         """Keep the run's text for search (done when it ends)."""
         with self._transaction() as db:
@@ -271,6 +290,7 @@ class Store:
                 for table, column in (
                     ("messages", "run_id"),
                     ("captures", "run_id"),
+                    ("generations", "run_id"),
                     ("runs", "id"),
                 ):
                     db.executemany(
@@ -322,12 +342,16 @@ class Store:
         return [_summary(row, captures.get(row[0], {})) for row in rows]
 
     def _captures(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
+        """Each run's captures, the last value of each name; captures of branches explored
+        after the run ended (stored after its end) are left out: they are not its result."""
         out: dict[str, dict[str, str]] = {}
         for start in range(0, len(run_ids), 500):
             chunk = run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for run_id, name, value in self._connection.execute(
-                f"SELECT run_id, name, value FROM captures WHERE run_id IN ({marks}) ORDER BY seq",
+                f"SELECT c.run_id, c.name, c.value FROM captures c WHERE c.run_id IN ({marks}) "
+                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.run_id = c.run_id "
+                "AND m.type = 'run_finished' AND m.seq < c.seq) ORDER BY c.seq",
                 chunk,
             ):
                 out.setdefault(run_id, {})[name] = value

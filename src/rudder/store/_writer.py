@@ -53,7 +53,9 @@ class StoreWriter:
         #: Batches that failed to be written (each was logged; writing went on).
         self.failures = 0
         # Messages, model notes, flush requests, and None to stop.
-        self._queue: queue.SimpleQueue[ServerMessage | _ModelUsed | threading.Event | None]
+        self._queue: queue.SimpleQueue[
+            ServerMessage | _ModelUsed | _Generation | threading.Event | None
+        ]
         self._queue = queue.SimpleQueue()
         self._closed = False
         # Each run's state, folded as its messages pass, gives its text for search when it
@@ -77,6 +79,23 @@ class StoreWriter:
         known = self._models.get(run_id)
         if known is None or model not in known:
             self._queue.put(_ModelUsed(run_id, model))
+
+    def note_generation(self, node: TraceNode) -> None:
+        """Keep what exploring ``node``'s generation again needs (called from the generating
+        thread when it ends; the writer's thread writes it)."""
+        import dataclasses
+        import json
+
+        from rudder._grammar._lark import compile_grammar
+        from rudder.engine._engine import Engine
+        from rudder.models._remembered import remembered_of
+
+        remembered = remembered_of(node)
+        if remembered is None or not isinstance(remembered.parent.engine, Engine):
+            return  # a server's generation cannot be explored from a token
+        grammar = compile_grammar(remembered.grammar).lark
+        sampling = json.dumps(dataclasses.asdict(remembered.parent.sampling))
+        self._queue.put(_Generation(node.run_id, node.id, grammar, sampling))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every message published so far is in the store."""
@@ -126,6 +145,9 @@ class StoreWriter:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = threading.Event()  # the batch is due: write it, tell nobody
+            if isinstance(item, _Generation):
+                self._keep_generation(item)
+                continue
             if isinstance(item, _ModelUsed):
                 models = self._models.setdefault(item.run_id, [])
                 if item.model not in models:
@@ -146,6 +168,15 @@ class StoreWriter:
             if len(rows) >= MAX_BATCH or item.type == "run_finished":
                 self._write(rows)
                 rows = []
+
+    def _keep_generation(self, item: _Generation) -> None:
+        try:
+            self.store.add_generation(*item)
+        except Exception:
+            self.failures += 1
+            _log.exception(
+                "the run store %s could not keep generation %d", self.store.path, item.node_id
+            )
 
     def _fold(self, message: ServerMessage) -> None:
         """Keep the run's state for its text (up to ``MAX_FOLDED`` messages: a longer run,
@@ -190,6 +221,15 @@ class StoreWriter:
 class _ModelUsed(NamedTuple):
     run_id: str
     model: str
+
+
+class _Generation(NamedTuple):
+    """What exploring a generation again needs (``Store.add_generation``)."""
+
+    run_id: str
+    node_id: int
+    grammar: str
+    sampling: str
 
 
 def _row(message: ServerMessage) -> Row:
@@ -256,6 +296,11 @@ class _StoreListener(TraceListener):
         writer = _writer
         if writer is not None and node.model is not None:
             writer.note_model(node.run_id, node.model)
+
+    def node_finished(self, node: TraceNode, error: str | None) -> None:
+        writer = _writer
+        if writer is not None and error is None:
+            writer.note_generation(node)
 
 
 def install() -> None:

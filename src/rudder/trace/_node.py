@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -53,6 +54,15 @@ class ExploredFrom:
 
 
 _node_ids = itertools.count(1)
+_node_ids_lock = threading.Lock()
+
+
+def take_ids_above(node_id: int) -> None:
+    """New nodes of this process get ids above ``node_id``: a branch added to a stored run
+    (``rudder view --model``) must not take an id that run's nodes have."""
+    global _node_ids
+    with _node_ids_lock:
+        _node_ids = itertools.count(max(next(_node_ids), node_id + 1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,9 @@ request came from, so the view that asked shows them, marked as explored.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
-from rudder._explore import explore, token_detail
+from rudder._explore import explore, in_run, token_detail
 from rudder.errors import RudderError
 from rudder.trace._records import candidate_record
-from rudder.trace._run import Run, current_run
 from rudder.visual.stream._protocol import (
     DetailAnswer,
     DetailRequest,
@@ -31,7 +27,7 @@ def answer_request(request: ExploreRequest | DetailRequest) -> ExploreAnswer | D
     if isinstance(request, DetailRequest):
         return _detail(request)
     try:
-        with _in_run(request.run_id):
+        with in_run(request.run_id):
             branch = explore(request.node_id, request.token_index, request.token_id)
     except RudderError as error:
         return ExploreAnswer(
@@ -57,6 +53,7 @@ def _detail(request: DetailRequest) -> DetailAnswer:
         node_id=detail.node_id,
         token_index=detail.token_index,
         candidates=[candidate_record(c) for c in detail.candidates],
+        top_allowed=[candidate_record(c) for c in detail.top_allowed],
         allowed_count=detail.allowed_count,
         before=b"".join(b for _, b in detail.before).decode("utf-8", errors="replace"),
         after=b"".join(t.bytes for t in detail.after).decode("utf-8", errors="replace"),
@@ -64,16 +61,3 @@ def _detail(request: DetailRequest) -> DetailAnswer:
     return DetailAnswer(
         run_id=request.run_id, request_id=request.request_id, status="done", detail=record
     )
-
-
-@contextlib.contextmanager
-def _in_run(run_id: str) -> Iterator[None]:
-    """New nodes go to run ``run_id``'s stream (which may have ended: a branch explored
-    after the cell is still part of the cell's run)."""
-    stand_in = Run("explore", run_id=run_id)
-    stand_in.monitored = False
-    token = current_run.set(stand_in)
-    try:
-        yield
-    finally:
-        current_run.reset(token)

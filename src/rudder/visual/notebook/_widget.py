@@ -45,9 +45,13 @@ class RunWidget(anywidget.AnyWidget, FollowedRun):
     _page = traitlets.Unicode("").tag(sync=True)
     _final = traitlets.Unicode("").tag(sync=True)
     run_id = traitlets.Unicode("").tag(sync=True)
+    #: The widget's own model id, saved with it: a view restored from a saved notebook
+    #: looks its model up by it to tell whether a kernel still holds it (can answer).
+    _comm_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, run_id: str, *, bus: Bus | None = None, **kwargs: Any) -> None:
         super().__init__(run_id=run_id, _page=client_page(), **kwargs)
+        self._comm_id = self.model_id
         self._bus = bus if bus is not None else get_bus()
         self._view = RunView(run_id, LIVE_VIEW_NODES)
         self._view_lock = threading.Lock()

@@ -55,7 +55,37 @@ function o() {
 	let e = document.body;
 	return e.dataset.jpThemeLight === void 0 ? e.classList.contains("vscode-dark") || e.classList.contains("vscode-high-contrast") ? !0 : e.classList.contains("vscode-light") ? !1 : window.matchMedia?.("(prefers-color-scheme: dark)").matches ?? !1 : e.dataset.jpThemeLight === "false";
 }
-function s(e, t) {
+var s = "exploring needs a live kernel: this output was saved with the notebook and the kernel that made it is gone; run the cell again with a kernel to explore";
+async function c(e) {
+	let t = e.get("_comm_id"), n = e.widget_manager;
+	if (typeof t != "string" || !t || typeof n?.get_model != "function") return !0;
+	try {
+		return (await n.get_model(t)).comm_live !== !1;
+	} catch {
+		return !0;
+	}
+}
+function l(e) {
+	let t = {
+		v: 1,
+		run_id: e.run_id,
+		request_id: e.request_id
+	};
+	return e.type === "explore_request" ? {
+		...t,
+		type: "explore_answer",
+		status: "error",
+		branch_node_id: null,
+		error: s
+	} : {
+		...t,
+		type: "detail_answer",
+		status: "error",
+		detail: null,
+		error: s
+	};
+}
+function u(e, t) {
 	try {
 		e.send({
 			rudder: "client",
@@ -63,63 +93,69 @@ function s(e, t) {
 		});
 	} catch {}
 }
-function c({ model: n, el: r }) {
-	let i = a(n), c = document.createElement("iframe");
-	c.setAttribute("sandbox", "allow-scripts"), c.setAttribute("title", "rudder run view"), c.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", c.srcdoc = String(n.get("_page") ?? ""), r.append(c);
-	let l = !1, u = (e) => c.contentWindow?.postMessage(e, "*"), d = (t) => {
-		l && u({
+function d({ model: n, el: r }) {
+	let i = a(n), s = document.createElement("iframe");
+	s.setAttribute("sandbox", "allow-scripts"), s.setAttribute("title", "rudder run view"), s.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", s.srcdoc = String(n.get("_page") ?? ""), r.append(s);
+	let d = !1, f = (e) => s.contentWindow?.postMessage(e, "*"), p = (t) => {
+		d && f({
 			envelope: e,
 			kind: "messages",
 			messages: t
 		});
-	}, f = (t, r) => {
+	}, m = (t, r) => {
 		let a = i.after(t);
-		a.messages.length && u({
+		a.messages.length && f({
 			envelope: e,
 			kind: "messages",
 			messages: a.messages
-		}), a.complete && i.size !== 0 || s(n, r);
-	}, p = (r) => {
-		if (r.source !== c.contentWindow || !t(r.data)) return;
+		}), a.complete && i.size !== 0 || u(n, r);
+	}, h = (r) => {
+		if (r.source !== s.contentWindow || !t(r.data)) return;
 		let i = r.data;
-		if (i.kind === "resize") c.style.height = `${Math.max(40, Math.min(i.height, 4e3))}px`;
+		if (i.kind === "resize") s.style.height = `${Math.max(40, Math.min(i.height, 4e3))}px`;
 		else if (i.kind === "client") {
 			let t = i.message;
-			t.type === "client_ready" ? (l = !0, u({
+			t.type === "client_ready" ? (d = !0, f({
 				envelope: e,
 				kind: "theme",
 				dark: o()
-			}), f(t.last_seq ?? -1, t)) : t.type === "replay_request" ? f(t.after_seq, t) : s(n, t);
+			}), m(t.last_seq ?? -1, t)) : t.type === "replay_request" ? m(t.after_seq, t) : c(n).then((r) => {
+				r ? u(n, t) : d && f({
+					envelope: e,
+					kind: "answer",
+					answer: l(t)
+				});
+			});
 		}
 	};
-	window.addEventListener("message", p), i.listeners.add(d);
-	let m = (t) => {
-		l && u({
+	window.addEventListener("message", h), i.listeners.add(p);
+	let g = (t) => {
+		d && f({
 			envelope: e,
 			kind: "answer",
 			answer: t
 		});
 	};
-	i.answerListeners.add(m);
-	let h = new MutationObserver(() => {
-		l && u({
+	i.answerListeners.add(g);
+	let _ = new MutationObserver(() => {
+		d && f({
 			envelope: e,
 			kind: "theme",
 			dark: o()
 		});
 	});
-	return h.observe(document.body, {
+	return _.observe(document.body, {
 		attributes: !0,
 		attributeFilter: ["class", "data-jp-theme-light"]
 	}), () => {
-		window.removeEventListener("message", p), i.listeners.delete(d), i.answerListeners.delete(m), h.disconnect(), c.remove();
+		window.removeEventListener("message", h), i.listeners.delete(p), i.answerListeners.delete(g), _.disconnect(), s.remove();
 	};
 }
-var l = {
+var f = {
 	initialize({ model: e }) {
 		let t = a(e);
 		return () => t.release();
 	},
-	render: c
+	render: d
 };
-export { n as MAX_HELD, r as Store, l as default, i as stores };
+export { s as KERNEL_GONE, n as MAX_HELD, r as Store, f as default, l as kernelGoneAnswer, c as kernelHolds, i as stores };

@@ -232,6 +232,8 @@ class TokenDetailRecord(Record):
     node_id: int
     token_index: int
     candidates: list[CandidateRecord]  # the likeliest tokens, unconstrained, allowed flagged
+    # The likeliest of the tokens the grammar allowed (probabilities unconstrained), in order.
+    top_allowed: list[CandidateRecord]
     allowed_count: int  # how many tokens the grammar allowed there
     before: str  # the text of the tokens the model ran on just before it
     after: str  # the text of the original output tokens just after it

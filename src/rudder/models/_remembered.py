@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
-class Replay:
+class Remembered:
     """The Model a generation started from, and the grammar it ran."""
 
     parent: Model
@@ -28,21 +28,21 @@ class Replay:
 
 
 _lock = threading.Lock()
-_replays: weakref.WeakKeyDictionary[TraceNode, Replay] = weakref.WeakKeyDictionary()
+_remembered: weakref.WeakKeyDictionary[TraceNode, Remembered] = weakref.WeakKeyDictionary()
 _nodes: weakref.WeakValueDictionary[int, TraceNode] = weakref.WeakValueDictionary()
 
 
 def remember_generation(node: TraceNode, parent: Model, grammar: GrammarNode) -> None:
     """Keep what ``node``'s generation needs to run again, for as long as the node lives."""
     with _lock:
-        _replays[node] = Replay(parent, grammar)
+        _remembered[node] = Remembered(parent, grammar)
         _nodes[node.id] = node
 
 
-def replay_of(node: TraceNode) -> Replay | None:
+def remembered_of(node: TraceNode) -> Remembered | None:
     """How ``node``'s generation ran (None: not a generation of this process)."""
     with _lock:
-        return _replays.get(node)
+        return _remembered.get(node)
 
 
 def node_by_id(node_id: int) -> TraceNode | None:
