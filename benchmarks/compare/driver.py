@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmarks.compare import cases, models, peer, report
+from benchmarks.compare import cases, models, peer, report, targets
 from benchmarks.compare.protocol import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +34,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="few runs, short programs (tests)")
     parser.add_argument("--cases", default="1,2,3,4,5,6", help="which cases, e.g. 1,3")
     parser.add_argument("--runs", type=int, help="measured runs per figure")
+    parser.add_argument(
+        "--skip-standalone",
+        action="store_true",
+        help="do not run the benchmarks that measure rudder alone (trace, model, client)",
+    )
     parser.add_argument("--output", type=Path, default=BENCHMARKS, help="where results go")
     parser.add_argument(
         "--cache", type=Path, default=models.CACHE, help="where the built models and logs go"
@@ -126,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
             _say(f"case {number}: running")
             done.append(cases.CASES[number](setting))
             _say(f"case {number}: done in {time.perf_counter() - case_started:.0f} s")
+    if not (arguments.tiny or arguments.skip_standalone):
+        targets.run_standalone(arguments.output / "results", _say)
     header = {
         "command": shlex.join(["python", "-m", "benchmarks", *(argv or sys.argv[1:])]),
         "date": datetime.date.today().isoformat(),
@@ -144,5 +151,5 @@ def main(argv: list[str] | None = None) -> None:
         ),
         "config": dataclasses.asdict(config),
     }
-    markdown, data = report.write(arguments.output, header, done)
+    markdown, data = report.write(arguments.output, header, done, targets=not arguments.tiny)
     _say(f"wrote {markdown} and {data}")

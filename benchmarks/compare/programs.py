@@ -82,6 +82,11 @@ def long_regex(lib: ModuleType, lm: Any, tokens: int) -> Any:
     return lm + "Words: " + lib.gen(regex=LONG_REGEX, max_tokens=tokens, name="out")
 
 
+def long_gen(lib: ModuleType, lm: Any, tokens: int) -> Any:
+    """Case 1: unconstrained text (the random-weight model all but never ends it early)."""
+    return lm + "Words: " + lib.gen(max_tokens=tokens, name="out")
+
+
 def long_json(lib: ModuleType, lm: Any, records: int) -> Any:
     schema = long_json_schema(records)
     return lm + "Records: " + lib.json(schema=schema, separators=SEPARATORS, name="out")
@@ -158,6 +163,7 @@ def branches(prefix: Any, count: int) -> list[Any]:
 
 GENERATIONS = {
     "long_regex": long_regex,
+    "long_gen": long_gen,
     "long_json": long_json,
     "fixed_keys_json": fixed_keys_json,
     "fixed_form_chat": fixed_form_chat,

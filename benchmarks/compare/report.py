@@ -94,22 +94,50 @@ def case_markdown(record: dict[str, Any]) -> list[str]:
     return [*lines, ""] if record["notes"] or bounds else lines
 
 
-def write(directory: Path, header: dict[str, Any], cases: list[Case]) -> tuple[Path, Path]:
-    """``results.md`` and ``results/compare.json`` under ``directory``."""
-    records = [case_record(case) for case in cases]
-    data = {**header, "cases": records}
+#: What follows this line in ``results.md`` was written by other commands or by hand (the
+#: llama.cpp section, re-runs with notes); rewriting the file keeps it.
+KEPT_MARK = "<!-- Kept when python -m benchmarks rewrites this file: -->"
+
+
+def write(
+    directory: Path, header: dict[str, Any], cases: list[Case], *, targets: bool = True
+) -> tuple[Path, Path]:
+    """``results.md`` and ``results/compare.json`` under ``directory``. Cases not run this
+    time keep their records from the last run that had them (marked with its date)."""
     json_path = directory / "results" / "compare.json"
+    earlier = json.loads(json_path.read_text()) if json_path.exists() else {}
+    records = {
+        record["number"]: {**record, "date": record.get("date", earlier.get("date"))}
+        for record in earlier.get("cases", [])
+    }
+    for case in cases:
+        records[case.number] = {**case_record(case), "date": header["date"]}
+    ordered = [records[number] for number in sorted(records)]
+    data = {**header, "cases": ordered}
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     markdown_path = directory / "results.md"
-    markdown_path.write_text("\n".join(_header_markdown(header) + _cases_markdown(records)))
+    kept = ""
+    if markdown_path.exists():
+        _, mark, tail = markdown_path.read_text().partition(KEPT_MARK)
+        kept = mark + tail
+    lines = _header_markdown(header)
+    if targets:
+        from benchmarks.compare import targets as target_table
+
+        lines += target_table.markdown(target_table.targets(json_path.parent, ordered))
+    lines += _cases_markdown(ordered, header["date"])
+    markdown_path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
     return markdown_path, json_path
 
 
-def _cases_markdown(records: list[dict[str, Any]]) -> list[str]:
+def _cases_markdown(records: list[dict[str, Any]], date: str) -> list[str]:
     lines: list[str] = []
     for record in records:
-        lines += case_markdown(record)
+        case = case_markdown(record)
+        if record.get("date") not in (None, date):
+            case[2:2] = [f"*Measured by an earlier run, on {record['date']}.*", ""]
+        lines += case
     return lines
 
 

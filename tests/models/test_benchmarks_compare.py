@@ -82,7 +82,8 @@ def test_forward_passes_per_token_are_shares(results: dict[str, Any]) -> None:
 def test_the_llguidance_floor_is_reported_for_both_grammars(results: dict[str, Any]) -> None:
     labels = [figure["label"] for figure in _figures(results, 1)]
     assert sum("floor" in label for label in labels) == 2
-    assert sum("library time per output token" in label for label in labels) == 2
+    assert sum("library time per output token" in label for label in labels) == 3
+    assert "unconstrained gen: library time per output token" in labels
 
 
 def test_every_schema_is_compiled_by_both(results: dict[str, Any]) -> None:
