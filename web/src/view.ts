@@ -13,10 +13,11 @@
 import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
 import type {NodeState, RunState} from "./state";
 import type {Piece} from "./pieces";
-import {RunText, decodeRun, partPieces, pathCuts, runEnds, tokenBytes} from "./pieces";
+import {RunText, decodeRun, feedPiece, partPieces, pathCuts, runEnds} from "./pieces";
 import {latencyScale, visibleText, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
+import {ChunkedText} from "./chunks";
 import {tooltipContent} from "./tooltip";
 import type {Explorer} from "./explore";
 import {exploredNodes, mainNodeId, outputIndex} from "./explore";
@@ -32,9 +33,9 @@ export interface ViewOptions {
 export const DEFAULT_OPTIONS: ViewOptions = {background: "type", underline: "probability"};
 
 interface RenderedNode {
-  element: HTMLElement;
+  /** The node's state it shows (a reset makes new ones). */
+  node: NodeState;
   revision: number;
-  tokensShown: number;
   cut: number;
   /** The waiting bytes of an unfinished character its run brought in, as a key. */
   carryIn: string;
@@ -42,6 +43,17 @@ interface RenderedNode {
   endsRun: boolean;
   /** Its run after its last piece: the waiting bytes go on into the next node. */
   run: RunText;
+  /** Its pieces as shown, each with its element, in order. */
+  pieces: ShownPiece[];
+  /** Its tokens that `pieces` show (a generation's, appended as they stream). */
+  tokensShown: number;
+  failed: boolean;
+}
+
+interface ShownPiece {
+  piece: Piece;
+  element: HTMLElement;
+  text: string;
 }
 
 export class RunViewElement {
@@ -50,6 +62,7 @@ export class RunViewElement {
   private readonly metrics: HTMLElement;
   private readonly tooltip: HTMLElement;
   private rendered = new Map<number, RenderedNode>();
+  private readonly chunks: ChunkedText;
   private shownPath: number[] = [];
   /** Token records by the index their span carries in `data-t`. */
   private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
@@ -78,6 +91,7 @@ export class RunViewElement {
     this.root.append(this.toolbar());
     this.text = element("div", "rd-text");
     this.text.setAttribute("role", "document");
+    this.chunks = new ChunkedText(this.text);
     this.metrics = element("div", "rd-metrics");
     this.tooltip = element("div", "rd-tooltip");
     this.tooltip.hidden = true;
@@ -159,129 +173,165 @@ export class RunViewElement {
 
   // -- text ---------------------------------------------------------------------------------
 
-  /** Bring the view in step with `state`. */
+  /** Bring the view in step with `state`. Each node keeps the pieces it shows; a node
+   * whose changes only added tokens decodes only those, any other change decodes the node
+   * again and keeps the pieces that did not change. The text's items are then taken off from
+   * the first that changed and added again from there (`ChunkedText`): streaming touches
+   * the end alone, and a backtrack or healing only what it took back. */
   update(state: RunState): void {
     this.state = state;
     const parts = pathCuts(state, mainNodeId(state));
     const last = parts[parts.length - 1]?.node;
     const endsRun = runEnds(parts, last !== undefined && last.state === "generating");
-    let carry: Uint8Array = new Uint8Array(0);
     const ids = parts.map((part) => part.node.record.id);
-    const samePrefix = (n: number) => this.shownPath[n] === ids[n];
-    let keep = 0;
-    while (keep < ids.length && keep < this.shownPath.length && samePrefix(keep)) keep++;
-    // Nodes no longer on the path leave the DOM (a branch switched).
-    for (const id of this.shownPath.slice(keep)) {
-      this.rendered.get(id)?.element.remove();
-      this.rendered.delete(id);
-    }
+    const onPath = new Set(ids);
+    for (const id of this.rendered.keys()) if (!onPath.has(id)) this.rendered.delete(id);
+    let carry: Uint8Array = new Uint8Array(0);
+    let offset = 0; // where the node's items start
+    let dirty = Infinity; // the first item that is not shown as it should be
     parts.forEach((part, index) => {
       const id = part.node.record.id;
-      const carryIn = carry;
-      const carryKey = carryIn.join(",");
-      let shown = this.rendered.get(id);
-      const appendable =
-        shown !== undefined &&
-        part.node.appendOnly &&
-        part.cut === shown.cut &&
-        shown.carryIn === carryKey &&
-        !shown.endsRun &&
-        !endsRun[index] &&
-        part.node.record.entries.length === 0 &&
-        !part.node.record.hidden;
-      if (shown === undefined) {
-        shown = {
-          element: element("span", "rd-node"),
-          revision: -1,
-          tokensShown: 0,
-          cut: -1,
-          carryIn: "",
-          endsRun: false,
-          run: new RunText(),
-        };
-        shown.element.dataset.node = String(id);
-        this.text.append(shown.element);
-        this.rendered.set(id, shown);
-      }
+      const carryKey = carry.join(",");
+      const before = this.rendered.get(id);
+      let shown = before !== undefined && before.node === part.node ? before : undefined;
       const same =
+        shown !== undefined &&
         shown.revision === part.node.revision &&
         shown.cut === part.cut &&
         shown.carryIn === carryKey &&
         shown.endsRun === endsRun[index];
-      if (!same) {
-        if (appendable) {
+      const shownBefore = shown?.pieces.length ?? 0;
+      let firstChanged = shownBefore;
+      if (shown === undefined || !same) {
+        const appendable =
+          shown !== undefined &&
+          part.node.appendOnly &&
+          part.cut === shown.cut &&
+          shown.carryIn === carryKey &&
+          !shown.endsRun &&
+          !endsRun[index] &&
+          part.node.record.entries.length === 0 &&
+          !part.node.record.hidden;
+        if (shown !== undefined && appendable) {
           this.appendTokens(shown, part.node);
         } else {
-          shown.run = new RunText(carryIn);
-          const pieces = decodeRun(partPieces(part), shown.run, endsRun[index]);
-          shown.element.replaceChildren(...this.pieceElements(pieces));
-          shown.tokensShown = part.node.tokens.length;
+          const run = new RunText(carry);
+          const pieces = decodeRun(partPieces(part), run, endsRun[index]);
+          const old = shown?.pieces ?? [];
+          firstChanged = 0;
+          while (
+            firstChanged < old.length &&
+            firstChanged < pieces.length &&
+            samePiece(old[firstChanged].piece, pieces[firstChanged])
+          ) {
+            firstChanged++;
+          }
+          const kept = old.slice(0, firstChanged);
+          for (const piece of pieces.slice(firstChanged)) kept.push(this.shownPiece(piece));
+          shown = {
+            node: part.node,
+            revision: 0,
+            cut: part.cut,
+            carryIn: carryKey,
+            endsRun: false,
+            run,
+            pieces: kept,
+            tokensShown: part.node.tokens.length,
+            failed: shown?.failed ?? false,
+          };
+          this.rendered.set(id, shown);
         }
         shown.revision = part.node.revision;
         shown.cut = part.cut;
         shown.carryIn = carryKey;
         shown.endsRun = endsRun[index];
-        shown.element.classList.toggle("rd-error", part.node.state === "error");
+      }
+      // A node new at this place of the path is added whole.
+      const added = this.shownPath[index] !== id || before === undefined || before.node !== part.node;
+      if (added) firstChanged = 0;
+      if (added || firstChanged < Math.max(shownBefore, shown.pieces.length)) dirty = Math.min(dirty, offset + firstChanged);
+      offset += shown.pieces.length;
+      const failed = part.node.state === "error";
+      if (failed !== shown.failed) {
+        shown.failed = failed;
+        this.chunks.setFailed(id, failed);
       }
       carry = shown.run.pending;
     });
+    // Items beyond the path's end (a shorter path, a node that lost pieces) go too.
+    if (this.chunks.length > offset) dirty = Math.min(dirty, offset);
+    if (dirty < Infinity) this.showFrom(dirty, ids);
     this.shownPath = ids;
     this.root.dataset.status = runStatus(state);
     this.updateBranches(state);
     this.updateMetrics(state);
   }
 
-  private appendTokens(shown: RenderedNode, node: NodeState): void {
-    const fresh = node.tokens.slice(shown.tokensShown);
-    const fragment = document.createDocumentFragment();
-    for (const token of fresh) {
-      const text = shown.run.feed(tokenBytes(token.record));
-      fragment.append(this.tokenElement({kind: "token", token: token.record, backtracked: false, text}));
+  /** Take the text's items from `start` on off, and add the path's pieces from there. */
+  private showFrom(start: number, ids: number[]): void {
+    this.chunks.truncate(start);
+    let at = 0;
+    for (const id of ids) {
+      const pieces = this.rendered.get(id)?.pieces ?? [];
+      if (at + pieces.length > start) {
+        const fresh = pieces.slice(Math.max(0, start - at));
+        this.chunks.append(
+          id,
+          fresh.map((shown) => shown.element),
+          fresh.map((shown) => shown.text),
+        );
+      }
+      at += pieces.length;
     }
-    shown.element.append(fragment);
+  }
+
+  private appendTokens(shown: RenderedNode, node: NodeState): void {
+    for (const token of node.tokens.slice(shown.tokensShown)) {
+      const piece: Piece = {kind: "token", token: token.record, backtracked: false, text: ""};
+      piece.text = feedPiece(shown.run, piece);
+      shown.pieces.push(this.shownPiece(piece));
+    }
     shown.tokensShown = node.tokens.length;
   }
 
   private pieceElements(pieces: Piece[]): Node[] {
-    const out: Node[] = [];
-    for (const piece of pieces) {
-      switch (piece.kind) {
-        case "text": {
-          const span = element("span", "rd-input", visibleWhitespace(visibleText(piece.text)));
-          out.push(span);
-          break;
-        }
-        case "token":
-          out.push(this.tokenElement(piece));
-          break;
-        case "role_open": {
-          const label = element("span", "rd-role", visibleText(piece.role));
-          label.dataset.role = piece.role;
-          out.push(label);
-          break;
-        }
-        case "role_close":
-          out.push(element("span", "rd-role-end"));
-          break;
-        case "hidden":
-          out.push(
-            element(
-              "span",
-              "rd-hidden",
-              piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`,
-            ),
-          );
-          break;
+    return pieces.map((piece) => this.shownPiece(piece).element);
+  }
+
+  /** A piece's element, and the text it shows. */
+  private shownPiece(piece: Piece): ShownPiece {
+    switch (piece.kind) {
+      case "text": {
+        const text = visibleWhitespace(visibleText(piece.text));
+        return {piece, element: element("span", "rd-input", text), text};
+      }
+      case "token": {
+        const span = this.tokenElement(piece);
+        return {piece, element: span, text: span.textContent ?? ""};
+      }
+      case "role_open": {
+        const label = element("span", "rd-role", visibleText(piece.role));
+        label.dataset.role = piece.role;
+        return {piece, element: label, text: ""};
+      }
+      case "role_close":
+        return {piece, element: element("span", "rd-role-end"), text: ""};
+      case "hidden": {
+        const text = piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`;
+        return {piece, element: element("span", "rd-hidden", text), text};
       }
     }
-    return out;
   }
 
   private tokenElement(piece: Extract<Piece, {kind: "token"}>): HTMLElement {
     const token = piece.token;
     const text = visibleWhitespace(visibleText(piece.text));
-    const span = element("span", `rd-token rd-src-${token.source}`, text);
-    if (piece.backtracked) span.classList.add("rd-backtracked");
+    // Probability and latency as one of LEVELS classes (style.css), not inline styles:
+    // spans alike share their style, and nothing per span is parsed.
+    let className = `rd-token rd-src-${token.source} rd-l${level(latencyScale(token.latency_s))}`;
+    className += token.prob === null ? " rd-no-prob" : ` rd-p${level(token.prob)}`;
+    if (piece.backtracked) className += " rd-backtracked";
+    const span = element("span", className, text);
     let index = this.tokenIndex.get(token);
     if (index === undefined) {
       index = this.tokens.length;
@@ -291,9 +341,6 @@ export class RunViewElement {
       this.tokens[index].backtracked = piece.backtracked;
     }
     span.dataset.t = String(index);
-    if (token.prob !== null) span.style.setProperty("--p", token.prob.toFixed(3));
-    else span.classList.add("rd-no-prob");
-    span.style.setProperty("--l", latencyScale(token.latency_s).toFixed(3));
     return span;
   }
 
@@ -433,4 +480,28 @@ export class RunViewElement {
       }),
     );
   }
+}
+
+/** Whether two pieces show the same: the same token (and whether it was taken back) or the
+ * same text, label or placeholder. */
+function samePiece(a: Piece, b: Piece): boolean {
+  switch (a.kind) {
+    case "text":
+      return b.kind === "text" && a.text === b.text;
+    case "token":
+      return b.kind === "token" && a.token === b.token && a.backtracked === b.backtracked && a.text === b.text;
+    case "role_open":
+    case "role_close":
+      return b.kind === a.kind && a.role === b.role;
+    case "hidden":
+      return b.kind === "hidden" && a.chars === b.chars;
+  }
+}
+
+/** Steps of the probability and latency colour scales (`.rd-p0` to `.rd-p20` in style.css). */
+export const LEVELS = 20;
+
+/** A value of 0..1 as its step on the colour scales. */
+export function level(value: number): number {
+  return value > 0 ? Math.round(Math.min(1, value) * LEVELS) : 0;
 }

@@ -66,7 +66,7 @@ function s(e, t) {
 function c({ model: n, el: r }) {
 	let i = a(n), c = document.createElement("iframe");
 	c.setAttribute("sandbox", "allow-scripts"), c.setAttribute("title", "rudder run view"), c.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", c.srcdoc = String(n.get("_page") ?? ""), r.append(c);
-	let l = !1, u = (e) => c.contentWindow?.postMessage(e, "*"), d = (t) => {
+	let l = !1, u = (e) => c.contentWindow?.postMessage(JSON.stringify(e), "*"), d = (t) => {
 		l && u({
 			envelope: e,
 			kind: "messages",
