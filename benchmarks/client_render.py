@@ -148,8 +148,10 @@ def build_stream(tokens: int, batch: int) -> list[Any]:
     frame: list[Any] = []
     while len(records) < tokens:
         with rudder.run("client benchmark") as run:
-            Mock(byte_patterns=[story], echo=True) + "Tell a story: " + rudder.gen(
-                "story", max_tokens=min(3_000, tokens - len(records))
+            (
+                Mock(byte_patterns=[story], echo=True)
+                + "Tell a story: "
+                + rudder.gen("story", max_tokens=min(3_000, tokens - len(records)))
             )
         messages = get_bus().messages(run.id)
         records += [t for m in messages if m.type == "tokens_appended" for t in m.tokens]

@@ -71,6 +71,8 @@ export class RunViewElement {
   private readonly branches: HTMLElement;
   private branchesKey = "";
   private state: RunState | null = null;
+  /** The revision of the state the view last showed (`update`). */
+  shownRevision = -1;
   private explorer: Explorer | null = null;
   private pinned = false;
   private detailAsker: ((nodeId: number, tokenIndex: number) => void) | null = null;
@@ -265,6 +267,7 @@ export class RunViewElement {
     this.root.dataset.status = runStatus(state);
     this.updateBranches(state);
     this.updateMetrics(state);
+    this.shownRevision = state.revision;
   }
 
   /** Take the text's items from `start` on off, and add the path's pieces from there. */
