@@ -47,7 +47,8 @@ interface RenderedNode {
   pieces: ShownPiece[];
   /** Its tokens that `pieces` show (a generation's, appended as they stream). */
   tokensShown: number;
-  failed: boolean;
+  /** Whether it is marked failed (null: not yet marked either way). */
+  failed: boolean | null;
 }
 
 interface ShownPiece {
@@ -239,7 +240,7 @@ export class RunViewElement {
             run,
             pieces: kept,
             tokensShown: part.node.tokens.length,
-            failed: shown?.failed ?? false,
+            failed: shown?.failed ?? null,
           };
           this.rendered.set(id, shown);
         }
