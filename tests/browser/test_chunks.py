@@ -5,7 +5,9 @@ copying and the browser's find across chunks."""
 
 from __future__ import annotations
 
+import colorsys
 import json
+import math
 from typing import Any
 
 import pytest
@@ -261,3 +263,40 @@ def test_the_widget_streams_the_long_run_into_chunks(page, host, tools, long_run
     # The host posted JSON text: the same messages, folded in order, none missed.
     assert frame.evaluate("() => window.rudder.state.gaps") == 0
     assert json.loads(run.json)[-1]["seq"] == frame.evaluate("() => window.rudder.state.lastSeq")
+
+
+def hsl(hue: float, saturation: float, lightness: float) -> tuple[int, int, int]:
+    red, green, blue = colorsys.hls_to_rgb(hue / 360, lightness, saturation)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def test_probability_and_latency_colours_come_in_twenty_one_steps(page, tools, chat_run) -> None:
+    """A token's background is the hue of its probability (or latency) rounded to a step of
+    5%: 6 degrees of hue a step, light theme's lightness."""
+    tools.open_inline(page, chat_run)
+    tools.wait_rendered(page, chat_run)
+    records = [piece.token for piece in chat_run.view.pieces() if piece.kind == "token"]
+    spans = page.locator(".rd-text .rd-token")
+    background = "(spans) => spans.map((span) => getComputedStyle(span).backgroundColor)"
+    for mode, hue in (
+        ("probability", lambda r: round(r.prob * 20) * 6),
+        ("latency", lambda r: 120 - round(latency_scale(r.latency_s) * 20) * 6),
+    ):
+        page.get_by_label("colour").select_option(mode)
+        colours = spans.evaluate_all(background)
+        checked = 0
+        for record, colour in zip(records, colours, strict=True):
+            if record.prob is None:
+                continue
+            got = tuple(int(part) for part in colour[colour.index("(") + 1 : -1].split(","))
+            want = hsl(hue(record), 0.7, 0.86)
+            assert all(abs(a - b) <= 1 for a, b in zip(got, want, strict=True)), (mode, record)
+            checked += 1
+        assert checked > 5
+
+
+def latency_scale(latency_s: float) -> float:
+    """web/src/format.ts latencyScale: 1 ms and below is 0, 1 s and above is 1."""
+    if not latency_s > 0:
+        return 0.0
+    return min(1.0, max(0.0, (math.log10(latency_s) + 3) / 3))
