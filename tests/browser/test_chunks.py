@@ -15,6 +15,7 @@ from playwright.sync_api import Frame, Page
 
 import rudder
 from rudder.models import Mock
+from rudder.trace._records import ExploredRecord
 from rudder.visual import get_bus
 from rudder.visual.html._page import client_page
 from rudder.visual.stream._protocol import Backtrack
@@ -59,6 +60,27 @@ READ_JS = """() => {
     tags: [...new Set([...text.querySelectorAll("*")].map((node) => node.tagName.toLowerCase()))],
     tokens: text.querySelectorAll(".rd-token").length,
     backtracked: [...text.querySelectorAll(".rd-backtracked")].map((span) => span.textContent),
+  };
+}"""
+
+
+# Keeps the sealed chunks `selector` finds now, and notes every change inside them.
+WATCH_SEALED_JS = """(selector) => {
+  window.__sealed = [...document.querySelectorAll(selector)];
+  window.__changes = [];
+  const observer = new MutationObserver((records) => window.__changes.push(...records));
+  const all = {childList: true, subtree: true, characterData: true, attributes: true};
+  for (const chunk of window.__sealed) observer.observe(chunk, all);
+  return window.__sealed.length;
+}"""
+
+# Whether the chunks kept are still the first `selector` finds, untouched.
+KEPT_JS = """(selector) => {
+  const now = [...document.querySelectorAll(selector)];
+  return {
+    same: window.__sealed.every((chunk, i) => now[i] === chunk && chunk.isConnected),
+    changes: window.__changes.length,
+    sealed: now.length,
   };
 }"""
 
@@ -169,29 +191,11 @@ def test_sealed_chunks_are_left_alone_by_later_messages(page, tools, long_run) -
     half = appended[len(appended) // 2] + 1
     open_empty(page)
     receive(page, messages[:half])
-    sealed_before = page.evaluate(
-        """() => {
-          window.__sealed = [...document.querySelectorAll(".rd-sealed")];
-          window.__changes = [];
-          const observer = new MutationObserver((records) => window.__changes.push(...records));
-          const all = {childList: true, subtree: true, characterData: true, attributes: true};
-          for (const chunk of window.__sealed) observer.observe(chunk, all);
-          return window.__sealed.length;
-        }"""
-    )
+    sealed_before = page.evaluate(WATCH_SEALED_JS, ".rd-text .rd-sealed")
     assert sealed_before >= 2
     receive(page, messages[half:])
     tools.wait_rendered(page, run)
-    kept = page.evaluate(
-        """() => {
-          const now = [...document.querySelectorAll(".rd-sealed")];
-          return {
-            same: window.__sealed.every((chunk, i) => now[i] === chunk && chunk.isConnected),
-            changes: window.__changes.length,
-            sealed: now.length,
-          };
-        }"""
-    )
+    kept = page.evaluate(KEPT_JS, ".rd-text .rd-sealed")
     # The same elements, in the same places, not touched: never laid out again.
     assert kept["same"]
     assert kept["changes"] == 0
@@ -300,3 +304,40 @@ def latency_scale(latency_s: float) -> float:
     if not latency_s > 0:
         return 0.0
     return min(1.0, max(0.0, (math.log10(latency_s) + 3) / 3))
+
+
+def with_branch(messages: list[Any]) -> list[Any]:
+    """The run's messages, then an explored branch from its generation's first token that
+    streams the same tokens again (seq numbers made again)."""
+    batches = [m for m in messages if m.type == "tokens_appended"]
+    added = next(m for m in messages if m.type == "node_added" and m.node.id == batches[0].node_id)
+    branch_id = max(m.node.id for m in messages if m.type == "node_added") + 1
+    explored = ExploredRecord(
+        node_id=added.node.id, token_index=0, token_id=batches[0].tokens[0].id
+    )
+    node = added.node.model_copy(update={"id": branch_id, "explored": explored})
+    branch = [
+        added.model_copy(update={"node": node}),
+        *(batch.model_copy(update={"node_id": branch_id}) for batch in batches),
+    ]
+    return [m.model_copy(update={"seq": seq}) for seq, m in enumerate([*messages, *branch])]
+
+
+def test_a_long_explored_branch_streams_into_chunks_left_alone(page, tools, long_run) -> None:
+    run = recorded(tools, long_run)
+    messages = with_branch(run.messages)
+    half = len(run.messages) + (len(messages) - len(run.messages)) // 2
+    open_empty(page)
+    receive(page, messages[:half])
+    sealed = page.evaluate(WATCH_SEALED_JS, ".rd-branch-text .rd-sealed")
+    assert sealed >= 2
+    receive(page, messages[half:])
+    kept = page.evaluate(KEPT_JS, ".rd-branch-text .rd-sealed")
+    assert kept["same"]
+    assert kept["changes"] == 0
+    assert kept["sealed"] > sealed
+    # The generation's own text: token healing took the prompt's last space into it.
+    story = " " + "".join(LINE.format(i) for i in range(LINES))
+    assert page.locator(".rd-branch-text").text_content() == shown(story)
+    # The program's text is the original's, whole.
+    assert read(page)["text"] == shown_text(run)

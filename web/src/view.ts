@@ -1,23 +1,21 @@
 // The view of one run: a toolbar with the legend and colour choices, the text of the run
-// (each token a span coloured by type, probability or latency), role labels, the tooltip
-// and the metrics bar.
+// (each token a span coloured by type, probability or latency), role labels, explored
+// branches, the tooltip and the metrics bar.
 //
-// Rendering is incremental: each node of the shown path keeps its element, a node whose
-// changes only added tokens gets the new spans appended, any other change re-renders that
-// node alone. Text is decoded per run (pieces.ts), and a run goes on from node to node: a
-// node re-renders when the unfinished character it starts with, or whether its run ends
-// with it, changes. A running generation's unfinished last character waits for its next
-// token. Every piece of untrusted text reaches the DOM as a text node, never as markup, and
-// with its controls and bidirectional overrides shown as escapes (`visibleText`).
+// The run's text and each branch's are shown incrementally, in chunks laid out once
+// (path_text.ts, chunks.ts). Every piece of untrusted text reaches the DOM as a text node,
+// never as markup, and with its controls and bidirectional overrides shown as escapes
+// (`visibleText`).
 
 import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
-import type {NodeState, RunState} from "./state";
+import type {RunState} from "./state";
 import type {Piece} from "./pieces";
-import {RunText, decodeRun, feedPiece, partPieces, pathCuts, runEnds} from "./pieces";
+import {pathCuts, runEnds} from "./pieces";
 import {latencyScale, visibleText, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
-import {ChunkedText} from "./chunks";
+import type {ShownPiece} from "./path_text";
+import {PathText} from "./path_text";
 import {tooltipContent} from "./tooltip";
 import type {Explorer} from "./explore";
 import {exploredNodes, mainNodeId, outputIndex} from "./explore";
@@ -32,45 +30,18 @@ export interface ViewOptions {
 
 export const DEFAULT_OPTIONS: ViewOptions = {background: "type", underline: "probability"};
 
-interface RenderedNode {
-  /** The node's state it shows (a reset makes new ones). */
-  node: NodeState;
-  revision: number;
-  cut: number;
-  /** The waiting bytes of an unfinished character its run brought in, as a key. */
-  carryIn: string;
-  /** Whether its run ends with it (waiting bytes shown) or may go on into the next node. */
-  endsRun: boolean;
-  /** Its run after its last piece: the waiting bytes go on into the next node. */
-  run: RunText;
-  /** Its pieces as shown, each with its element, in order. */
-  pieces: ShownPiece[];
-  /** Its tokens that `pieces` show (a generation's, appended as they stream). */
-  tokensShown: number;
-  /** Whether it is marked failed (null: not yet marked either way). */
-  failed: boolean | null;
-}
-
-interface ShownPiece {
-  piece: Piece;
-  element: HTMLElement;
-  text: string;
-}
-
 export class RunViewElement {
   readonly root: HTMLElement;
-  private readonly text: HTMLElement;
+  private readonly text: PathText;
   private readonly metrics: HTMLElement;
   private readonly tooltip: HTMLElement;
-  private rendered = new Map<number, RenderedNode>();
-  private readonly chunks: ChunkedText;
-  private shownPath: number[] = [];
   /** Token records by the index their span carries in `data-t`. */
   private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
   private tokenIndex = new Map<TokenRecord, number>();
   private metricsKey = "";
   private readonly branches: HTMLElement;
-  private branchesKey = "";
+  /** Each explored branch's box and text, by its node. */
+  private branchViews = new Map<number, {box: HTMLElement; text: PathText}>();
   private state: RunState | null = null;
   /** The revision of the state the view last showed (`update`). */
   shownRevision = -1;
@@ -92,16 +63,16 @@ export class RunViewElement {
   ) {
     this.root = element("div", "rudder");
     this.root.append(this.toolbar());
-    this.text = element("div", "rd-text");
-    this.text.setAttribute("role", "document");
-    this.chunks = new ChunkedText(this.text);
+    const text = element("div", "rd-text");
+    text.setAttribute("role", "document");
+    this.text = new PathText(text, (piece) => this.shownPiece(piece));
     this.metrics = element("div", "rd-metrics");
     this.tooltip = element("div", "rd-tooltip");
     this.tooltip.hidden = true;
     this.branches = element("div", "rd-branches");
-    this.root.append(this.text, this.branches, this.metrics, this.tooltip);
+    this.root.append(text, this.branches, this.metrics, this.tooltip);
     this.applyOptions();
-    for (const area of [this.text, this.branches]) {
+    for (const area of [text, this.branches]) {
       area.addEventListener("mouseover", (event) => this.hover(event));
       area.addEventListener("mouseleave", () => this.hideTooltip());
       // A click keeps a token's tooltip open, so that its candidates can be clicked.
@@ -176,130 +147,16 @@ export class RunViewElement {
 
   // -- text ---------------------------------------------------------------------------------
 
-  /** Bring the view in step with `state`. Each node keeps the pieces it shows; a node
-   * whose changes only added tokens decodes only those, any other change decodes the node
-   * again and keeps the pieces that did not change. The text's items are then taken off from
-   * the first that changed and added again from there (`ChunkedText`): streaming touches
-   * the end alone, and a backtrack or healing only what it took back. */
+  /** Bring the view in step with `state`. */
   update(state: RunState): void {
     this.state = state;
     const parts = pathCuts(state, mainNodeId(state));
     const last = parts[parts.length - 1]?.node;
-    const endsRun = runEnds(parts, last !== undefined && last.state === "generating");
-    const ids = parts.map((part) => part.node.record.id);
-    const onPath = new Set(ids);
-    for (const id of this.rendered.keys()) if (!onPath.has(id)) this.rendered.delete(id);
-    let carry: Uint8Array = new Uint8Array(0);
-    let offset = 0; // where the node's items start
-    let dirty = Infinity; // the first item that is not shown as it should be
-    parts.forEach((part, index) => {
-      const id = part.node.record.id;
-      const carryKey = carry.join(",");
-      const before = this.rendered.get(id);
-      let shown = before !== undefined && before.node === part.node ? before : undefined;
-      const same =
-        shown !== undefined &&
-        shown.revision === part.node.revision &&
-        shown.cut === part.cut &&
-        shown.carryIn === carryKey &&
-        shown.endsRun === endsRun[index];
-      const shownBefore = shown?.pieces.length ?? 0;
-      let firstChanged = shownBefore;
-      if (shown === undefined || !same) {
-        const appendable =
-          shown !== undefined &&
-          part.node.appendOnly &&
-          part.cut === shown.cut &&
-          shown.carryIn === carryKey &&
-          !shown.endsRun &&
-          !endsRun[index] &&
-          part.node.record.entries.length === 0 &&
-          !part.node.record.hidden;
-        if (shown !== undefined && appendable) {
-          this.appendTokens(shown, part.node);
-        } else {
-          const run = new RunText(carry);
-          const pieces = decodeRun(partPieces(part), run, endsRun[index]);
-          const old = shown?.pieces ?? [];
-          firstChanged = 0;
-          while (
-            firstChanged < old.length &&
-            firstChanged < pieces.length &&
-            samePiece(old[firstChanged].piece, pieces[firstChanged])
-          ) {
-            firstChanged++;
-          }
-          const kept = old.slice(0, firstChanged);
-          for (const piece of pieces.slice(firstChanged)) kept.push(this.shownPiece(piece));
-          shown = {
-            node: part.node,
-            revision: 0,
-            cut: part.cut,
-            carryIn: carryKey,
-            endsRun: false,
-            run,
-            pieces: kept,
-            tokensShown: part.node.tokens.length,
-            failed: shown?.failed ?? null,
-          };
-          this.rendered.set(id, shown);
-        }
-        shown.revision = part.node.revision;
-        shown.cut = part.cut;
-        shown.carryIn = carryKey;
-        shown.endsRun = endsRun[index];
-      }
-      // A node new at this place of the path is added whole.
-      const added = this.shownPath[index] !== id || before === undefined || before.node !== part.node;
-      if (added) firstChanged = 0;
-      if (added || firstChanged < Math.max(shownBefore, shown.pieces.length)) dirty = Math.min(dirty, offset + firstChanged);
-      offset += shown.pieces.length;
-      const failed = part.node.state === "error";
-      if (failed !== shown.failed) {
-        shown.failed = failed;
-        this.chunks.setFailed(id, failed);
-      }
-      carry = shown.run.pending;
-    });
-    // Items beyond the path's end (a shorter path, a node that lost pieces) go too.
-    if (this.chunks.length > offset) dirty = Math.min(dirty, offset);
-    if (dirty < Infinity) this.showFrom(dirty, ids);
-    this.shownPath = ids;
+    this.text.show(parts, runEnds(parts, last !== undefined && last.state === "generating"));
     this.root.dataset.status = runStatus(state);
     this.updateBranches(state);
     this.updateMetrics(state);
     this.shownRevision = state.revision;
-  }
-
-  /** Take the text's items from `start` on off, and add the path's pieces from there. */
-  private showFrom(start: number, ids: number[]): void {
-    this.chunks.truncate(start);
-    let at = 0;
-    for (const id of ids) {
-      const pieces = this.rendered.get(id)?.pieces ?? [];
-      if (at + pieces.length > start) {
-        const fresh = pieces.slice(Math.max(0, start - at));
-        this.chunks.append(
-          id,
-          fresh.map((shown) => shown.element),
-          fresh.map((shown) => shown.text),
-        );
-      }
-      at += pieces.length;
-    }
-  }
-
-  private appendTokens(shown: RenderedNode, node: NodeState): void {
-    for (const token of node.tokens.slice(shown.tokensShown)) {
-      const piece: Piece = {kind: "token", token: token.record, backtracked: false, text: ""};
-      piece.text = feedPiece(shown.run, piece);
-      shown.pieces.push(this.shownPiece(piece));
-    }
-    shown.tokensShown = node.tokens.length;
-  }
-
-  private pieceElements(pieces: Piece[]): Node[] {
-    return pieces.map((piece) => this.shownPiece(piece).element);
   }
 
   /** A piece's element, and the text it shows. */
@@ -442,29 +299,38 @@ export class RunViewElement {
 
   // -- explored branches --------------------------------------------------------------------
 
-  /** Each explored branch beside the program: where it left the original, then its text. */
+  /** Each explored branch beside the program: where it left the original, then its text,
+   * shown as the program's is (chunks, only what changed redone). */
   private updateBranches(state: RunState): void {
     // A branch the program went on from is on the main path already.
-    const explored = exploredNodes(state).filter((node) => !this.shownPath.includes(node.record.id));
-    const key = explored.map((node) => `${node.record.id}:${node.revision}:${node.tokens.length}`).join(",");
-    if (key === this.branchesKey) return;
-    this.branchesKey = key;
-    this.branches.replaceChildren(
-      ...explored.map((node) => {
+    const onPath = new Set(this.text.nodeIds);
+    const explored = exploredNodes(state).filter((node) => !onPath.has(node.record.id));
+    const ids = new Set(explored.map((node) => node.record.id));
+    for (const [id, branch] of this.branchViews) {
+      if (ids.has(id)) continue;
+      branch.box.remove();
+      this.branchViews.delete(id);
+    }
+    explored.forEach((node, index) => {
+      const id = node.record.id;
+      let branch = this.branchViews.get(id);
+      if (branch === undefined) {
         const from = node.record.explored;
         const box = element("div", "rd-branch");
-        box.dataset.node = String(node.record.id);
+        box.dataset.node = String(id);
         const label = from === null || from === undefined ? "explored" : `explored from token ${from.token_index} of step ${from.node_id}`;
         box.append(element("div", "rd-branch-label", label));
-        const parts = pathCuts(state, node.record.id);
-        const part = parts[parts.length - 1];
         const body = element("div", "rd-branch-text");
-        body.dataset.node = String(node.record.id);
-        body.append(...this.pieceElements(decodeRun(partPieces(part), new RunText(), true)));
+        body.dataset.node = String(id);
         box.append(body);
-        return box;
-      }),
-    );
+        branch = {box, text: new PathText(body, (piece) => this.shownPiece(piece))};
+        this.branchViews.set(id, branch);
+      }
+      if (this.branches.children[index] !== branch.box) this.branches.insertBefore(branch.box, this.branches.children[index] ?? null);
+      // The branch's own node, its text on its own (not going on from the original's).
+      const parts = pathCuts(state, id).slice(-1);
+      branch.text.show(parts, runEnds(parts, node.state === "generating"));
+    });
   }
 
   // -- metrics ------------------------------------------------------------------------------
@@ -483,22 +349,6 @@ export class RunViewElement {
         return item;
       }),
     );
-  }
-}
-
-/** Whether two pieces show the same: the same token (and whether it was taken back) or the
- * same text, label or placeholder. */
-function samePiece(a: Piece, b: Piece): boolean {
-  switch (a.kind) {
-    case "text":
-      return b.kind === "text" && a.text === b.text;
-    case "token":
-      return b.kind === "token" && a.token === b.token && a.backtracked === b.backtracked && a.text === b.text;
-    case "role_open":
-    case "role_close":
-      return b.kind === a.kind && a.role === b.role;
-    case "hidden":
-      return b.kind === "hidden" && a.chars === b.chars;
   }
 }
 
