@@ -141,41 +141,50 @@ def build_stream(tokens: int, batch: int) -> list[Any]:
     from rudder.models import Mock
     from rudder.visual import TokensAppended, get_bus
 
-    # Longer than the Mock's context: it keeps continuing the pattern and never completes it.
-    story = b"Once upon a time a small model wrote a long story, and then it wrote more. " * 8
-    lm = Mock(byte_patterns=[story], echo=True)
-    with rudder.run("client benchmark") as run:
-        lm += "Tell a story: " + rudder.gen("story", max_tokens=tokens)
-    messages = get_bus().messages(run.id)
-    appended = [m for m in messages if m.type == "tokens_appended"]
-    records = [t for m in appended for t in m.tokens][:tokens]
-    assert len(records) == tokens, (len(records), tokens)
-    # Each batch carries the token table entries of the ids it names first.
-    table = {entry.id: entry for m in appended for entry in m.table}
+    # The Mock writes the story out, then ends; its context holds 4,096 tokens, so a long
+    # run's records come from several generations, shown as the first one's.
+    story = b"Once upon a time a small model wrote a long story, and then it wrote more. " * 40
+    records: list[Any] = []
+    table: dict[int, Any] = {}
+    frame: list[Any] = []
+    while len(records) < tokens:
+        with rudder.run("client benchmark") as run:
+            (
+                Mock(byte_patterns=[story], echo=True)
+                + "Tell a story: "
+                + rudder.gen("story", max_tokens=min(3_000, tokens - len(records)))
+            )
+        messages = get_bus().messages(run.id)
+        appended = [m for m in messages if m.type == "tokens_appended"]
+        records += [t for m in appended for t in m.tokens]
+        # One tokenizer: a token id means the same token in every run's table.
+        table.update({entry.id: entry for m in appended for entry in m.table})
+        frame = frame or messages
+    records = records[:tokens]
+    appended = [m for m in frame if m.type == "tokens_appended"]
+    first = frame.index(appended[0])
+    last = frame.index(appended[-1])
     named: set[int] = set()
 
     def first_named(part: list[Any]) -> list[Any]:
+        # Each batch carries the token table entries of the ids it names first.
         ids = [i for t in part for i in (t.i, *(c[0] for c in t.c), *_pair_ids(t.a))]
         fresh = [i for i in dict.fromkeys(ids) if i not in named]
         named.update(fresh)
         return [table[i] for i in fresh]
 
-    first = messages.index(appended[0])
-    last = messages.index(appended[-1])
-    batches = []
-    for i in range(0, tokens, batch):
-        part = records[i : i + batch]
-        batches.append(
-            TokensAppended(
-                seq=0,
-                run_id=run.id,
-                node_id=appended[0].node_id,
-                healed_bytes=appended[0].healed_bytes if i == 0 else 0,
-                table=first_named(part),
-                tokens=part,
-            )
+    batches = [
+        TokensAppended(
+            seq=0,
+            run_id=appended[0].run_id,
+            node_id=appended[0].node_id,
+            healed_bytes=appended[0].healed_bytes if i == 0 else 0,
+            table=first_named(records[i : i + batch]),
+            tokens=records[i : i + batch],
         )
-    stream = messages[:first] + batches + messages[last + 1 :]
+        for i in range(0, tokens, batch)
+    ]
+    stream = frame[:first] + batches + frame[last + 1 :]
     return [m.model_copy(update={"seq": seq}) for seq, m in enumerate(stream)]
 
 

@@ -32,15 +32,30 @@ export function branchFigures(node: NodeState): string {
   );
 }
 
-/** The box of one branch: `text` is its generation's text, as the view draws tokens. */
-export function branchBox(state: RunState, node: NodeState, text: Node[]): HTMLElement {
+/** The parts of one branch's box; `body` holds its text, which the view keeps up to date. */
+export interface BranchBox {
+  box: HTMLElement;
+  label: HTMLElement;
+  body: HTMLElement;
+  details: HTMLElement;
+}
+
+/** An empty box for the branch of node `nodeId`. */
+export function branchShell(nodeId: number): BranchBox {
   const box = element("div", "rd-branch");
-  box.dataset.node = String(node.record.id);
-  box.append(element("div", "rd-branch-label", branchLabel(state, node)));
+  box.dataset.node = String(nodeId);
+  const label = element("div", "rd-branch-label");
   const body = element("div", "rd-branch-text");
-  body.dataset.node = String(node.record.id);
-  body.append(...text);
-  box.append(body);
+  body.dataset.node = String(nodeId);
+  const details = element("div", "rd-branch-details");
+  box.append(label, body, details);
+  return {box, label, body, details};
+}
+
+/** The label, captures and figures of a branch, as its node now has them. */
+export function fillBranch(parts: BranchBox, state: RunState, node: NodeState): void {
+  parts.label.textContent = branchLabel(state, node);
+  const shown: HTMLElement[] = [];
   const captures = node.captures.filter((capture) => !capture.removed);
   if (captures.length) {
     const list = element("div", "rd-branch-captures");
@@ -52,9 +67,9 @@ export function branchBox(state: RunState, node: NodeState, text: Node[]): HTMLE
       );
       list.append(item);
     }
-    box.append(list);
+    shown.push(list);
   }
   const figures = branchFigures(node);
-  if (figures) box.append(element("div", "rd-branch-figures", figures));
-  return box;
+  if (figures) shown.push(element("div", "rd-branch-figures", figures));
+  parts.details.replaceChildren(...shown);
 }

@@ -18,6 +18,16 @@ export interface Client {
   receive(messages: ServerMessage[]): void;
 }
 
+/** What the host posted (JSON text, see widget.ts), or null when it is not for us. */
+function hostMessage(text: string): HostToClient | null {
+  try {
+    const data: unknown = JSON.parse(text);
+    return isEnvelope(data) ? (data as HostToClient) : null;
+  } catch {
+    return null;
+  }
+}
+
 export function startClient(root: HTMLElement): Client {
   const style = document.createElement("style");
   style.textContent = css + exploreCss;
@@ -83,8 +93,9 @@ export function startClient(root: HTMLElement): Client {
 
   if (embedded) {
     window.addEventListener("message", (event: MessageEvent) => {
-      if (event.source !== window.parent || !isEnvelope(event.data)) return;
-      const data = event.data as HostToClient;
+      if (event.source !== window.parent || typeof event.data !== "string") return;
+      const data = hostMessage(event.data);
+      if (data === null) return;
       if (data.kind === "messages") receive(data.messages);
       else if (data.kind === "theme") view.setTheme(data.dark);
       else if (data.kind === "answer") exploring.answered(data.answer);

@@ -66,7 +66,10 @@ export function bytes(value: number | null | undefined): string {
 }
 
 export function count(value: number): string {
-  return value.toLocaleString("en-US");
+  // Grouped by hand: the first toLocaleString of a page loads the locale's data (tens of ms).
+  const [whole, fraction] = String(Math.abs(value)).split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+$)/g, ",");
+  return `${value < 0 ? "-" : ""}${grouped}${fraction === undefined ? "" : `.${fraction}`}`;
 }
 
 /** Latency on a 0..1 scale: 1 ms and below is 0, 1 s and above is 1 (logarithmic). */

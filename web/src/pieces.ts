@@ -100,6 +100,18 @@ export class RunText {
   }
 }
 
+/** What a piece of a run shows (`run.feed` of its bytes); text that is whole characters,
+ * with nothing waiting before it, is its own answer, without encoding and decoding it. */
+export function feedPiece(run: RunText, piece: Piece): string {
+  if (piece.kind !== "text" && piece.kind !== "token") return "";
+  const ownText = piece.bytes === undefined && (piece.kind === "text" || piece.token.bytes_b64 === null);
+  if (ownText && run.pending.length === 0 && !SURROGATES.test(piece.text)) return piece.text;
+  return run.feed(pieceBytes(piece));
+}
+
+// Text with surrogates (a lone one is not UTF-8) goes the long way.
+const SURROGATES = /[\ud800-\udfff]/;
+
 /** `pieces` with their text decoded per run, starting with the bytes `run` holds waiting.
  * Labels and placeholders end a run; so does the end of `pieces` when `endRun` (else the
  * bytes left waiting stay in `run`, for the pieces that follow). */
@@ -115,7 +127,7 @@ export function decodeRun(pieces: Piece[], run: RunText, endRun: boolean): Piece
   };
   for (const piece of pieces) {
     if (inRun(piece)) {
-      const text = run.feed(pieceBytes(piece));
+      const text = feedPiece(run, piece);
       out.push({...(piece as Extract<Piece, {kind: "text" | "token"}>), text});
       last = out.length - 1;
     } else {

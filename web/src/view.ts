@@ -1,26 +1,26 @@
 // The view of one run: a toolbar with the legend and colour choices, the text of the run
-// (each token a span coloured by type, probability or latency), role labels, the tooltip
-// and the metrics bar.
+// (each token a span coloured by type, probability or latency), role labels, explored
+// branches, the tooltip and the metrics bar.
 //
-// Rendering is incremental: each node of the shown path keeps its element, a node whose
-// changes only added tokens gets the new spans appended, any other change re-renders that
-// node alone. Text is decoded per run (pieces.ts), and a run goes on from node to node: a
-// node re-renders when the unfinished character it starts with, or whether its run ends
-// with it, changes. A running generation's unfinished last character waits for its next
-// token. Every piece of untrusted text reaches the DOM as a text node, never as markup, and
-// with its controls and bidirectional overrides shown as escapes (`visibleText`).
+// The run's text and each branch's are shown incrementally, in chunks laid out once
+// (path_text.ts, chunks.ts). Every piece of untrusted text reaches the DOM as a text node,
+// never as markup, and with its controls and bidirectional overrides shown as escapes
+// (`visibleText`).
 
 import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
-import type {NodeState, RunState} from "./state";
+import type {RunState} from "./state";
 import type {Piece} from "./pieces";
-import {RunText, decodeRun, partPieces, pathCuts, runEnds, tokenBytes} from "./pieces";
+import {pathCuts, runEnds} from "./pieces";
 import {latencyScale, visibleText, visibleWhitespace} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
+import type {ShownPiece} from "./path_text";
+import {PathText} from "./path_text";
 import {tooltipContent} from "./tooltip";
 import type {Explorer} from "./explore";
 import {exploredNodes, mainNodeId, outputIndex} from "./explore";
-import {branchBox} from "./branches";
+import type {BranchBox} from "./branches";
+import {branchShell, fillBranch} from "./branches";
 
 export type BackgroundMode = "type" | "probability" | "latency" | "none";
 export type UnderlineMode = "probability" | "latency" | "none";
@@ -32,33 +32,21 @@ export interface ViewOptions {
 
 export const DEFAULT_OPTIONS: ViewOptions = {background: "type", underline: "probability"};
 
-interface RenderedNode {
-  element: HTMLElement;
-  revision: number;
-  tokensShown: number;
-  cut: number;
-  /** The waiting bytes of an unfinished character its run brought in, as a key. */
-  carryIn: string;
-  /** Whether its run ends with it (waiting bytes shown) or may go on into the next node. */
-  endsRun: boolean;
-  /** Its run after its last piece: the waiting bytes go on into the next node. */
-  run: RunText;
-}
-
 export class RunViewElement {
   readonly root: HTMLElement;
-  private readonly text: HTMLElement;
+  private readonly text: PathText;
   private readonly metrics: HTMLElement;
   private readonly tooltip: HTMLElement;
-  private rendered = new Map<number, RenderedNode>();
-  private shownPath: number[] = [];
   /** Token records by the index their span carries in `data-t`. */
   private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
   private tokenIndex = new Map<TokenRecord, number>();
   private metricsKey = "";
   private readonly branches: HTMLElement;
-  private branchesKey = "";
+  /** Each explored branch's box and text, by its node. */
+  private branchViews = new Map<number, {parts: BranchBox; text: PathText}>();
   private state: RunState | null = null;
+  /** The revision of the state the view last showed (`update`). */
+  shownRevision = -1;
   private explorer: Explorer | null = null;
   private pinned = false;
   private detailAsker: ((nodeId: number, tokenIndex: number) => void) | null = null;
@@ -77,18 +65,19 @@ export class RunViewElement {
   ) {
     this.root = element("div", "rudder");
     this.root.append(this.toolbar());
-    this.text = element("div", "rd-text");
-    this.text.setAttribute("role", "document");
+    const text = element("div", "rd-text");
+    text.setAttribute("role", "document");
+    this.text = new PathText(text, (piece) => this.shownPiece(piece));
     this.metrics = element("div", "rd-metrics");
     this.tooltip = element("div", "rd-tooltip");
     this.tooltip.hidden = true;
     this.branches = element("div", "rd-branches");
     // Explored branches beside the program (explore.css).
     const beside = element("div", "rd-beside");
-    beside.append(this.text, this.branches);
+    beside.append(text, this.branches);
     this.root.append(beside, this.metrics, this.tooltip);
     this.applyOptions();
-    for (const area of [this.text, this.branches]) {
+    for (const area of [text, this.branches]) {
       area.addEventListener("mouseover", (event) => this.hover(event));
       area.addEventListener("mouseleave", () => this.hideTooltip());
       // A click keeps a token's tooltip open, so that its candidates can be clicked.
@@ -168,124 +157,47 @@ export class RunViewElement {
     this.state = state;
     const parts = pathCuts(state, mainNodeId(state));
     const last = parts[parts.length - 1]?.node;
-    const endsRun = runEnds(parts, last !== undefined && last.state === "generating");
-    let carry: Uint8Array = new Uint8Array(0);
-    const ids = parts.map((part) => part.node.record.id);
-    const samePrefix = (n: number) => this.shownPath[n] === ids[n];
-    let keep = 0;
-    while (keep < ids.length && keep < this.shownPath.length && samePrefix(keep)) keep++;
-    // Nodes no longer on the path leave the DOM (a branch switched).
-    for (const id of this.shownPath.slice(keep)) {
-      this.rendered.get(id)?.element.remove();
-      this.rendered.delete(id);
-    }
-    parts.forEach((part, index) => {
-      const id = part.node.record.id;
-      const carryIn = carry;
-      const carryKey = carryIn.join(",");
-      let shown = this.rendered.get(id);
-      const appendable =
-        shown !== undefined &&
-        part.node.appendOnly &&
-        part.cut === shown.cut &&
-        shown.carryIn === carryKey &&
-        !shown.endsRun &&
-        !endsRun[index] &&
-        part.node.record.entries.length === 0 &&
-        !part.node.record.hidden;
-      if (shown === undefined) {
-        shown = {
-          element: element("span", "rd-node"),
-          revision: -1,
-          tokensShown: 0,
-          cut: -1,
-          carryIn: "",
-          endsRun: false,
-          run: new RunText(),
-        };
-        shown.element.dataset.node = String(id);
-        this.text.append(shown.element);
-        this.rendered.set(id, shown);
-      }
-      const same =
-        shown.revision === part.node.revision &&
-        shown.cut === part.cut &&
-        shown.carryIn === carryKey &&
-        shown.endsRun === endsRun[index];
-      if (!same) {
-        if (appendable) {
-          this.appendTokens(shown, part.node);
-        } else {
-          shown.run = new RunText(carryIn);
-          const pieces = decodeRun(partPieces(part), shown.run, endsRun[index]);
-          shown.element.replaceChildren(...this.pieceElements(pieces));
-          shown.tokensShown = part.node.tokens.length;
-        }
-        shown.revision = part.node.revision;
-        shown.cut = part.cut;
-        shown.carryIn = carryKey;
-        shown.endsRun = endsRun[index];
-        shown.element.classList.toggle("rd-error", part.node.state === "error");
-      }
-      carry = shown.run.pending;
-    });
-    this.shownPath = ids;
+    this.text.show(parts, runEnds(parts, last !== undefined && last.state === "generating"));
     this.root.dataset.status = runStatus(state);
     this.updateBranches(state);
     this.updateMetrics(state);
+    this.shownRevision = state.revision;
   }
 
-  private appendTokens(shown: RenderedNode, node: NodeState): void {
-    const fresh = node.tokens.slice(shown.tokensShown);
-    const fragment = document.createDocumentFragment();
-    for (const token of fresh) {
-      const text = shown.run.feed(tokenBytes(token.record));
-      fragment.append(this.tokenElement({kind: "token", token: token.record, backtracked: false, text}));
-    }
-    shown.element.append(fragment);
-    shown.tokensShown = node.tokens.length;
-  }
-
-  private pieceElements(pieces: Piece[]): Node[] {
-    const out: Node[] = [];
-    for (const piece of pieces) {
-      switch (piece.kind) {
-        case "text": {
-          const span = element("span", "rd-input", visibleWhitespace(visibleText(piece.text)));
-          out.push(span);
-          break;
-        }
-        case "token":
-          out.push(this.tokenElement(piece));
-          break;
-        case "role_open": {
-          const label = element("span", "rd-role", visibleText(piece.role));
-          label.dataset.role = piece.role;
-          out.push(label);
-          break;
-        }
-        case "role_close":
-          out.push(element("span", "rd-role-end"));
-          break;
-        case "hidden":
-          out.push(
-            element(
-              "span",
-              "rd-hidden",
-              piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`,
-            ),
-          );
-          break;
+  /** A piece's element, and the text it shows. */
+  private shownPiece(piece: Piece): ShownPiece {
+    switch (piece.kind) {
+      case "text": {
+        const text = visibleWhitespace(visibleText(piece.text));
+        return {piece, element: element("span", "rd-input", text), text};
+      }
+      case "token": {
+        const span = this.tokenElement(piece);
+        return {piece, element: span, text: span.textContent ?? ""};
+      }
+      case "role_open": {
+        const label = element("span", "rd-role", visibleText(piece.role));
+        label.dataset.role = piece.role;
+        return {piece, element: label, text: ""};
+      }
+      case "role_close":
+        return {piece, element: element("span", "rd-role-end"), text: ""};
+      case "hidden": {
+        const text = piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`;
+        return {piece, element: element("span", "rd-hidden", text), text};
       }
     }
-    return out;
   }
 
   private tokenElement(piece: Extract<Piece, {kind: "token"}>): HTMLElement {
     const token = piece.token;
     const text = visibleWhitespace(visibleText(piece.text));
-    const span = element("span", `rd-token rd-src-${token.source}`, text);
-    if (piece.backtracked) span.classList.add("rd-backtracked");
+    // Probability and latency as one of LEVELS classes (style.css), not inline styles:
+    // spans alike share their style, and nothing per span is parsed.
+    let className = `rd-token rd-src-${token.source} rd-l${level(latencyScale(token.latency_s))}`;
+    className += token.prob === null ? " rd-no-prob" : ` rd-p${level(token.prob)}`;
+    if (piece.backtracked) className += " rd-backtracked";
+    const span = element("span", className, text);
     let index = this.tokenIndex.get(token);
     if (index === undefined) {
       index = this.tokens.length;
@@ -295,9 +207,6 @@ export class RunViewElement {
       this.tokens[index].backtracked = piece.backtracked;
     }
     span.dataset.t = String(index);
-    if (token.prob !== null) span.style.setProperty("--p", token.prob.toFixed(3));
-    else span.classList.add("rd-no-prob");
-    span.style.setProperty("--l", latencyScale(token.latency_s).toFixed(3));
     return span;
   }
 
@@ -394,20 +303,33 @@ export class RunViewElement {
 
   // -- explored branches --------------------------------------------------------------------
 
-  /** Each explored branch beside the program: where it left the original, then its text. */
+  /** Each explored branch beside the program: where it left the original, then its text,
+   * shown as the program's is (chunks, only what changed redone). */
   private updateBranches(state: RunState): void {
     // A branch the program went on from is on the main path already.
-    const explored = exploredNodes(state).filter((node) => !this.shownPath.includes(node.record.id));
-    const key = explored.map((node) => `${node.record.id}:${node.revision}:${node.tokens.length}`).join(",");
-    if (key === this.branchesKey) return;
-    this.branchesKey = key;
-    this.branches.replaceChildren(
-      ...explored.map((node) => {
-        const parts = pathCuts(state, node.record.id);
-        const text = this.pieceElements(decodeRun(partPieces(parts[parts.length - 1]), new RunText(), true));
-        return branchBox(state, node, text);
-      }),
-    );
+    const onPath = new Set(this.text.nodeIds);
+    const explored = exploredNodes(state).filter((node) => !onPath.has(node.record.id));
+    const ids = new Set(explored.map((node) => node.record.id));
+    for (const [id, branch] of this.branchViews) {
+      if (ids.has(id)) continue;
+      branch.parts.box.remove();
+      this.branchViews.delete(id);
+    }
+    explored.forEach((node, index) => {
+      const id = node.record.id;
+      let branch = this.branchViews.get(id);
+      if (branch === undefined) {
+        const parts = branchShell(id);
+        branch = {parts, text: new PathText(parts.body, (piece) => this.shownPiece(piece))};
+        this.branchViews.set(id, branch);
+      }
+      const box = branch.parts.box;
+      if (this.branches.children[index] !== box) this.branches.insertBefore(box, this.branches.children[index] ?? null);
+      // The branch's own node, its text on its own (not going on from the original's).
+      const parts = pathCuts(state, id).slice(-1);
+      branch.text.show(parts, runEnds(parts, node.state === "generating"));
+      fillBranch(branch.parts, state, node);
+    });
   }
 
   // -- metrics ------------------------------------------------------------------------------
@@ -427,4 +349,12 @@ export class RunViewElement {
       }),
     );
   }
+}
+
+/** Steps of the probability and latency colour scales (`.rd-p0` to `.rd-p20` in style.css). */
+export const LEVELS = 20;
+
+/** A value of 0..1 as its step on the colour scales. */
+export function level(value: number): number {
+  return value > 0 ? Math.round(Math.min(1, value) * LEVELS) : 0;
 }

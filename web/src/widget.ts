@@ -161,7 +161,10 @@ function render({model, el}: {model: Model; el: HTMLElement}): () => void {
   el.append(iframe);
 
   let ready = false;
-  const toClient = (data: HostToClient) => iframe.contentWindow?.postMessage(data, "*");
+  // Posted as JSON text: a string crosses postMessage at once, where the structured clone
+  // of an object holding thousands of token records takes the client longer to read
+  // (`event.data`) than to paint them.
+  const toClient = (data: HostToClient) => iframe.contentWindow?.postMessage(JSON.stringify(data), "*");
   const forward = (messages: ServerMessage[]) => {
     if (ready) toClient({envelope: ENVELOPE, kind: "messages", messages});
   };

@@ -114,6 +114,9 @@ describe("count", () => {
     expect(count(999)).toBe("999");
     expect(count(1234)).toBe("1,234");
     expect(count(1234567)).toBe("1,234,567");
+    expect(count(-1234)).toBe("-1,234");
+    expect(count(1234.5)).toBe("1,234.5");
+    expect(count(123456789012)).toBe("123,456,789,012");
   });
 });
 

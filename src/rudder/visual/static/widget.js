@@ -96,7 +96,7 @@ function u(e, t) {
 function d({ model: n, el: r }) {
 	let i = a(n), s = document.createElement("iframe");
 	s.setAttribute("sandbox", "allow-scripts"), s.setAttribute("title", "rudder run view"), s.style.cssText = "width: 100%; height: 80px; border: 0; display: block;", s.srcdoc = String(n.get("_page") ?? ""), r.append(s);
-	let d = !1, f = (e) => s.contentWindow?.postMessage(e, "*"), p = (t) => {
+	let d = !1, f = (e) => s.contentWindow?.postMessage(JSON.stringify(e), "*"), p = (t) => {
 		d && f({
 			envelope: e,
 			kind: "messages",
