@@ -235,8 +235,10 @@ def test_backtracking_across_a_chunk_end_shows_the_text_that_is_left(page, tools
     # after it, in their order.
     assert view["shown"] == shown_text(after)
     # Each taken token shows its own text (a character's first bytes alone are U+FFFD).
-    records = [t for m in run.messages if m.type == "tokens_appended" for t in m.tokens]
-    assert view["backtracked"] == [shown(record.text) for record in records[-taken:]]
+    appended = [m for m in run.messages if m.type == "tokens_appended"]
+    table = {entry.id: entry for m in appended for entry in m.table}
+    records = [t for m in appended for t in m.tokens]
+    assert view["backtracked"] == [shown(table[record.i].text) for record in records[-taken:]]
     assert view["text"] == view["shown"] + "".join(view["backtracked"])
     assert view["copied"] == view["reference"]["copied"]
     # Chunks end where they did (at the same line ends); those before the cut are as they were.
@@ -313,7 +315,7 @@ def with_branch(messages: list[Any]) -> list[Any]:
     added = next(m for m in messages if m.type == "node_added" and m.node.id == batches[0].node_id)
     branch_id = max(m.node.id for m in messages if m.type == "node_added") + 1
     explored = ExploredRecord(
-        node_id=added.node.id, token_index=0, token_id=batches[0].tokens[0].id
+        node_id=added.node.id, token_index=0, token_id=batches[0].tokens[0].i
     )
     node = added.node.model_copy(update={"id": branch_id, "explored": explored})
     branch = [
