@@ -110,11 +110,11 @@ def test_pick_unconstrained_may_choose_a_forbidden_token() -> None:
 def _measured_token(calls: list[int]) -> MeasuredToken:
     candidate = Candidate(3, b"\xe4\xb8", 0.25, True)  # half a CJK character
 
-    def measured() -> tuple[float, tuple[Candidate, ...], tuple[Candidate, ...]]:
+    def measured() -> tuple[tuple[Candidate, ...], tuple[Candidate, ...]]:
         calls.append(1)
-        return 0.25, (candidate,), (candidate,)
+        return (candidate,), (candidate,)
 
-    return MeasuredToken(3, b"\xe4\xb8", latency=0.5, measured=measured)
+    return MeasuredToken(3, b"\xe4\xb8", prob=0.25, latency=0.5, measured=measured)
 
 
 def test_a_measured_token_is_an_ordinary_token_to_its_readers() -> None:
@@ -136,7 +136,7 @@ def test_a_measured_token_is_an_ordinary_token_to_its_readers() -> None:
     assert repr(token) == repr(plain)
     assert token.top[0].text == "\ufffd"
     assert calls == [1]  # made once, then kept
-    assert token.prob == 0.25
+    assert token.top_allowed[0].prob == 0.25
     assert calls == [1]
     for copied in (copy.deepcopy(token), pickle.loads(pickle.dumps(token))):
         assert type(copied) is Token

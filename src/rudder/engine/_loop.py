@@ -437,7 +437,8 @@ class _Run(Output):
             self.tokenizer.token_bytes(token),
             latency=latency,
             special=self.tokenizer.is_special(token),
-            measured=functools.partial(_candidates, self.tokenizer, prob, top, flags, top_allowed),
+            prob=prob,
+            measured=functools.partial(_candidates, self.tokenizer, top, flags, top_allowed),
         )
 
     def _take_prefix(
@@ -515,24 +516,19 @@ class _Run(Output):
 
 def _candidates(
     tokenizer: EngineTokenizer,
-    prob: float,
     top: list[tuple[int, float]],
     flags: list[bool],
     top_allowed: list[tuple[int, float]] | None,
 ) -> Measured:
-    """The measured figures of a step as a token's fields (``top_allowed`` None: the same
-    as ``top``)."""
+    """A step's measured candidates as a token's fields (``top_allowed`` None: the same as
+    ``top``)."""
     made = tuple(
         Candidate(i, tokenizer.token_bytes(i), p, flag)
         for (i, p), flag in zip(top, flags, strict=True)
     )
     if top_allowed is None:
-        return prob, made, made
-    return (
-        prob,
-        made,
-        tuple(Candidate(i, tokenizer.token_bytes(i), p, True) for i, p in top_allowed),
-    )
+        return made, made
+    return made, tuple(Candidate(i, tokenizer.token_bytes(i), p, True) for i, p in top_allowed)
 
 
 _TAIL = re.compile(r'"stop":(true|false),"temperature":([^,}]+)\}$')

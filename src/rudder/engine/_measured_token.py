@@ -1,11 +1,11 @@
-"""A generated token whose probability and candidates are made when first read.
+"""A generated token whose candidates are made when first read.
 
 The decode loop measures each step in numbers (a probability, the ids of the top
 candidates); the :class:`~rudder._state.Candidate` objects the views read are made only
-when something asks for them (a view, the trace's records, a capture's log-probability), and
-then kept. When nothing watches a generation, most tokens' candidates are never made. To
-everything that reads it, the token is an ordinary :class:`~rudder._state.Token`: equal to
-one with the same figures, copied and pickled as one.
+when something asks for them (a view, the trace's records, ``explore``), and then kept.
+When nothing watches a generation, most tokens' candidates are never made. To everything
+that reads it, the token is an ordinary :class:`~rudder._state.Token`: equal to one with
+the same figures, copied and pickled as one.
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ from typing import Any
 
 from rudder._state import Candidate, Token, TokenKind
 
-#: What a measurement gives: the token's probability, its top candidates and top allowed
-#: candidates.
-Measured = tuple[float, tuple[Candidate, ...], tuple[Candidate, ...]]
+#: A step's candidates: the top ones and the top allowed ones.
+Measured = tuple[tuple[Candidate, ...], tuple[Candidate, ...]]
 
-# Token's own storage for the measured fields, which the properties below stand in front of.
-_PROB: Any = Token.__dict__["prob"]
+# Token's own storage for the candidates, which the properties below stand in front of.
 _TOP: Any = Token.__dict__["top"]
 _TOP_ALLOWED: Any = Token.__dict__["top_allowed"]
 
 
 class MeasuredToken(Token):
-    """A :data:`~rudder._state.TokenKind.GENERATED` token whose ``prob``, ``top`` and
-    ``top_allowed`` come from calling ``measured``, once, when one of them is first read."""
+    """A :data:`~rudder._state.TokenKind.GENERATED` token whose ``top`` and ``top_allowed``
+    come from calling ``measured``, once, when one of them is first read."""
 
     __slots__ = ("_measured",)
     _measured: Callable[[], Measured] | None
@@ -49,11 +47,11 @@ class MeasuredToken(Token):
             ("token_id", token_id),
             ("bytes", bytes),
             ("kind", kind),
+            ("prob", prob),
             ("latency", latency),
             ("special", special),
         ):
             Token.__dict__[name].__set__(self, value)
-        _PROB.__set__(self, prob)
         _TOP.__set__(self, top)
         _TOP_ALLOWED.__set__(self, top_allowed)
         object.__setattr__(self, "_measured", measured)
@@ -62,17 +60,10 @@ class MeasuredToken(Token):
         measured = self._measured
         if measured is None:
             return
-        prob, top, top_allowed = measured()
-        _PROB.__set__(self, prob)
+        top, top_allowed = measured()
         _TOP.__set__(self, top)
         _TOP_ALLOWED.__set__(self, top_allowed)
         object.__setattr__(self, "_measured", None)  # what it was made from can be freed
-
-    @property
-    def prob(self) -> float | None:
-        self._settle()
-        value: float | None = _PROB.__get__(self, Token)
-        return value
 
     @property
     def top(self) -> tuple[Candidate, ...]:

@@ -147,12 +147,18 @@ def measure(
     total = float(weights.sum())
     top: list[tuple[int, float]] = []
     top_allowed: list[tuple[int, float]] | None = None
+    count = min(count, logits.shape[0])
     if count:
-        top = [(i, float(weights[i]) / total) for i in top_indices(logits, count)]
+        among = _reaching(logits, count)
+        top = [(i, float(weights[i]) / total) for i in _largest_first(logits, among, count)]
         if not all(allowed.mask[i] for i, _ in top):
-            ids = allowed.ids
-            best = ids[top_indices(logits[ids], count)]
-            top_allowed = [(int(i), float(weights[i]) / total) for i in best]
+            # The likeliest allowed tokens are among those values too when enough of them
+            # are allowed; otherwise they are looked for among the allowed ones.
+            reaching_allowed = among[allowed.mask[among]]
+            if reaching_allowed.shape[0] < count:
+                reaching_allowed = allowed.ids
+            best = _largest_first(logits, reaching_allowed, count)
+            top_allowed = [(i, float(weights[i]) / total) for i in best]
     return float(weights[token]) / total, top, top_allowed
 
 
@@ -162,30 +168,38 @@ _STRIDE = 32  # every this-many-th value makes the sample
 
 
 def top_indices(values: npt.NDArray[Any], count: int) -> list[int]:
-    """Indices of the ``count`` largest values, largest first (equal values by index).
+    """Indices of the ``count`` largest values, largest first (equal values by index)."""
+    count = min(count, values.shape[0])
+    if count <= 0:
+        return []
+    return _largest_first(values, _reaching(values, count), count)
+
+
+def _reaching(values: npt.NDArray[Any], count: int) -> npt.NDArray[np.intp]:
+    """The indices of a few values among which the ``count`` largest are, with every value
+    equal to the smallest of those (``0 < count <= len(values)``).
 
     A partition of a whole vocabulary costs ten times a pass that compares it with one
     number. So a sample of every 32nd value gives a threshold: its ``count``-th largest
-    value, which at least ``count`` values reach (the sample's own); only those values, a
-    few hundred, are sorted.
+    value, which at least ``count`` values reach (the sample's own); those are a few hundred.
     """
     import numpy as np
 
-    size = values.shape[0]
-    count = min(count, size)
-    if count <= 0:
-        return []
-    among: npt.NDArray[np.intp] | None = None
-    if size >= _SAMPLED_FROM:
+    if values.shape[0] >= _SAMPLED_FROM:
         sample = values[::_STRIDE]
         threshold = np.partition(sample, -count)[-count]
-        among = np.flatnonzero(values >= threshold)
-        if among.shape[0] < count:  # NaN in the sample: no threshold
-            among = None
-    if among is None:
-        among = np.argpartition(values, -count)[-count:]
-        # Every value equal to the smallest one kept, so ties go by index below.
-        among = np.flatnonzero(values >= values[among].min())
+        among: npt.NDArray[np.intp] = np.flatnonzero(values >= threshold)
+        if among.shape[0] >= count:  # fewer: NaN in the sample, no threshold
+            return among
+    kept = np.argpartition(values, -count)[-count:]
+    reaching: npt.NDArray[np.intp] = np.flatnonzero(values >= values[kept].min())
+    return reaching
+
+
+def _largest_first(values: npt.NDArray[Any], among: npt.NDArray[np.intp], count: int) -> list[int]:
+    """The ``count`` largest of ``values[among]``'s indices, largest first, ties by index."""
+    import numpy as np
+
     order = np.lexsort((among, -values[among]))[:count]
     return [int(i) for i in among[order]]
 
