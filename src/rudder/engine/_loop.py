@@ -403,7 +403,7 @@ class _Run(Output):
         ending: int | None,
         step_started: float,
     ) -> None:
-        """Choose a token, commit it and record it; its figures are measured on the worker."""
+        """Choose a token, commit it and record it."""
         # Where the grammar may end, the model chooses freely, as in guidance: a token the
         # grammar does not allow ends the generation there (an open-ended regex stops where
         # the model would leave it, not where the token limit is).

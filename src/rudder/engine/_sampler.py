@@ -143,22 +143,24 @@ def measure(
     same ones)."""
     import numpy as np
 
-    weights = np.exp(logits - logits.max())
-    total = float(weights.sum())
-    top: list[tuple[int, float]] = []
-    top_allowed: list[tuple[int, float]] | None = None
     count = min(count, logits.shape[0])
-    if count:
-        among = _reaching(logits, count)
-        top = [(i, float(weights[i]) / total) for i in _largest_first(logits, among, count)]
-        if not all(allowed.mask[i] for i, _ in top):
-            # The likeliest allowed tokens are among those values too when enough of them
-            # are allowed; otherwise they are looked for among the allowed ones.
-            reaching_allowed = among[allowed.mask[among]]
-            if reaching_allowed.shape[0] < count:
-                reaching_allowed = allowed.ids
-            best = _largest_first(logits, reaching_allowed, count)
-            top_allowed = [(i, float(weights[i]) / total) for i in best]
+    among = _reaching(logits, max(count, 1))
+    ranked = _largest_first(logits, among, count) if count else []
+    # Less the likeliest logit, so that exp() stays at most 1.
+    weights = logits - logits[ranked[0] if ranked else int(np.argmax(logits))]
+    np.exp(weights, out=weights)
+    total = float(weights.sum())
+    top = [(i, float(weights[i]) / total) for i in ranked]
+    top_allowed: list[tuple[int, float]] | None = None
+    mask = allowed.mask
+    if not all(mask[i] for i in ranked):
+        # The likeliest allowed tokens are among those values too when enough of them are
+        # allowed; otherwise they are looked for among all the allowed ones.
+        reaching_allowed = among[mask[among]]
+        if reaching_allowed.shape[0] < count:
+            reaching_allowed = allowed.ids
+        best = _largest_first(logits, reaching_allowed, count)
+        top_allowed = [(i, float(weights[i]) / total) for i in best]
     return float(weights[token]) / total, top, top_allowed
 
 
