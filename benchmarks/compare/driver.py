@@ -58,10 +58,18 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _worker_environment() -> dict[str, str]:
+def _worker_environment(side: str) -> dict[str, str]:
+    """The workers' environment. rudder's worker imports the rudder of the checkout these
+    benchmarks are run from (not whatever an editable install points at), unless
+    PYTHONPATH names another; the peer's sees the benchmarks package and nothing of
+    rudder's."""
+    paths = [str(ROOT)]
+    if side == "rudder":
+        inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        paths = [*inherited, str(ROOT / "src"), str(ROOT)]
     environment = dict(os.environ)
     environment.update(
-        PYTHONPATH=str(ROOT),  # the benchmarks package, and nothing of rudder's for the peer
+        PYTHONPATH=os.pathsep.join(paths),
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
         TOKENIZERS_PARALLELISM="false",
@@ -106,7 +114,6 @@ def main(argv: list[str] | None = None) -> None:
     chat, chat_kind = models.chat_model(arguments.cache)
     if chat_kind == "tiny":
         _say("models: rudder's built-in model is not built here; case 4 uses the tiny model")
-    environment = _worker_environment()
     interpreters = {"rudder": sys.executable, "guidance": str(peer_python)}
     with ExitStack() as stack:
         workers = {
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                 Worker(
                     side,
                     [interpreters[side], "-m", f"benchmarks.compare.{side}_worker"],
-                    env=environment,
+                    env=_worker_environment(side),
                     cwd=ROOT,
                     log=arguments.cache / "logs" / f"{side}-worker.log",
                 )

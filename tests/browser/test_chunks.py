@@ -314,9 +314,7 @@ def with_branch(messages: list[Any]) -> list[Any]:
     batches = [m for m in messages if m.type == "tokens_appended"]
     added = next(m for m in messages if m.type == "node_added" and m.node.id == batches[0].node_id)
     branch_id = max(m.node.id for m in messages if m.type == "node_added") + 1
-    explored = ExploredRecord(
-        node_id=added.node.id, token_index=0, token_id=batches[0].tokens[0].i
-    )
+    explored = ExploredRecord(node_id=added.node.id, token_index=0, token_id=batches[0].tokens[0].i)
     node = added.node.model_copy(update={"id": branch_id, "explored": explored})
     branch = [
         added.model_copy(update={"node": node}),

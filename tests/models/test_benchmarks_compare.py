@@ -101,3 +101,31 @@ def test_markdown_shows_the_command_and_every_figure(output: Path, results: dict
         for figure in case["figures"]:
             (row,) = [line for line in lines if line.startswith(f"| {figure['label']} |")]
             assert row.count("|") == 5  # figure, rudder, guidance, ratio
+
+
+def _imported_rudder(side: str) -> Path:
+    from benchmarks.compare.driver import _worker_environment
+
+    found = subprocess.run(
+        [sys.executable, "-c", "import rudder; print(rudder.__file__)"],
+        env=_worker_environment(side),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(found.stdout.strip()).resolve()
+
+
+def test_the_rudder_worker_imports_the_checkout_the_benchmarks_run_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not an editable install's checkout: run from a worktree, the worktree is measured.
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert _imported_rudder("rudder") == ROOT / "src" / "rudder" / "__init__.py"
+    # A PYTHONPATH given on purpose (another checkout's src) still wins.
+    other = tmp_path / "rudder"
+    other.mkdir()
+    (other / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert _imported_rudder("rudder") == other / "__init__.py"

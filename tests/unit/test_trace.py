@@ -555,8 +555,10 @@ def test_a_program_trace_round_trips_with_every_entry_kind() -> None:
         lm += gen("url", stop=" ", max_tokens=6)  # heals the ':'
     node = _node(lm)
     entries = [e for n in node.path() for e in n.entries]
-    kinds = {type(e) for e in entries}
-    assert kinds == {Text, Token, RoleOpener, RoleCloser, BlockMarker, Capture}
+    every_kind = (Text, Token, RoleOpener, RoleCloser, BlockMarker, Capture)
+    # A generated token may be a Token subclass whose candidates are made when read.
+    kinds = {next(kind for kind in every_kind if isinstance(e, kind)) for e in entries}
+    assert kinds == set(every_kind)
     assert any(isinstance(e, Token) and e.top for e in entries)
     assert any(isinstance(e, Token) and e.kind is TokenKind.FORCED for e in entries)
     assert any(isinstance(e, Capture) and e.is_list and not e.removed for e in entries)

@@ -106,6 +106,8 @@ class PrefixCachedEngine(Engine):
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     length = min(len(a), len(b))
+    if a[:length] == b[:length]:  # the usual case (a sequence extended), compared in C
+        return length
     for index in range(length):
         if a[index] != b[index]:
             return index

@@ -26,8 +26,10 @@ from rudder._grammar._captures import settle
 from rudder._grammar._lark import CompiledGrammar, capture_name
 from rudder._state import Candidate, Capture, Token, TokenKind
 from rudder.engine._engine import Engine, common_prefix
-from rudder.engine._sampler import Sampling, Step, step
+from rudder.engine._measured_token import Measured, MeasuredToken
+from rudder.engine._sampler import Allowed, Sampling, measure, pick
 from rudder.engine._tokenizer import EngineTokenizer
+from rudder.engine._worker import Worker
 from rudder.errors import ExploreError, GenerationError, GrammarError
 
 if TYPE_CHECKING:
@@ -36,6 +38,12 @@ if TYPE_CHECKING:
 
 _FAILED = frozenset({"InternalError", "ParserTooComplex", "LexerTooComplex"})
 _DEAD_END = frozenset({"NoExtension", "NoExtensionBias"})
+#: Masks are computed on the generation's worker thread, beside the model's forward, when
+#: the vocabulary has this many tokens and the last mask took this long: handing a mask to
+#: a thread and back costs tens of microseconds on an idle machine, and more where the
+#: cores are shared (the thread must get the interpreter lock back from the forward).
+OVERLAP_FROM_VOCABULARY = 8192
+OVERLAP_FROM_MASK_S = 0.0002
 
 
 def _renamed(name: str) -> Any:
@@ -244,9 +252,6 @@ class Output:
         result.captures = self._captures()
         _check_json_captures(result.captures, self.grammar.json_captures)
 
-    def _candidate(self, token: int, prob: float, allowed: bool) -> Candidate:
-        return Candidate(token, self.tokenizer.token_bytes(token), prob, allowed)
-
     def _text(self) -> str:
         return b"".join(t.bytes for t in self.out).decode("utf-8", errors="replace")
 
@@ -278,6 +283,8 @@ class Output:
 
 
 class _Run(Output):
+    """One local generation: the decode loop as a few named steps."""
+
     def __init__(
         self,
         engine: Engine,
@@ -292,6 +299,14 @@ class _Run(Output):
         self.sampling = sampling
         self.rng = rng
         self.prefix = list(prefix)
+        self.eos = self.tokenizer.eos_token_id
+        self.writes_eos = False
+        self.worker = Worker()
+        self.overlaps = self.tokenizer.vocab_size >= OVERLAP_FROM_VOCABULARY
+        self.last_mask_seconds = 0.0
+        #: Whether the next step most likely needs the model (the last one sampled a token
+        #: and the grammar fixed nothing after it): its forward then runs beside the mask.
+        self.model_next = False
 
     def run(self, prompt: list[int], can_heal: Callable[[int], bool]) -> Generation:
         started = time.perf_counter()
@@ -304,74 +319,145 @@ class _Run(Output):
         result.healed_bytes = healed_bytes
         if self.on_step is not None and (self.out or healed_bytes):
             self.on_step(self.out, healed_bytes, 0, len(self.out))
-        eos = self.tokenizer.eos_token_id
-        writes_eos = self._writes(eos)
-        vocab = self.tokenizer.vocab_size
-        while True:
-            step_started = time.perf_counter()
-            mask, response = self._step(interpreter, interpreter.compute_mask)
-            result.mask_s += time.perf_counter() - step_started
-            stop, temperature = _read_response(response, self._collect_captures)
-            if stop:
-                break
-            if mask is None:
-                backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
-                self._apply(backtrack, forced, None, None if writes_eos else eos, result)
-                continue
-            allowed = _allowed(mask, vocab)
-            if len(self.out) < len(self.prefix):
-                if self._take_prefix(interpreter, allowed, temperature, step_started, result):
-                    return result  # a probe has looked: nothing more to generate
-                continue
-            # End-of-sequence is allowed where the grammar may end, and where the grammar
-            # itself writes that token (a Mock's <s>): only the first ends the generation.
-            may_end = bool(allowed[eos]) and (not writes_eos or interpreter.is_accepting())
-            ending = eos if may_end or not writes_eos else None
-            only = _single(allowed)
-            if only is not None:
-                # One token possible: it is fixed, and the model need not run for it.
-                backtrack, forced = self._step(
-                    interpreter, functools.partial(interpreter.commit_token, only)
-                )
-                self._apply(backtrack, forced, None, ending, result)
-                continue
-            limit = self.engine.context_length
-            if limit is not None and len(self.ids) >= limit:
-                raise GenerationError(
-                    f"the model's context is full ({limit} tokens) and the grammar is not "
-                    "complete; bound the generation with max_tokens="
-                )
-            forward_started = time.perf_counter()
-            raw_logits, processed = self.engine.forward_counted(self.ids)
-            logits = _fit(raw_logits, vocab)
-            result.forward_s += time.perf_counter() - forward_started
-            if result.forward_passes == 0:
-                result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
-            result.forward_passes += 1
-            # Where the grammar may end, the model chooses freely, as in guidance: a token
-            # the grammar does not allow ends the generation there (an open-ended regex
-            # stops where the model would leave it, not where the token limit is).
-            chosen = step(
-                logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end
-            )
-            self.engine.note_sampling(temperature)
-            token = chosen.token
-            if not allowed[token]:
-                if not may_end:
-                    raise GenerationError(
-                        "the grammar allows no token at this point (it cannot be completed); "
-                        f"text so far: {self._text()!r}"
-                    )
-                token = eos
-            commit = functools.partial(interpreter.commit_token, token)
-            backtrack, forced = self._step(interpreter, commit)
-            record = self._record(chosen, allowed, time.perf_counter() - step_started)
-            if result.time_to_first_token_s is None:
-                result.time_to_first_token_s = time.perf_counter() - started
-            self._apply(backtrack, forced, record, ending, result)
+        self.writes_eos = self._writes(self.eos)
+        with self.worker:
+            while self._advance(interpreter, started):
+                pass
         self._finish(interpreter, result)
         result.total_s = time.perf_counter() - started
         return result
+
+    def _advance(self, interpreter: Any, started: float) -> bool:
+        """One step: the grammar's mask, then its fixed tokens or a token the model chose.
+        False when the grammar has stopped, or a probe has looked."""
+        step_started = time.perf_counter()
+        mask, response, logits = self._mask_beside_forward(interpreter)
+        stop, temperature = _read_response(response, self._collect_captures)
+        if stop:
+            return False
+        self.model_next = False
+        if mask is None:
+            backtrack, forced = self._step(interpreter, lambda: interpreter.commit_token(None))
+            self._apply(backtrack, forced, None, None if self.writes_eos else self.eos, self.result)
+            return True
+        allowed = _allowed(mask, self.tokenizer.vocab_size)
+        if len(self.out) < len(self.prefix):
+            return not self._take_prefix(interpreter, allowed, temperature, step_started)
+        # End-of-sequence is allowed where the grammar may end, and where the grammar
+        # itself writes that token (a Mock's <s>): only the first ends the generation.
+        may_end = bool(allowed[self.eos]) and (not self.writes_eos or interpreter.is_accepting())
+        ending = self.eos if may_end or not self.writes_eos else None
+        only = _single(allowed)
+        if only is not None:
+            # One token possible: it is fixed, and the model need not run for it.
+            commit = functools.partial(interpreter.commit_token, only)
+            backtrack, forced = self._step(interpreter, commit)
+            self._apply(backtrack, forced, None, ending, self.result)
+            return True
+        if logits is None:
+            logits = self._forward()
+        choice = Allowed(allowed)
+        self._sample(interpreter, logits, choice, temperature, may_end, ending, step_started)
+        if self.result.time_to_first_token_s is None:
+            self.result.time_to_first_token_s = time.perf_counter() - started
+        return True
+
+    def _mask_beside_forward(
+        self, interpreter: Any
+    ) -> tuple[bytes | None, str, npt.NDArray[Any] | None]:
+        """The grammar's mask and step response; and, when the model most likely runs this
+        step, its logits, from a forward run while the worker computes the mask.
+
+        A forward made for a step the grammar then fixes is counted, and not lost: the
+        engine's prefix cache keeps what it processed.
+        """
+        beside = self.overlaps and self.last_mask_seconds >= OVERLAP_FROM_MASK_S
+        if not (beside and self.model_next) or self._context_full():
+            mask, response = self._timed_mask(interpreter)
+            return mask, response, None
+        pending = self.worker.submit(self._timed_mask, interpreter)
+        try:
+            logits = self._forward()
+        finally:
+            mask, response = pending.result()  # the mask's own error, if any, first
+        return mask, response, logits
+
+    def _timed_mask(self, interpreter: Any) -> tuple[bytes | None, str]:
+        mask_started = time.perf_counter()
+        try:
+            computed: tuple[bytes | None, str] = self._step(interpreter, interpreter.compute_mask)
+            return computed
+        finally:
+            self.last_mask_seconds = time.perf_counter() - mask_started
+            self.result.mask_s += self.last_mask_seconds
+
+    def _context_full(self) -> bool:
+        limit = self.engine.context_length
+        return limit is not None and len(self.ids) >= limit
+
+    def _forward(self) -> npt.NDArray[Any]:
+        """The model's logits for the token after the output so far."""
+        if self._context_full():
+            raise GenerationError(
+                f"the model's context is full ({self.engine.context_length} tokens) and the "
+                "grammar is not complete; bound the generation with max_tokens="
+            )
+        result = self.result
+        forward_started = time.perf_counter()
+        raw_logits, processed = self.engine.forward_counted(self.ids)
+        result.forward_s += time.perf_counter() - forward_started
+        if result.forward_passes == 0:
+            result.cached_prompt_tokens = min(len(self.ids) - processed, self.kept_prompt)
+        result.forward_passes += 1
+        return _fit(raw_logits, self.tokenizer.vocab_size)
+
+    def _sample(
+        self,
+        interpreter: Any,
+        logits: npt.NDArray[Any],
+        allowed: Allowed,
+        temperature: float,
+        may_end: bool,
+        ending: int | None,
+        step_started: float,
+    ) -> None:
+        """Choose a token, commit it and record it."""
+        # Where the grammar may end, the model chooses freely, as in guidance: a token the
+        # grammar does not allow ends the generation there (an open-ended regex stops where
+        # the model would leave it, not where the token limit is).
+        chosen = pick(logits, allowed, temperature, self.sampling, self.rng, unconstrained=may_end)
+        self.engine.note_sampling(temperature)
+        token = chosen
+        if not allowed.mask[token]:
+            if not may_end:
+                raise GenerationError(
+                    "the grammar allows no token at this point (it cannot be completed); "
+                    f"text so far: {self._text()!r}"
+                )
+            token = self.eos
+        commit = functools.partial(interpreter.commit_token, token)
+        backtrack, forced = self._step(interpreter, commit)
+        record = self._measured(chosen, logits, allowed, time.perf_counter() - step_started)
+        self._apply(backtrack, forced, record, ending, self.result)
+        self.model_next = (
+            backtrack == 0 and list(forced) == [token] and not interpreter.has_pending_stop()
+        )
+
+    def _measured(
+        self, token: int, logits: npt.NDArray[Any], allowed: Allowed, latency: float
+    ) -> Token:
+        """The record of a sampled token: its figures measured now, its candidates made
+        when first read."""
+        prob, top, top_allowed = measure(logits, allowed, token, self.sampling.candidates)
+        flags = [bool(allowed.mask[i]) for i, _ in top]
+        return MeasuredToken(
+            token,
+            self.tokenizer.token_bytes(token),
+            latency=latency,
+            special=self.tokenizer.is_special(token),
+            prob=prob,
+            measured=functools.partial(_candidates, self.tokenizer, top, flags, top_allowed),
+        )
 
     def _take_prefix(
         self,
@@ -379,10 +465,10 @@ class _Run(Output):
         allowed: npt.NDArray[np.bool_],
         temperature: float,
         step_started: float,
-        result: Generation,
     ) -> bool:
         """Commit the prefix's next token where the model would have chosen one (True: the
         prefix ended in a probe, which has looked)."""
+        result = self.result
         wanted = self.prefix[len(self.out)]
         if isinstance(wanted, Probe):
             raw_logits, _ = self.engine.forward_counted(self.ids)
@@ -400,15 +486,9 @@ class _Run(Output):
         if record is None:
             raw_logits, _ = self.engine.forward_counted(self.ids)
             result.forward_passes += 1
-            chosen = step(
-                _fit(raw_logits, len(allowed)),
-                allowed,
-                temperature,
-                self.sampling,
-                self.rng,
-                force=token,
-            )
-            record = self._record(chosen, allowed, time.perf_counter() - step_started)
+            logits = _fit(raw_logits, len(allowed))
+            latency = time.perf_counter() - step_started
+            record = self._measured(token, logits, Allowed(allowed), latency)
         commit = functools.partial(interpreter.commit_token, token)
         backtrack, forced = self._step(interpreter, commit)
         self._apply(backtrack, forced, record, self.tokenizer.eos_token_id, result)
@@ -451,23 +531,22 @@ class _Run(Output):
         self.kept_prompt = len(prompt)
         return interpreter, 0, 0
 
-    def _record(self, chosen: Step, allowed: npt.NDArray[np.bool_], latency: float) -> Token:
-        top = tuple(self._candidate(i, p, bool(allowed[i])) for i, p in chosen.top)
-        top_allowed = (
-            top
-            if chosen.top_allowed is None
-            else tuple(self._candidate(i, p, True) for i, p in chosen.top_allowed)
-        )
-        return Token(
-            chosen.token,
-            self.tokenizer.token_bytes(chosen.token),
-            TokenKind.GENERATED,
-            prob=chosen.prob,
-            latency=latency,
-            top=top,
-            top_allowed=top_allowed,
-            special=self.tokenizer.is_special(chosen.token),
-        )
+
+def _candidates(
+    tokenizer: EngineTokenizer,
+    top: list[tuple[int, float]],
+    flags: list[bool],
+    top_allowed: list[tuple[int, float]] | None,
+) -> Measured:
+    """A step's measured candidates as a token's fields (``top_allowed`` None: the same as
+    ``top``)."""
+    made = tuple(
+        Candidate(i, tokenizer.token_bytes(i), p, flag)
+        for (i, p), flag in zip(top, flags, strict=True)
+    )
+    if top_allowed is None:
+        return made, made
+    return made, tuple(Candidate(i, tokenizer.token_bytes(i), p, True) for i, p in top_allowed)
 
 
 _TAIL = re.compile(r'"stop":(true|false),"temperature":([^,}]+)\}$')

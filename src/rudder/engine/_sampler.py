@@ -61,9 +61,28 @@ class Step:
     top_allowed: list[tuple[int, float]] | None  # the likeliest allowed ones (None: == top)
 
 
+class Allowed:
+    """The grammar's mask for one step (a bool per token), with the allowed token ids
+    listed at most once however many of the step's parts need them."""
+
+    __slots__ = ("_ids", "mask")
+
+    def __init__(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.mask = mask
+        self._ids: npt.NDArray[np.intp] | None = None
+
+    @property
+    def ids(self) -> npt.NDArray[np.intp]:
+        if self._ids is None:
+            import numpy as np
+
+            self._ids = np.flatnonzero(self.mask)
+        return self._ids
+
+
 def step(
     logits: npt.NDArray[Any],
-    allowed: npt.NDArray[np.bool_],
+    allowed: npt.NDArray[np.bool_] | Allowed,
     temperature: float,
     sampling: Sampling,
     rng: Any,
@@ -71,33 +90,83 @@ def step(
     unconstrained: bool = False,
     force: int | None = None,
 ) -> Step:
-    """Choose the next token and measure the distribution, sharing the work between both.
+    """Choose the next token (:func:`pick`) and measure the distribution (:func:`measure`).
 
     With ``unconstrained``, the token is chosen from the model's own distribution and may
     be one the grammar does not allow (the caller decides what that means). ``force`` is a
-    token chosen already (an explored branch): only the distribution is measured. This runs
-    once per generated token, so it keeps to a handful of vectorised passes over the
-    vocabulary.
+    token chosen already (an explored branch): only the distribution is measured.
     """
-    import numpy as np
-
-    masked = np.where(allowed, logits, -np.inf)
+    allowed = allowed if isinstance(allowed, Allowed) else Allowed(allowed)
     token = (
         force
         if force is not None
-        else choose_masked(logits if unconstrained else masked, temperature, sampling, rng)
+        else pick(logits, allowed, temperature, sampling, rng, unconstrained=unconstrained)
     )
-    weights = np.exp(logits - logits.max())
+    prob, top, top_allowed = measure(logits, allowed, token, sampling.candidates)
+    return Step(token, prob, top, top_allowed)
+
+
+def pick(
+    logits: npt.NDArray[Any],
+    allowed: Allowed,
+    temperature: float,
+    sampling: Sampling,
+    rng: Any,
+    *,
+    unconstrained: bool = False,
+) -> int:
+    """The next token, looking at the allowed tokens only (see :func:`step`).
+
+    Greedy decoding whose likeliest token is allowed looks at nothing more than the
+    maximum; otherwise only the allowed tokens' logits are read.
+    """
+    import numpy as np
+
+    if temperature <= 0.0:
+        best = int(np.argmax(logits))
+        if unconstrained or allowed.mask[best]:
+            return best
+    elif unconstrained:
+        return choose_masked(logits, temperature, sampling, rng)
+    ids = allowed.ids
+    if ids.shape[0] == 0:
+        return 0  # nothing allowed: the caller reports the dead end
+    # The same draw as over the whole vocabulary with the others at -inf (they weigh 0).
+    return int(ids[choose_masked(logits[ids], temperature, sampling, rng)])
+
+
+def measure(
+    logits: npt.NDArray[Any], allowed: Allowed, token: int, count: int
+) -> tuple[float, list[tuple[int, float]], list[tuple[int, float]] | None]:
+    """What the model thought of a step: the probability of ``token`` in its own
+    distribution, its ``count`` likeliest tokens, and the likeliest allowed ones (None: the
+    same ones)."""
+    import numpy as np
+
+    count = min(count, logits.shape[0])
+    among = _reaching(logits, max(count, 1))
+    ranked = _largest_first(logits, among, count) if count else []
+    # Less the likeliest logit, so that exp() stays at most 1.
+    weights = logits - logits[ranked[0] if ranked else int(np.argmax(logits))]
+    np.exp(weights, out=weights)
     total = float(weights.sum())
-    count = min(sampling.candidates, logits.shape[0])
-    top: list[tuple[int, float]] = []
+    top = [(i, float(weights[i]) / total) for i in ranked]
     top_allowed: list[tuple[int, float]] | None = None
-    if count:
-        top = [(i, float(weights[i]) / total) for i in top_indices(logits, count)]
-        if not all(allowed[i] for i, _ in top):
-            best = top_allowed_indices(logits, allowed, count)
-            top_allowed = [(i, float(weights[i]) / total) for i in best]
-    return Step(token, float(weights[token]) / total, top, top_allowed)
+    mask = allowed.mask
+    if not all(mask[i] for i in ranked):
+        # The likeliest allowed tokens are among those values too when enough of them are
+        # allowed; otherwise they are looked for among all the allowed ones.
+        reaching_allowed = among[mask[among]]
+        if reaching_allowed.shape[0] < count:
+            reaching_allowed = allowed.ids
+        best = _largest_first(logits, reaching_allowed, count)
+        top_allowed = [(i, float(weights[i]) / total) for i in best]
+    return float(weights[token]) / total, top, top_allowed
+
+
+#: top_indices: below this many values a partition of them all is as fast as sampling.
+_SAMPLED_FROM = 4096
+_STRIDE = 32  # every this-many-th value makes the sample
 
 
 def top_allowed_indices(
@@ -114,14 +183,40 @@ def top_allowed_indices(
 
 
 def top_indices(values: npt.NDArray[Any], count: int) -> list[int]:
-    """Indices of the ``count`` largest values, largest first."""
-    import numpy as np
-
+    """Indices of the ``count`` largest values, largest first (equal values by index)."""
     count = min(count, values.shape[0])
     if count <= 0:
         return []
-    part = np.argpartition(values, -count)[-count:]
-    return [int(i) for i in part[np.argsort(values[part])[::-1]]]
+    return _largest_first(values, _reaching(values, count), count)
+
+
+def _reaching(values: npt.NDArray[Any], count: int) -> npt.NDArray[np.intp]:
+    """The indices of a few values among which the ``count`` largest are, with every value
+    equal to the smallest of those (``0 < count <= len(values)``).
+
+    A partition of a whole vocabulary costs ten times a pass that compares it with one
+    number. So a sample of every 32nd value gives a threshold: its ``count``-th largest
+    value, which at least ``count`` values reach (the sample's own); those are a few hundred.
+    """
+    import numpy as np
+
+    if values.shape[0] >= _SAMPLED_FROM:
+        sample = values[::_STRIDE]
+        threshold = np.partition(sample, -count)[-count]
+        among: npt.NDArray[np.intp] = np.flatnonzero(values >= threshold)
+        if among.shape[0] >= count:  # fewer: NaN in the sample, no threshold
+            return among
+    kept = np.argpartition(values, -count)[-count:]
+    reaching: npt.NDArray[np.intp] = np.flatnonzero(values >= values[kept].min())
+    return reaching
+
+
+def _largest_first(values: npt.NDArray[Any], among: npt.NDArray[np.intp], count: int) -> list[int]:
+    """The ``count`` largest of ``values[among]``'s indices, largest first, ties by index."""
+    import numpy as np
+
+    order = np.lexsort((among, -values[among]))[:count]
+    return [int(i) for i in among[order]]
 
 
 def choose(
@@ -132,9 +227,7 @@ def choose(
     rng: Any,
 ) -> int:
     """The next token among the ``allowed`` ones."""
-    import numpy as np
-
-    return choose_masked(np.where(allowed, logits, -np.inf), temperature, sampling, rng)
+    return pick(logits, Allowed(allowed), temperature, sampling, rng)
 
 
 def choose_masked(
