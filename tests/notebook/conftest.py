@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 # Kernels started by this tier inherit the environment: nothing may reach the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -41,3 +43,21 @@ def artifacts_dir() -> Path:
         if old.is_file():
             old.unlink()
     return ARTIFACTS
+
+
+def execute_saved(
+    notebook: nbformat.NotebookNode, directory: Path, *, store_widget_state: bool = False
+) -> nbformat.NotebookNode:
+    """Run ``notebook``'s cells in a real kernel (working in ``directory``), save it and read
+    it back from disk: what a saved notebook holds is what a reader gets."""
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    NotebookClient(
+        notebook,
+        timeout=180,
+        startup_timeout=120,
+        kernel_name="python3",
+        store_widget_state=store_widget_state,
+        resources={"metadata": {"path": str(directory)}},
+    ).execute()
+    nbformat.write(notebook, directory / "executed.ipynb")
+    return nbformat.read(directory / "executed.ipynb", as_version=4)

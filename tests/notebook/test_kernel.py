@@ -18,7 +18,7 @@ from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from tests.notebook.conftest import execute_saved
 
 from rudder.visual import parse_server_message
 
@@ -144,7 +144,6 @@ class Executed:
 @pytest.fixture(scope="module")
 def executed(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Executed:
     notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     for name, source in CELLS.items():
         if name == "setup":
             source = SETUP.format(path=str(tiny_model_path))
@@ -154,18 +153,7 @@ def executed(tiny_model_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
             cell.metadata["tags"] = ["raises-exception"]
         notebook.cells.append(cell)
     directory = tmp_path_factory.mktemp("kernel-notebook")
-    client = NotebookClient(
-        notebook,
-        timeout=180,
-        startup_timeout=120,
-        kernel_name="python3",
-        store_widget_state=True,
-        resources={"metadata": {"path": str(directory)}},
-    )
-    client.execute()
-    # What a saved notebook holds is what a reader gets: read it back from disk.
-    nbformat.write(notebook, directory / "executed.ipynb")
-    saved = nbformat.read(directory / "executed.ipynb", as_version=4)
+    saved = execute_saved(notebook, directory, store_widget_state=True)
     cells = {cell.metadata["name"]: cell for cell in saved.cells}
     state = saved.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     widgets = {model_id: dict(entry["state"]) for model_id, entry in state.items()}

@@ -9,12 +9,11 @@ display ids) and their widgets are closed.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from tests.notebook.conftest import execute_saved
 from tests.notebook.test_kernel import WIDGET_VIEW, parse_html
 
 PROBE = "PROBE:"
@@ -44,20 +43,9 @@ print({PROBE!r} + json.dumps({{'open': open_widgets, 'refused': refused,
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Any], dict[str, Any]]:
     notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     sources = [SETUP, *(PROGRAM.format(index=i) for i in range(SHOWN)), PROBE_CELL]
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
-    directory = tmp_path_factory.mktemp("live-widgets")
-    client = NotebookClient(
-        notebook,
-        timeout=120,
-        startup_timeout=120,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(directory)}},
-    )
-    client.execute()
-    nbformat.write(notebook, directory / "executed.ipynb")
-    saved = nbformat.read(Path(directory / "executed.ipynb"), as_version=4)
+    saved = execute_saved(notebook, tmp_path_factory.mktemp("live-widgets"))
     printed = "".join(o.get("text", "") for o in saved.cells[-1]["outputs"] if o.get("name"))
     line = next(line for line in printed.splitlines() if line.startswith(PROBE))
     shown = [
