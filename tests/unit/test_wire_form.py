@@ -88,7 +88,7 @@ def _in_wire_form(messages: list[ServerMessage]) -> list[ServerMessage]:
     """``messages`` with every token (streamed, or in a node's entries) re-sent in the wire
     form, as the publisher sends it now (a table entry with the first message that names an
     id)."""
-    known: set[int] = set()
+    known: dict[int, bytes] = {}
     out: list[ServerMessage] = []
     for message in messages:
         if isinstance(message, TokensAppended):
@@ -194,7 +194,7 @@ def test_table_entries_keep_bytes_that_are_not_utf8_alone() -> None:
         Token(4, b"<|im_end|>", _kind("forced"), special=True),
         Token(5, b"\x1b[31m</script>", _kind("generated"), prob=1e-300),
     ]
-    table, wire = wire_form(tokens, new_ids(tokens, set()))
+    table, wire = wire_form(tokens, new_ids(tokens, {}))
     assert [entry.id for entry in table] == [1, 2, 3, 4, 5]
     assert table[0].bytes_b64 is not None
     assert table[3].bytes_b64 is None
@@ -285,3 +285,54 @@ def test_a_token_ref_is_refused_outside_a_message() -> None:
     text = TraceRecord(nodes=[node_record(n) for n in lm.trace.path()[:-1]] + [record])
     with pytest.raises(TraceError, match="token_ref"):
         load_trace(text.model_dump_json())
+
+
+def test_one_run_with_models_of_different_vocabularies_shows_each_models_text() -> None:
+    """Token ids mean other tokens in another vocabulary: when a later model of the run names
+    an id the stream already carried with other bytes, its entry is sent again, and every
+    node is shown with its own model's tokens (also in an old model's later generation)."""
+    bus = Bus()
+    publisher = Publisher(bus)
+    add_listener(publisher)
+    try:
+        run = _two_vocabularies()
+    finally:
+        remove_listener(publisher)
+    keep = _Keep()
+    subscription = bus.subscribe(keep, run_id=run.id)
+    try:
+        assert subscription.wait_idle(10)
+    finally:
+        subscription.close()
+    view = RunView(run.id)
+    for message in keep.messages:
+        assert view.apply(message)
+    for lm in run.outputs:
+        assert lm.trace is not None
+        assert view.text(lm.trace.id) == str(lm)
+    # The same id was sent with two different texts.
+    entries: dict[int, set[str]] = {}
+    for message in keep.messages:
+        for entry in getattr(message, "table", ()):
+            entries.setdefault(entry.id, set()).add(entry.text)
+    assert any(len(texts) > 1 for texts in entries.values())
+
+
+class _Outputs:
+    def __init__(self, run_id: str, outputs: list[Any]) -> None:
+        self.id = run_id
+        self.outputs = outputs
+
+
+def _two_vocabularies() -> _Outputs:
+    with rudder.run("two vocabularies") as run:
+        first = models.Mock([b"hello hello <b>"], merges=("he", "ll", "lo"), echo=True)
+        second = models.Mock(
+            [b"world \xe6\x97\xa5\xe6\x9c\xac"], merges=("wo", "rl", "ld"), echo=True
+        )
+        outputs = [
+            first + "A: " + gen(max_tokens=6),
+            second + "B: " + gen(max_tokens=6),
+            first + "C: " + gen(max_tokens=6),
+        ]
+    return _Outputs(run.id, outputs)

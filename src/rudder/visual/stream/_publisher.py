@@ -53,8 +53,8 @@ class Publisher(TraceListener):
         self._lock = threading.Lock()
         # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
         self._sent: dict[str, dict[int, None]] = {}
-        # run id -> the token ids its stream has named (their table entries were sent)
-        self._named: dict[str, set[int]] = {}
+        # run id -> the token ids its stream has named, with the bytes their entries carried
+        self._named: dict[str, dict[int, bytes]] = {}
         self._batches: dict[int, _Batch] = {}
         self._cuts = TraceCuts(self._elided, MAX_REMEMBERED_NODES)
 
@@ -108,7 +108,7 @@ class Publisher(TraceListener):
             shown = () if started or self._elided(missing) else missing.entries
             tokens = [e for e in shown if isinstance(e, Token)]
             with self._lock:  # as for a batch of tokens: the table before its uses
-                fresh = new_ids(tokens, self._named.setdefault(run_id, set()))
+                fresh = new_ids(tokens, self._named.setdefault(run_id, {}))
                 fields = functools.partial(
                     _node_fields, snapshot, started, self._show_echo_off, cuts, fresh
                 )
@@ -174,7 +174,7 @@ class Publisher(TraceListener):
         batch.tokens, batch.healed_bytes, batch.cuts = [], 0, []
         # Under the lock, so that the stream carries a table entry before any use of it.
         with self._lock:
-            fresh = new_ids(tokens, self._named.setdefault(node.run_id, set()))
+            fresh = new_ids(tokens, self._named.setdefault(node.run_id, {}))
             fields = functools.partial(_tokens_fields, node.id, healed, cuts, tokens, fresh)
             self.bus.publish_later(node.run_id, TokensAppended, fields)
 

@@ -78,13 +78,16 @@ def _named(tokens: Iterable[Token]) -> Iterator[Token | Candidate]:
         yield from token.top_allowed
 
 
-def new_ids(tokens: Sequence[Token], known: set[int]) -> list[int]:
-    """The ids ``tokens`` name (as tokens or candidates) that are not in ``known``, in the
-    order they first appear; they are added to ``known``."""
+def new_ids(tokens: Sequence[Token], known: dict[int, bytes]) -> list[int]:
+    """The ids ``tokens`` name (as tokens or candidates) whose table entry the stream has not
+    carried (``known``: id -> the bytes last sent for it), in the order they first appear;
+    ``known`` is brought up to date. An id sent with other bytes is sent again: one run may
+    hold generations of models with different vocabularies, and views read each token with
+    the table as it stands when the token arrives."""
     fresh: list[int] = []
     for item in _named(tokens):
-        if item.token_id not in known:
-            known.add(item.token_id)
+        if known.get(item.token_id) != item.bytes:
+            known[item.token_id] = item.bytes
             fresh.append(item.token_id)
     return fresh
 
