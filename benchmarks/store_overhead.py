@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 # The same generation as the trace benchmark (run as a script: its folder is on the path).
-from trace_overhead import TOKENS, one_generation
+from trace_overhead import TOKENS, machine, one_generation
 
 REPEATS = 7
 TARGET = 1.03
@@ -116,12 +115,7 @@ def main() -> None:
         rudder.settings.store = None
     without, with_store = statistics.median(times["without"]), statistics.median(times["with"])
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(),
         "tokens": TOKENS,
         "repeats": args.repeats,
         "seconds_without": times["without"],

@@ -54,6 +54,18 @@ def one_generation(lm: Any) -> tuple[float, Any]:
     return elapsed, run
 
 
+def machine() -> dict[str, Any]:
+    """The interpreter, torch and processor a figure was measured on."""
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/trace_overhead.json")
@@ -91,12 +103,7 @@ def main() -> None:
     on, off = statistics.median(times["on"]), statistics.median(times["off"])
     fastest_on, fastest_off = min(times["on"]), min(times["off"])
     results = {
-        "machine": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(),
         "tokens": TOKENS,
         "repeats": REPEATS,
         "seconds_on": times["on"],

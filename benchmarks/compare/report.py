@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from benchmarks.compare import targets as target_table
 from benchmarks.compare.cases import SIDES, Case, Figure
 
 
@@ -123,8 +124,6 @@ def write(
         kept = mark + tail
     lines = _header_markdown(header)
     if targets:
-        from benchmarks.compare import targets as target_table
-
         lines += target_table.markdown(target_table.targets(json_path.parent, ordered))
     lines += _cases_markdown(ordered, header["date"])
     markdown_path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))

@@ -119,6 +119,7 @@ def _special_token() -> Token:
 
 
 def _usage() -> Usage:
+    """A Usage with every figure set (other test modules use it too)."""
     return Usage(
         generations=2,
         prompt_tokens=40,

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.unit.test_protocol_messages import _usage
 
 from rudder import gen, models
 from rudder.engine._loop import Generation
@@ -21,23 +22,6 @@ from rudder.visual.stream._protocol import Metrics, parse_server_message, protoc
 ROOT = Path(__file__).parents[2]
 FIELDS = [f.name for f in dataclasses.fields(Usage)]
 COUNTED = {"generations", "forced_tokens", "generated_tokens"}  # from a Generation's tokens
-
-
-def _usage() -> Usage:
-    return Usage(
-        generations=2,
-        prompt_tokens=40,
-        cached_prompt_tokens=31,
-        healed_tokens=1,
-        forward_passes=9,
-        forced_tokens=4,
-        generated_tokens=6,
-        backtracked_tokens=2,
-        time_to_first_token_s=0.021,
-        total_s=0.5,
-        forward_s=0.3,
-        mask_s=0.05,
-    )
 
 
 def test_a_message_writes_every_figure_and_reads_back_the_same_usage() -> None:
