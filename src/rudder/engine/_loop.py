@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import llguidance
-
 from rudder._grammar._captures import settle
 from rudder._grammar._lark import CompiledGrammar, capture_name
 from rudder._state import Candidate, Capture, Token, TokenKind
@@ -30,7 +28,7 @@ from rudder.engine._measured_token import Measured, MeasuredToken
 from rudder.engine._sampler import Allowed, Sampling, measure, pick
 from rudder.engine._tokenizer import EngineTokenizer
 from rudder.engine._worker import Worker
-from rudder.errors import ExploreError, GenerationError, GrammarError
+from rudder.errors import ExploreError, GenerationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -177,16 +175,7 @@ class Output:
         )
 
     def _interpreter(self) -> Any:
-        try:
-            return llguidance.LLInterpreter(
-                self.tokenizer.ll,
-                self.grammar.llguidance,
-                enable_backtrack=True,
-                enable_ff_tokens=True,
-                log_level=0,
-            )
-        except ValueError as error:
-            raise GrammarError(f"llguidance rejected the grammar: {error}") from None
+        return self.tokenizer.interpreters.fresh(self.grammar.llguidance)
 
     def _step(self, interpreter: Any, call: Callable[[], Any]) -> Any:
         try:
@@ -304,6 +293,7 @@ class _Run(Output):
         self.worker = Worker()
         self.overlaps = self.tokenizer.vocab_size >= OVERLAP_FROM_VOCABULARY
         self.last_mask_seconds = 0.0
+        self.scratch: npt.NDArray[Any] | None = None  # measure()'s weights, one per generation
         #: Whether the next step most likely needs the model (the last one sampled a token
         #: and the grammar fixed nothing after it): its forward then runs beside the mask.
         self.model_next = False
@@ -448,7 +438,10 @@ class _Run(Output):
     ) -> Token:
         """The record of a sampled token: its figures measured now, its candidates made
         when first read."""
-        prob, top, top_allowed = measure(logits, allowed, token, self.sampling.candidates)
+        if self.scratch is None or self.scratch.shape != logits.shape:
+            self.scratch = logits.copy()
+        count = self.sampling.candidates
+        prob, top, top_allowed = measure(logits, allowed, token, count, self.scratch)
         flags = [bool(allowed.mask[i]) for i, _ in top]
         return MeasuredToken(
             token,

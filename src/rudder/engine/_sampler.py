@@ -120,10 +120,9 @@ def pick(
     Greedy decoding whose likeliest token is allowed looks at nothing more than the
     maximum; otherwise only the allowed tokens' logits are read.
     """
-    import numpy as np
 
     if temperature <= 0.0:
-        best = int(np.argmax(logits))
+        best = int(logits.argmax())
         if unconstrained or allowed.mask[best]:
             return best
     elif unconstrained:
@@ -136,20 +135,26 @@ def pick(
 
 
 def measure(
-    logits: npt.NDArray[Any], allowed: Allowed, token: int, count: int
+    logits: npt.NDArray[Any],
+    allowed: Allowed,
+    token: int,
+    count: int,
+    scratch: npt.NDArray[Any] | None = None,
 ) -> tuple[float, list[tuple[int, float]], list[tuple[int, float]] | None]:
     """What the model thought of a step: the probability of ``token`` in its own
     distribution, its ``count`` likeliest tokens, and the likeliest allowed ones (None: the
-    same ones)."""
+    same ones). ``scratch``, an array of the logits' shape and type, holds the weights
+    (a decode loop reuses one, rather than allocating a vocabulary's worth each step)."""
     import numpy as np
 
     count = min(count, logits.shape[0])
     among = _reaching(logits, max(count, 1))
     ranked = _largest_first(logits, among, count) if count else []
     # Less the likeliest logit, so that exp() stays at most 1.
-    weights = logits - logits[ranked[0] if ranked else int(np.argmax(logits))]
+    peak = logits[ranked[0] if ranked else int(np.argmax(logits))]
+    weights = np.subtract(logits, peak, out=scratch)
     np.exp(weights, out=weights)
-    total = float(weights.sum())
+    total = float(np.add.reduce(weights))
     top = [(i, float(weights[i]) / total) for i in ranked]
     top_allowed: list[tuple[int, float]] | None = None
     mask = allowed.mask
@@ -201,8 +206,9 @@ def _reaching(values: npt.NDArray[Any], count: int) -> npt.NDArray[np.intp]:
     import numpy as np
 
     if values.shape[0] >= _SAMPLED_FROM:
-        sample = values[::_STRIDE]
-        threshold = np.partition(sample, -count)[-count]
+        sample = values[::_STRIDE].copy()
+        sample.partition(sample.shape[0] - count)
+        threshold = sample[-count]
         among: npt.NDArray[np.intp] = np.flatnonzero(values >= threshold)
         if among.shape[0] >= count:  # fewer: NaN in the sample, no threshold
             return among
@@ -215,8 +221,10 @@ def _largest_first(values: npt.NDArray[Any], among: npt.NDArray[np.intp], count:
     """The ``count`` largest of ``values[among]``'s indices, largest first, ties by index."""
     import numpy as np
 
-    order = np.lexsort((among, -values[among]))[:count]
-    return [int(i) for i in among[order]]
+    # A stable sort of the values negated: ties stay in ``among``'s ascending order.
+    order = np.argsort(-values[among], kind="stable")[:count]
+    largest: list[int] = among[order].tolist()
+    return largest
 
 
 def choose(

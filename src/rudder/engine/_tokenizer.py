@@ -24,6 +24,7 @@ from typing import Any
 
 import llguidance
 
+from rudder.engine._interpreters import FreshInterpreters
 from rudder.errors import GrammarError
 
 
@@ -66,6 +67,8 @@ class EngineTokenizer(abc.ABC):
             llguidance.TokenizerWrapper(_PlainVocabulary(self, tokens))
         )
         self.vocab_size: int = self.ll.vocab_size
+        #: Where generations get their llguidance interpreters (each grammar built once).
+        self.interpreters = FreshInterpreters(self.ll)
         self._bytes: dict[int, bytes] = {}
 
     @abc.abstractmethod

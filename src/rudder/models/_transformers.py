@@ -147,10 +147,12 @@ class TransformersEngine(PrefixCachedEngine):
 
     def _run(self, ids: list[int], reusable: int) -> tuple[npt.NDArray[np.float32], int]:
         import torch
-        from transformers import DynamicCache
 
         kept = reusable
         if self._cache is None or kept == 0:
+            # Imported here: transformers' lazy module makes each import a lookup per step.
+            from transformers import DynamicCache
+
             self._cache = DynamicCache()
             kept = 0
         else:
@@ -158,7 +160,7 @@ class TransformersEngine(PrefixCachedEngine):
             surplus = self._cache.get_seq_length() - kept
             if surplus > 0:
                 self._cache.crop(-surplus)
-        inputs = torch.tensor([ids[kept:]], device=self.device)
+        inputs = torch.tensor([ids[kept:]], dtype=torch.long, device=self.device)
         try:
             with torch.inference_mode():
                 output = self.model(
@@ -169,7 +171,7 @@ class TransformersEngine(PrefixCachedEngine):
             raise
         # The model fills the cache it was given in place (older versions return it too).
         self._cache = getattr(output, self._cache_argument, None) or self._cache
-        return output.logits[0, -1].float().cpu().numpy(), kept
+        return output.logits[0, -1].to("cpu", torch.float32).numpy(), kept
 
     def reset_cache(self) -> None:
         super().reset_cache()
