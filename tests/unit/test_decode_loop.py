@@ -19,7 +19,7 @@ import pytest
 from rudder import gen, models, select
 from rudder._grammar._lark import compile_grammar
 from rudder._state import Candidate, Token, TokenKind
-from rudder.engine import _loop
+from rudder.engine import _loop, _worker
 from rudder.engine._loop import Generation, generate
 from rudder.engine._measured_token import MeasuredToken
 from rudder.engine._sampler import Allowed, Sampling, choose_masked, measure, pick, top_indices
@@ -267,15 +267,35 @@ def test_an_interrupt_during_the_mask_leaves_no_thread(
     with pytest.raises(type(error)):
         _run(lm, gen("x", max_tokens=30), engine=engine, on_failure=failed.append)
     assert len(engine.threads_at_failure) == 1  # the mask was being computed beside it
-    assert _decode_threads() == []
+    assert _worker.idle()  # it finished before the error surfaced
     assert len(failed) == 1
     assert failed[0].forward_calls == 3
     # What was produced before the failure reads as usual.
     assert all(t.prob is not None for t in failed[0].tokens if t.kind is TokenKind.GENERATED)
 
 
-def test_a_generation_leaves_no_thread(mask_beside_forward: None) -> None:
+def test_generations_share_one_thread_idle_between_them(mask_beside_forward: None) -> None:
     lm = models.Mock([b"abcdefghij"])
-    result = _run(lm, gen("x", max_tokens=12))
-    assert result.forward_calls > 1
-    assert _decode_threads() == []
+    for _ in range(20):
+        result = _run(lm, gen("x", max_tokens=12))
+        assert result.forward_calls > 1
+        assert _worker.idle()
+    assert len(_decode_threads()) == 1
+
+
+def test_generations_in_threads_at_once_use_a_bounded_pool(mask_beside_forward: None) -> None:
+    lm = models.Mock([b"abcdefghij"])
+    expected = _figures(_run(lm, gen("x", max_tokens=12)))
+    results: list[Any] = []
+
+    def run() -> None:
+        results.append(_figures(_run(lm, gen("x", max_tokens=12))))
+
+    threads = [threading.Thread(target=run) for _ in range(3 * _worker.MAX_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [expected] * len(threads)
+    assert 1 <= len(_decode_threads()) <= _worker.MAX_THREADS
+    assert _worker.idle()
