@@ -290,13 +290,16 @@ export class ChunkedText {
     this.estimateSize(chunk);
   }
 
-  /** Replace a lazy chunk's text by its items' elements. */
+  /** Replace a lazy chunk's text by its items' elements; a selection that ends in it (the
+   * user's, or a find's) ends at the same characters after. */
   private build(chunk: Chunk): void {
     if (chunk.built) return;
     chunk.built = true;
+    const selection = keptSelection(chunk.element);
     for (const [holder, items] of this.itemsByHolder(chunk)) {
       holder.replaceChildren(...items.map((item) => item.element()));
     }
+    selection?.();
     chunk.unbuilt = 0;
     chunk.element.classList.remove("rd-lazy");
     delete chunk.element.dataset.unbuilt;
@@ -363,4 +366,43 @@ function countNewlines(text: string): number {
   let count = 0;
   for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) count++;
   return count;
+}
+
+/** The selection's ends that lie in `root`, as characters into its text: a function that
+ * sets the selection again at the same characters once `root`'s nodes changed (null when no
+ * selection ends in `root`). */
+function keptSelection(root: HTMLElement): (() => void) | null {
+  const selection = typeof getSelection === "function" ? getSelection() : null;
+  if (selection === null || selection.rangeCount === 0) return null;
+  const {anchorNode, anchorOffset, focusNode, focusOffset} = selection;
+  if (anchorNode === null || focusNode === null) return null;
+  const anchorIn = root.contains(anchorNode);
+  const focusIn = root.contains(focusNode);
+  if (!anchorIn && !focusIn) return null;
+  const anchorAt = anchorIn ? charactersBefore(root, anchorNode, anchorOffset) : 0;
+  const focusAt = focusIn ? charactersBefore(root, focusNode, focusOffset) : 0;
+  return () => {
+    const [anchor, anchorInNode] = anchorIn ? pointAt(root, anchorAt) : [anchorNode, anchorOffset];
+    const [focus, focusInNode] = focusIn ? pointAt(root, focusAt) : [focusNode, focusOffset];
+    selection.setBaseAndExtent(anchor, anchorInNode, focus, focusInNode);
+  };
+}
+
+function charactersBefore(root: Node, node: Node, offset: number): number {
+  const range = document.createRange();
+  range.setStart(root, 0);
+  range.setEnd(node, offset);
+  return range.toString().length;
+}
+
+/** The text node and offset `at` characters into `root`'s text. */
+function pointAt(root: Node, at: number): [Node, number] {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  let left = at;
+  for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+    const length = (node as Text).length;
+    if (left <= length) return [node, left];
+    left -= length;
+  }
+  return [root, root.childNodes.length];
 }
