@@ -19,16 +19,16 @@ tokens. Each repeat shows that stream in a fresh browser context, two ways:
 Measured, in the page showing the view: first paint (the first frame that shows a token
 has been painted) and all tokens (the frame that shows all of them has been painted), from
 a MutationObserver and the task after that frame's rendering. A token is in the page as its
-span, or, in a chunk of the text not yet built because it is away from the screen, as text
-(the chunk's ``data-unbuilt`` counts them; ``web/src/chunks.ts``): every token is then in
-the page (found by the browser's find, copied by a selection) and the frame shows what is on
-screen built; ``spans`` says how many token spans the page had built by then. The inline
-page shows every token in its first frame, so its two figures nearly agree; its
-first-contentful-paint
-(the browser's own mark, when the frame was presented) is reported too, and for the live
-mode the time the host took to hand every message over. Reported: medians over the
-repeats, and every figure (``runs``). Needs Debian's Chromium (/usr/bin/chromium) and the
-Python ``playwright`` package; nothing is fetched from anywhere but 127.0.0.1.
+span or, in a chunk of the text not yet built because it is away from the screen, as text
+(``web/src/chunks.ts``; the chunk's ``data-unbuilt`` counts them): then every token is in
+the page (found by the browser's find, copied by a selection) and what is on screen is
+built; ``spans`` says how many token spans the page held when measured. The inline page
+shows every token in its first frame, so its two figures nearly agree; its
+first-contentful-paint (the browser's own mark, when the frame was presented) is reported
+too, and for the live mode the time the host took to hand every message over. Reported:
+medians over the repeats, and every figure (``runs``). Needs Debian's Chromium
+(/usr/bin/chromium) and the Python ``playwright`` package; nothing is fetched from anywhere
+but 127.0.0.1.
 """
 
 from __future__ import annotations
