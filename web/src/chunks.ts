@@ -89,6 +89,10 @@ interface Chunk {
   built: boolean;
   /** Whether it is near the screen, as the browser last said (or, unsaid, as presumed). */
   near: boolean;
+  /** Where it starts, estimated, in pixels from the text's start. */
+  topPx: number;
+  /** Where the last chunk the browser said is near starts, when `near` is presumed from it. */
+  nearTopPx: number;
   /** Its estimated height when it was sealed, in pixels. */
   sealedPx: number;
   /** Its lazy items held as text, in `data-unbuilt` too (what the page holds, for tools). */
@@ -209,9 +213,11 @@ export class ChunkedText {
   private openChunk(): Chunk {
     const last = this.chunks[this.chunks.length - 1];
     if (last !== undefined && !last.sealed) return last;
-    // Built at once near the text's start, or after a chunk near the screen (presumed
-    // near itself until the browser says).
-    const near = last?.near ?? false;
+    // Built at once near the text's start, or after a chunk near the screen: presumed near
+    // itself until the browser says, up to as far from the last one it said is near as
+    // chunks are built from the start (a frame that seals many chunks builds no more).
+    const nearTopPx = last?.nearTopPx ?? 0;
+    const near = (last?.near ?? false) && this.sealedPx - nearTopPx < eagerPx();
     const built = !this.lazy || this.sealedPx < eagerPx() || near;
     const chunk: Chunk = {
       element: element("span", built ? "rd-chunk" : "rd-chunk rd-lazy"),
@@ -221,6 +227,8 @@ export class ChunkedText {
       sealed: false,
       built,
       near,
+      topPx: this.sealedPx,
+      nearTopPx,
       sealedPx: 0,
       unbuilt: 0,
     };
@@ -328,11 +336,13 @@ export class ChunkedText {
     const chunk = this.byElement.get(event.target as Element);
     if (chunk === undefined) return;
     chunk.near = !(event as Event & {skipped: boolean}).skipped;
+    chunk.nearTopPx = chunk.topPx;
     if (chunk.near) this.build(chunk);
     // The open chunk after it is where a run streaming in view goes on: presumed as near.
     const open = this.chunks[this.chunks.length - 1];
     if (!open.sealed && this.chunks[this.chunks.length - 2] === chunk) {
       open.near = chunk.near;
+      open.nearTopPx = chunk.topPx;
       if (open.near) this.build(open);
     }
   }

@@ -195,3 +195,21 @@ describe("a selection in a chunk being built", () => {
     container.remove();
   });
 });
+
+describe("chunks presumed near", () => {
+  it("reach no further past the last one the browser said is near than chunks built from the start", () => {
+    const items = new Items();
+    const container = document.createElement("div");
+    const text = new ChunkedText(container, true);
+    text.append(1, story(items, 60));
+    const eager = text.chunkCounts().built;
+    shownNear(chunksOf(container).at(-1) as HTMLElement);
+    // One frame seals many chunks after it: about as many as are built from the start are.
+    text.append(1, story(items, 200));
+    const after = chunksOf(container).slice(60);
+    const built = after.filter((chunk) => !chunk.classList.contains("rd-lazy")).length;
+    expect(built).toBeGreaterThan(0);
+    expect(Math.abs(built - eager)).toBeLessThanOrEqual(1);
+    expect(after.at(-1)?.classList.contains("rd-lazy")).toBe(true);
+  });
+});
