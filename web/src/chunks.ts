@@ -1,6 +1,6 @@
-// The run's text as a list of chunks, each laid out once and built when first near the
-// screen: the browser's cost of showing a run is bounded by what is on screen, not by the
-// run's length.
+// The run's text as a list of chunks, each laid out once, whose token spans are built when
+// they first near the screen: the browser's cost of showing a run is bounded by what is on
+// screen, not by the run's length.
 //
 // The text is a flat list of items (the elements of tokens, fixed text, role labels and
 // placeholders), in order. Items go into the open chunk at the end; a chunk is sealed after
@@ -18,12 +18,15 @@
 // A chunk away from the screen is lazy: its tokens' spans are not built, each run of them
 // is one text node holding their text, so the page holds every character (the browser's
 // find, a selection, copying) at the cost of a text node, not thousands of spans. A lazy
-// chunk has `content-visibility: auto` too, and is built, its text nodes replaced by the
-// spans, when the browser says it is near the screen (`contentvisibilityautostatechange`,
-// fired some way before it shows): the same elements, in the same order, as a chunk
-// built from the start. Chunks within `EAGER_SCREENS` screens of the text's start, and those that follow
-// a chunk near the screen (the end of a run streaming in view), are built at once, so a
-// first frame or a stream followed shows coloured tokens. A built chunk stays built.
+// chunk has `content-visibility: auto` too, and is built once, its text nodes replaced by
+// the spans, when the browser says it is near the screen (`contentvisibilityautostatechange`,
+// fired some way before it shows): the same elements, in the same order, as a chunk built
+// from the start, and a selection that ends in it (the user's, a find's) ends at the same
+// characters after. Chunks within `EAGER_SCREENS` screens (estimated) of the text's start
+// are built at once, so a first frame shows coloured tokens; so is a chunk that follows one
+// near the screen (the end of a run streaming in view), presumed near itself until the
+// browser says, but no further from the last one the browser said is near than the chunks
+// built from the start reach. A built chunk stays built.
 //
 // Within a chunk each node's items sit in a `span.rd-node[data-node]`, so a token's node is
 // `closest("[data-node]")` wherever its chunk ends.
