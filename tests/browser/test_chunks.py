@@ -164,6 +164,63 @@ def test_the_browser_finds_text_in_a_chunk_off_screen(page, tools, long_run) -> 
     assert page.evaluate("() => getSelection().toString()") == last
 
 
+# The tokens the view's text holds: spans, and tokens held as text by chunks not yet built.
+HELD_JS = """() => ({
+  spans: document.querySelectorAll(".rd-text .rd-token").length,
+  unbuilt: [...document.querySelectorAll(".rd-text .rd-lazy")]
+    .reduce((sum, chunk) => sum + Number(chunk.dataset.unbuilt), 0),
+  lazy: document.querySelectorAll(".rd-text .rd-lazy").length,
+})"""
+
+
+def test_chunks_away_from_the_screen_hold_text_until_scrolled_near(browser, tools, long_run):
+    """On a short screen the long run's later chunks wait to be built: their text is in the
+    page (found, copied), their spans are built when scrolled near, with their tooltips."""
+    run = recorded(tools, long_run)
+    context = browser.new_context(
+        viewport={"width": 1000, "height": 240}, screen={"width": 1000, "height": 240}
+    )
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        tools.open_inline(page, run)
+        view = read(page)
+        held = page.evaluate(HELD_JS)
+        assert held["lazy"] >= 3, held
+        assert held["spans"] + held["unbuilt"] == run.token_count()
+        assert_whole_story(view, shown_text(run))
+        assert "東京 🦀" in view["text"]
+        # The browser's find sees the text of a chunk not built; its selection is kept
+        # when the find scrolls the chunk near and it is built.
+        last = f"{LINES - 1:03d} <b>bold</b></script>"
+        page.evaluate("() => window.scrollTo(0, 0)")
+        assert page.evaluate("(text) => window.find(text)", last)
+        page.wait_for_function(
+            "() => document.querySelector('.rd-text > .rd-chunk:last-child .rd-token') !== null"
+        )
+        assert page.evaluate("() => getSelection().toString()") == last
+        # Scrolled into view, a chunk's tokens have their tooltips.
+        page.evaluate("() => window.scrollTo(0, document.body.scrollHeight)")
+        page.locator(".rd-text > .rd-chunk:last-child .rd-token").nth(2).hover()
+        assert page.locator(".rd-tooltip").is_visible()
+        assert page.locator(".rd-tooltip .rd-tip-source").text_content() == "generated"
+        # Built, each chunk holds what it held as text.
+        page.evaluate(
+            "() => { for (const c of document.querySelectorAll('.rd-text > .rd-chunk')) {"
+            " c.scrollIntoView(); } }"
+        )
+        page.wait_for_function("() => document.querySelector('.rd-text .rd-lazy') === null")
+        built = read(page)
+        assert built["chunks"] == [
+            {**chunk, "classes": chunk["classes"].replace(" rd-lazy", "")}
+            for chunk in view["chunks"]
+        ]
+        assert built["tokens"] == run.token_count()
+        assert built["shown"] == built["text"] == shown_text(run)
+    finally:
+        context.close()
+
+
 def open_empty(page: Page) -> None:
     page.set_content(client_page())
     page.wait_for_function("() => window.rudder !== undefined")

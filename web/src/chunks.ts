@@ -1,5 +1,6 @@
-// The run's text as a list of chunks, each laid out once: the browser's cost of showing a
-// run is bounded by what is on screen, not by the run's length.
+// The run's text as a list of chunks, each laid out once, whose token spans are built when
+// they first near the screen: the browser's cost of showing a run is bounded by what is on
+// screen, not by the run's length.
 //
 // The text is a flat list of items (the elements of tokens, fixed text, role labels and
 // placeholders), in order. Items go into the open chunk at the end; a chunk is sealed after
@@ -14,6 +15,19 @@
 // function of the items alone, so a run streamed and the same run inlined get the same
 // chunks.
 //
+// A chunk away from the screen is lazy: its tokens' spans are not built, each run of them
+// is one text node holding their text, so the page holds every character (the browser's
+// find, a selection, copying) at the cost of a text node, not thousands of spans. A lazy
+// chunk has `content-visibility: auto` too, and is built once, its text nodes replaced by
+// the spans, when the browser says it is near the screen (`contentvisibilityautostatechange`,
+// fired some way before it shows): the same elements, in the same order, as a chunk built
+// from the start, and a selection that ends in it (the user's, a find's) ends at the same
+// characters after. Chunks within `EAGER_SCREENS` screens (estimated) of the text's start
+// are built at once, so a first frame shows coloured tokens; so is a chunk that follows one
+// near the screen (the end of a run streaming in view), presumed near itself until the
+// browser says, but no further from the last one the browser said is near than the chunks
+// built from the start reach. A built chunk stays built.
+//
 // Within a chunk each node's items sit in a `span.rd-node[data-node]`, so a token's node is
 // `closest("[data-node]")` wherever its chunk ends.
 
@@ -25,9 +39,20 @@ export const SEAL_AT_LINE = 96;
 export const SEAL_AT_WORD = 384;
 /** ... after any item, when no word ended either (a long run of text without spaces). */
 export const SEAL_ALWAYS = 768;
+/** Chunks that start within this many screen heights (estimated) of the text's start are
+ * built at once: what a view opened at its top shows, with room for the estimate's error. */
+export const EAGER_SCREENS = 1.5;
 /** The estimated size of a sealed chunk never shown: characters per line, line height. */
 const CHARS_PER_LINE = 100;
 const LINE_PX = 21;
+/** The event by which the browser says a `content-visibility: auto` element is skipped or
+ * not (Chromium 108, Firefox 125, Safari 18); where it is missing, every chunk is built. */
+export const VISIBILITY_EVENT = "contentvisibilityautostatechange";
+
+/** How far from the text's start chunks are built at once, in pixels. */
+function eagerPx(): number {
+  return EAGER_SCREENS * (globalThis.screen?.height || 800);
+}
 
 /** Whether a chunk of `items` items whose last item shows `text` is sealed. */
 export function sealsAfter(items: number, text: string): boolean {
@@ -42,20 +67,46 @@ export function estimatedLines(chars: number, newlines: number): number {
   return Math.max(1, newlines + Math.ceil((chars - newlines) / CHARS_PER_LINE));
 }
 
+/** One item of the text: what it shows, and its element, made on the first call and the
+ * same element on every later one. */
+export interface TextItem {
+  readonly text: string;
+  /** Whether a lazy chunk holds it as text alone until built (a token: its span is the
+   * cost); other items (fixed text, role labels, placeholders) are elements at once. */
+  readonly lazy: boolean;
+  element(): HTMLElement;
+}
+
+/** Whether chunks may wait to be built: the browser tells when one nears the screen. */
+export function browserTellsVisibility(): boolean {
+  return typeof document !== "undefined" && `on${VISIBILITY_EVENT}` in document.documentElement;
+}
+
 interface Chunk {
   element: HTMLElement;
   items: number;
   chars: number;
   newlines: number;
   sealed: boolean;
+  /** Whether its items are all elements (else runs of lazy items are text nodes). */
+  built: boolean;
+  /** Whether it is near the screen, as the browser last said (or, unsaid, as presumed). */
+  near: boolean;
+  /** Where it starts, estimated, in pixels from the text's start. */
+  topPx: number;
+  /** Where the last chunk the browser said is near starts, when `near` is presumed from it. */
+  nearTopPx: number;
+  /** Its estimated height when it was sealed, in pixels. */
+  sealedPx: number;
+  /** Its lazy items held as text, in `data-unbuilt` too (what the page holds, for tools). */
+  unbuilt: number;
 }
 
 interface Item {
-  element: HTMLElement;
+  item: TextItem;
   chunk: Chunk;
   /** The `span.rd-node` that holds it. */
   holder: HTMLElement;
-  text: string;
 }
 
 export class ChunkedText {
@@ -64,60 +115,85 @@ export class ChunkedText {
   /** Each node's holders, for marking a failed node. */
   private readonly holders = new Map<number, Set<HTMLElement>>();
   private readonly failed = new Set<number>();
+  private readonly byElement = new WeakMap<Element, Chunk>();
+  /** The estimated height of the sealed chunks, in pixels: where the next chunk starts. */
+  private sealedPx = 0;
 
-  constructor(private readonly container: HTMLElement) {}
+  /** `lazy`: whether chunks away from the screen wait to be built (by default, where the
+   * browser tells when they near it). */
+  constructor(
+    private readonly container: HTMLElement,
+    private readonly lazy: boolean = browserTellsVisibility(),
+  ) {
+    if (lazy) {
+      // The event does not bubble: caught on its way down.
+      container.addEventListener(VISIBILITY_EVENT, (event) => this.visibilityChanged(event), {capture: true});
+    }
+  }
 
   get length(): number {
     return this.items.length;
   }
 
-  /** The item at `index` (for tests and tools). */
+  /** The item at `index`'s element, its chunk built first (for tests and tools). */
   itemAt(index: number): HTMLElement | undefined {
-    return this.items[index]?.element;
+    const item = this.items[index];
+    if (item === undefined) return undefined;
+    this.build(item.chunk);
+    return item.item.element();
+  }
+
+  /** How many chunks are built, and how many wait (for tests and tools). */
+  chunkCounts(): {built: number; lazy: number} {
+    const built = this.chunks.filter((chunk) => chunk.built).length;
+    return {built, lazy: this.chunks.length - built};
+  }
+
+  /** Build every chunk (for tools that need each token's element). */
+  buildAll(): void {
+    for (const chunk of this.chunks) this.build(chunk);
   }
 
   /** Take every item from `index` on off the end; their chunks open again. */
   truncate(index: number): void {
+    const lazyTouched = new Set<Chunk>();
     while (this.items.length > index) {
-      const item = this.items.pop() as Item;
-      item.element.remove();
-      const chunk = item.chunk;
+      const {item, chunk, holder} = this.items.pop() as Item;
+      if (chunk.built) item.element().remove();
+      else lazyTouched.add(chunk);
       chunk.items -= 1;
       chunk.chars -= item.text.length;
       chunk.newlines -= countNewlines(item.text);
       if (chunk.sealed) this.unseal(chunk);
-      if (item.holder.firstChild === null) {
-        item.holder.remove();
-        const nodeId = Number(item.holder.dataset.node);
-        const holders = this.holders.get(nodeId);
-        holders?.delete(item.holder);
-        if (holders?.size === 0) this.holders.delete(nodeId);
-      }
+      // Holders are runs of items: one holds no more once the last item left is another's.
+      if (this.items[this.items.length - 1]?.holder !== holder) this.dropHolder(holder);
       if (chunk.items === 0) {
         chunk.element.remove();
         this.chunks.pop();
+        lazyTouched.delete(chunk);
       }
     }
+    // A lazy chunk's text is written again from the items it keeps.
+    for (const chunk of lazyTouched) this.writeLazy(chunk);
   }
 
-  /** Add `items` of node `nodeId` at the end; `texts` are the text each shows. */
-  append(nodeId: number, items: readonly HTMLElement[], texts: readonly string[]): void {
+  /** Add `items` of node `nodeId` at the end. */
+  append(nodeId: number, items: readonly TextItem[]): void {
     let chunk = this.openChunk();
     let holder = this.holderIn(chunk, nodeId);
     // Items are gathered per holder and added at once (one DOM write per holder).
-    let batch: HTMLElement[] = [];
+    let batch: TextItem[] = [];
     const flush = () => {
-      if (batch.length) holder.append(...batch);
+      if (batch.length) this.addTo(chunk, holder, batch);
       batch = [];
     };
     items.forEach((item, index) => {
-      const text = texts[index];
       batch.push(item);
-      this.items.push({element: item, chunk, holder, text});
+      this.items.push({item, chunk, holder});
       chunk.items += 1;
-      chunk.chars += text.length;
-      chunk.newlines += countNewlines(text);
-      if (sealsAfter(chunk.items, text)) {
+      chunk.chars += item.text.length;
+      chunk.newlines += countNewlines(item.text);
+      if (sealsAfter(chunk.items, item.text)) {
         flush();
         this.seal(chunk);
         if (index < items.length - 1) {
@@ -127,6 +203,7 @@ export class ChunkedText {
       }
     });
     flush();
+    if (!chunk.built) this.estimateSize(chunk);
   }
 
   /** Mark node `nodeId`'s text as failed (or not). */
@@ -139,7 +216,26 @@ export class ChunkedText {
   private openChunk(): Chunk {
     const last = this.chunks[this.chunks.length - 1];
     if (last !== undefined && !last.sealed) return last;
-    const chunk: Chunk = {element: element("span", "rd-chunk"), items: 0, chars: 0, newlines: 0, sealed: false};
+    // Built at once near the text's start, or after a chunk near the screen: presumed near
+    // itself until the browser says, up to as far from the last one it said is near as
+    // chunks are built from the start (a frame that seals many chunks builds no more).
+    const nearTopPx = last?.nearTopPx ?? 0;
+    const near = (last?.near ?? false) && this.sealedPx - nearTopPx < eagerPx();
+    const built = !this.lazy || this.sealedPx < eagerPx() || near;
+    const chunk: Chunk = {
+      element: element("span", built ? "rd-chunk" : "rd-chunk rd-lazy"),
+      items: 0,
+      chars: 0,
+      newlines: 0,
+      sealed: false,
+      built,
+      near,
+      topPx: this.sealedPx,
+      nearTopPx,
+      sealedPx: 0,
+      unbuilt: 0,
+    };
+    this.byElement.set(chunk.element, chunk);
     this.container.append(chunk.element);
     this.chunks.push(chunk);
     return chunk;
@@ -158,17 +254,124 @@ export class ChunkedText {
     return holder;
   }
 
+  private dropHolder(holder: HTMLElement): void {
+    holder.remove();
+    const nodeId = Number(holder.dataset.node);
+    const holders = this.holders.get(nodeId);
+    holders?.delete(holder);
+    if (holders?.size === 0) this.holders.delete(nodeId);
+  }
+
+  /** Add `items` at the end of `holder` in `chunk`: elements in a built chunk; in a lazy
+   * one, runs of lazy items as text (going on from a text node the holder ends with). */
+  private addTo(chunk: Chunk, holder: HTMLElement, items: readonly TextItem[]): void {
+    if (chunk.built) {
+      holder.append(...items.map((item) => item.element()));
+      return;
+    }
+    const nodes: (Node | string)[] = [];
+    let text = "";
+    for (const item of items) {
+      if (item.lazy) {
+        text += item.text;
+        chunk.unbuilt += 1;
+        continue;
+      }
+      if (text) nodes.push(text);
+      text = "";
+      nodes.push(item.element());
+    }
+    if (text) nodes.push(text);
+    chunk.element.dataset.unbuilt = String(chunk.unbuilt);
+    const last = holder.lastChild;
+    if (typeof nodes[0] === "string" && last !== null && last.nodeType === Node.TEXT_NODE) {
+      (last as Text).appendData(nodes.shift() as string);
+    }
+    holder.append(...nodes);
+  }
+
+  /** Write a lazy chunk's holders again from its items (after some were taken off). */
+  private writeLazy(chunk: Chunk): void {
+    chunk.unbuilt = 0;
+    chunk.element.dataset.unbuilt = "0";
+    for (const [holder, items] of this.itemsByHolder(chunk)) {
+      holder.replaceChildren();
+      this.addTo(chunk, holder, items);
+    }
+    this.estimateSize(chunk);
+  }
+
+  /** Replace a lazy chunk's text by its items' elements; a selection that ends in it (the
+   * user's, or a find's) ends at the same characters after. */
+  private build(chunk: Chunk): void {
+    if (chunk.built) return;
+    chunk.built = true;
+    const selection = keptSelection(chunk.element);
+    for (const [holder, items] of this.itemsByHolder(chunk)) {
+      holder.replaceChildren(...items.map((item) => item.element()));
+    }
+    selection?.();
+    chunk.unbuilt = 0;
+    chunk.element.classList.remove("rd-lazy");
+    delete chunk.element.dataset.unbuilt;
+    if (!chunk.sealed) chunk.element.style.removeProperty("contain-intrinsic-size");
+  }
+
+  /** The chunk's items, per holder, in order. */
+  private itemsByHolder(chunk: Chunk): Map<HTMLElement, TextItem[]> {
+    const byHolder = new Map<HTMLElement, TextItem[]>();
+    // Chunks are consecutive runs of items: a chunk's are found from the end.
+    let index = this.items.length - 1;
+    for (let later = this.chunks.length - 1; later >= 0 && this.chunks[later] !== chunk; later--) {
+      index -= this.chunks[later].items;
+    }
+    const first = index - chunk.items + 1;
+    for (let at = first; at <= index; at++) {
+      const {holder, item} = this.items[at];
+      let list = byHolder.get(holder);
+      if (list === undefined) byHolder.set(holder, (list = []));
+      list.push(item);
+    }
+    return byHolder;
+  }
+
+  private visibilityChanged(event: Event): void {
+    const chunk = this.byElement.get(event.target as Element);
+    if (chunk === undefined) return;
+    chunk.near = !(event as Event & {skipped: boolean}).skipped;
+    chunk.nearTopPx = chunk.topPx;
+    if (chunk.near) this.build(chunk);
+    // The open chunk after it is where a run streaming in view goes on: presumed as near.
+    const open = this.chunks[this.chunks.length - 1];
+    if (!open.sealed && this.chunks[this.chunks.length - 2] === chunk) {
+      open.near = chunk.near;
+      open.nearTopPx = chunk.topPx;
+      if (open.near) this.build(open);
+    }
+  }
+
   private seal(chunk: Chunk): void {
     chunk.sealed = true;
-    const lines = estimatedLines(chunk.chars, chunk.newlines);
-    chunk.element.style.setProperty("contain-intrinsic-size", `auto none auto ${lines * LINE_PX}px`);
+    chunk.sealedPx = this.estimatedPx(chunk);
+    this.sealedPx += chunk.sealedPx;
+    this.estimateSize(chunk);
     chunk.element.classList.add("rd-sealed");
   }
 
   private unseal(chunk: Chunk): void {
     chunk.sealed = false;
-    chunk.element.style.removeProperty("contain-intrinsic-size");
+    this.sealedPx -= chunk.sealedPx;
     chunk.element.classList.remove("rd-sealed");
+    if (chunk.built) chunk.element.style.removeProperty("contain-intrinsic-size");
+  }
+
+  private estimatedPx(chunk: Chunk): number {
+    return estimatedLines(chunk.chars, chunk.newlines) * LINE_PX;
+  }
+
+  /** The size a chunk takes while skipped and never shown (then the browser remembers). */
+  private estimateSize(chunk: Chunk): void {
+    chunk.element.style.setProperty("contain-intrinsic-size", `auto none auto ${this.estimatedPx(chunk)}px`);
   }
 }
 
@@ -176,4 +379,43 @@ function countNewlines(text: string): number {
   let count = 0;
   for (let at = text.indexOf("\n"); at !== -1; at = text.indexOf("\n", at + 1)) count++;
   return count;
+}
+
+/** The selection's ends that lie in `root`, as characters into its text: a function that
+ * sets the selection again at the same characters once `root`'s nodes changed (null when no
+ * selection ends in `root`). */
+function keptSelection(root: HTMLElement): (() => void) | null {
+  const selection = typeof getSelection === "function" ? getSelection() : null;
+  if (selection === null || selection.rangeCount === 0) return null;
+  const {anchorNode, anchorOffset, focusNode, focusOffset} = selection;
+  if (anchorNode === null || focusNode === null) return null;
+  const anchorIn = root.contains(anchorNode);
+  const focusIn = root.contains(focusNode);
+  if (!anchorIn && !focusIn) return null;
+  const anchorAt = anchorIn ? charactersBefore(root, anchorNode, anchorOffset) : 0;
+  const focusAt = focusIn ? charactersBefore(root, focusNode, focusOffset) : 0;
+  return () => {
+    const [anchor, anchorInNode] = anchorIn ? pointAt(root, anchorAt) : [anchorNode, anchorOffset];
+    const [focus, focusInNode] = focusIn ? pointAt(root, focusAt) : [focusNode, focusOffset];
+    selection.setBaseAndExtent(anchor, anchorInNode, focus, focusInNode);
+  };
+}
+
+function charactersBefore(root: Node, node: Node, offset: number): number {
+  const range = document.createRange();
+  range.setStart(root, 0);
+  range.setEnd(node, offset);
+  return range.toString().length;
+}
+
+/** The text node and offset `at` characters into `root`'s text. */
+function pointAt(root: Node, at: number): [Node, number] {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  let left = at;
+  for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+    const length = (node as Text).length;
+    if (left <= length) return [node, left];
+    left -= length;
+  }
+  return [root, root.childNodes.length];
 }

@@ -40,39 +40,21 @@ export function startClient(root: HTMLElement): Client {
   let sent = 0;
   let replayAsked: number | null = null;
   let frame = 0;
-  let timer = 0;
-  // The browser's style, layout and paint of a long run grow with its length, so frames are
-  // spaced by three times what the last one cost: a long run streams at a lower frame rate
-  // instead of spending every frame re-laying out the text.
-  let lastFrameCost = 0;
-  let lastFrameEnd = 0;
 
   const post = (data: ClientToHost) => {
     if (embedded) window.parent.postMessage(data, "*");
   };
   const postClient = (message: ClientMessage) => post({envelope: ENVELOPE, kind: "client", message});
 
+  // One render per frame, of every message received since the last. A frame costs what the
+  // screen shows, not the run's length (chunks.ts builds only the chunks near the screen,
+  // and the browser skips those away from it), so frames are not spaced out.
   const render = () => {
     frame = 0;
-    const start = performance.now();
     view.update(state);
-    // A task queued in a frame callback runs after that frame's rendering.
-    setTimeout(() => {
-      lastFrameEnd = performance.now();
-      lastFrameCost = lastFrameEnd - start;
-    }, 0);
   };
   const schedule = () => {
-    if (frame !== 0 || timer !== 0) return;
-    const wait = lastFrameEnd + Math.min(1000, 3 * lastFrameCost) - performance.now();
-    if (wait <= 0) {
-      frame = requestAnimationFrame(render);
-      return;
-    }
-    timer = window.setTimeout(() => {
-      timer = 0;
-      frame = requestAnimationFrame(render);
-    }, wait);
+    if (frame === 0) frame = requestAnimationFrame(render);
   };
   const receive = (messages: ServerMessage[]) => {
     applyMessages(state, messages);

@@ -11,13 +11,12 @@
 import type {NodeState} from "./state";
 import type {PathPart, Piece} from "./pieces";
 import {RunText, decodeRun, feedPiece, partPieces} from "./pieces";
+import type {TextItem} from "./chunks";
 import {ChunkedText} from "./chunks";
 
-/** A piece as shown: its element, and the text that shows (for where chunks end). */
-export interface ShownPiece {
-  piece: Piece;
-  element: HTMLElement;
-  text: string;
+/** A piece as shown: the text that shows, and its element, made when its chunk is built. */
+export interface ShownPiece extends TextItem {
+  readonly piece: Piece;
 }
 
 interface RenderedNode {
@@ -44,12 +43,19 @@ export class PathText {
   private readonly chunks: ChunkedText;
   private shownPath: number[] = [];
 
-  /** `makePiece` builds a piece's element (the view's tokens, labels, placeholders). */
+  /** `makePiece` gives a piece as shown (the view's tokens, labels, placeholders);
+   * `lazy`: whether chunks away from the screen wait to be built (chunks.ts). */
   constructor(
     container: HTMLElement,
     private readonly makePiece: (piece: Piece) => ShownPiece,
+    lazy?: boolean,
   ) {
-    this.chunks = new ChunkedText(container);
+    this.chunks = new ChunkedText(container, lazy);
+  }
+
+  /** The text's chunks (for tests and tools). */
+  get chunked(): ChunkedText {
+    return this.chunks;
   }
 
   /** The nodes of the path shown. */
@@ -149,11 +155,7 @@ export class PathText {
       const pieces = this.rendered.get(id)?.pieces ?? [];
       if (at + pieces.length > start) {
         const fresh = pieces.slice(Math.max(0, start - at));
-        this.chunks.append(
-          id,
-          fresh.map((shown) => shown.element),
-          fresh.map((shown) => shown.text),
-        );
+        this.chunks.append(id, fresh);
       }
       at += pieces.length;
     }

@@ -164,34 +164,35 @@ export class RunViewElement {
     this.shownRevision = state.revision;
   }
 
-  /** A piece's element, and the text it shows. */
+  /** A piece's text, and its element, made when its chunk is built (a token's span) or at
+   * once (other pieces). */
   private shownPiece(piece: Piece): ShownPiece {
     switch (piece.kind) {
       case "text": {
         const text = visibleWhitespace(visibleText(piece.text));
-        return {piece, element: element("span", "rd-input", text), text};
+        return shownAs(piece, text, false, () => element("span", "rd-input", text));
       }
       case "token": {
-        const span = this.tokenElement(piece);
-        return {piece, element: span, text: span.textContent ?? ""};
+        const text = visibleWhitespace(visibleText(piece.text));
+        return shownAs(piece, text, true, () => this.tokenElement(piece, text));
       }
-      case "role_open": {
-        const label = element("span", "rd-role", visibleText(piece.role));
-        label.dataset.role = piece.role;
-        return {piece, element: label, text: ""};
-      }
+      case "role_open":
+        return shownAs(piece, "", false, () => {
+          const label = element("span", "rd-role", visibleText(piece.role));
+          label.dataset.role = piece.role;
+          return label;
+        });
       case "role_close":
-        return {piece, element: element("span", "rd-role-end"), text: ""};
+        return shownAs(piece, "", false, () => element("span", "rd-role-end"));
       case "hidden": {
         const text = piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`;
-        return {piece, element: element("span", "rd-hidden", text), text};
+        return shownAs(piece, text, false, () => element("span", "rd-hidden", text));
       }
     }
   }
 
-  private tokenElement(piece: Extract<Piece, {kind: "token"}>): HTMLElement {
+  private tokenElement(piece: Extract<Piece, {kind: "token"}>, text: string): HTMLElement {
     const token = piece.token;
-    const text = visibleWhitespace(visibleText(piece.text));
     // Probability and latency as one of LEVELS classes (style.css), not inline styles:
     // spans alike share their style, and nothing per span is parsed.
     let className = `rd-token rd-src-${token.source} rd-l${level(latencyScale(token.latency_s))}`;
@@ -349,6 +350,12 @@ export class RunViewElement {
       }),
     );
   }
+}
+
+/** A piece as shown: `make` builds its element on the first call, once. */
+function shownAs(piece: Piece, text: string, lazy: boolean, make: () => HTMLElement): ShownPiece {
+  let made: HTMLElement | null = null;
+  return {piece, text, lazy, element: () => (made ??= make())};
 }
 
 /** Steps of the probability and latency colour scales (`.rd-p0` to `.rd-p20` in style.css). */
