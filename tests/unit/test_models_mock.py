@@ -13,6 +13,7 @@ import itertools
 import json as jsonlib
 import math
 import re
+from typing import Any
 
 import jsonschema
 import pytest
@@ -36,6 +37,8 @@ from rudder import (
 )
 from rudder._chat import ContentText, TemplateText, render_state
 from rudder._state import Capture, RoleCloser, RoleOpener, Text, Token, TokenKind
+from rudder.engine import _loop
+from rudder.engine._loop import HEALING_WINDOW
 from rudder.engine._prompt import tokenize_prompt
 from rudder.errors import ChatTemplateError, GenerationError, GrammarError, RoleError, SettingsError
 from rudder.models import Model
@@ -384,6 +387,72 @@ def test_token_healing_inside_an_assistant_message() -> None:
     assert lm.generation is not None
     assert lm.generation.healed_tokens == 1
     assert str(lm) == "<|im_start|>assistant\nVisit http://www.example.com"
+
+
+class _PromptSeen:
+    """An interpreter that notes the prompt it is given."""
+
+    def __init__(self, real: Any, seen: list[list[int]]) -> None:
+        self._real = real
+        self._seen = seen
+
+    def process_prompt(self, prompt: list[int]) -> Any:
+        self._seen.append(list(prompt))
+        return self._real.process_prompt(prompt)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _prompts_seen(lm: Model, monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    seen: list[list[int]] = []
+    interpreters = lm.engine.tokenizer.interpreters
+    fresh = interpreters.fresh
+    monkeypatch.setattr(interpreters, "fresh", lambda grammar: _PromptSeen(fresh(grammar), seen))
+    return seen
+
+
+def test_token_healing_looks_at_the_end_of_a_long_prompt_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lm = models.Mock([b"http://www.example.com"])
+    program = lm + "".join(f"line {i} <|im_start|> 日本🙂\n" for i in range(100))
+    seen = _prompts_seen(lm, monkeypatch)
+    out = program + "Visit http:" + gen("url", stop=" ", max_tokens=10)
+    assert out.generation is not None
+    assert out.generation.healed_tokens == 1
+    assert str(out).endswith("\nVisit http://www.example.com")
+    assert out.generation.prompt_tokens > 2_000
+    assert len(seen) == 1
+    assert HEALING_WINDOW <= len(seen[0]) < HEALING_WINDOW + 4
+
+
+def test_the_healing_window_heals_as_the_whole_prompt_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def run() -> tuple[str, int, int]:
+        lm = models.Mock([b"http://www.example.com \xe4\xb8\xad\xf0\x9f\x98\x80"])
+        out = lm + "日本🙂 " * 40 + "Visit http:" + gen("url", max_tokens=12)
+        assert out.generation is not None
+        return str(out), out.generation.healed_tokens, out.generation.healed_bytes
+
+    windowed = run()
+    monkeypatch.setattr(_loop, "HEALING_WINDOW", 10**9)
+    assert windowed == run()
+    assert windowed[1] == 1
+
+
+def test_the_healing_window_starts_at_a_character() -> None:
+    tokenizer = models.Mock().engine.tokenizer
+    prompt = tokenizer.encode("ab" + "🙂" * 40, special=False)  # 4 byte tokens each
+    for extra in range(4):
+        ids = prompt[: len(prompt) - extra]
+        start = _loop._healing_window(ids, tokenizer)
+        assert tokenizer.token_bytes(ids[start]) == b"\xf0"  # an emoji's first byte
+        assert len(ids) - start >= HEALING_WINDOW
+        assert len(ids) - start < HEALING_WINDOW + 4
+    short = tokenizer.encode("日本", special=False)
+    assert _loop._healing_window(short, tokenizer) == 0
 
 
 def test_token_healing_never_reaches_into_template_text() -> None:

@@ -42,6 +42,10 @@ _DEAD_END = frozenset({"NoExtension", "NoExtensionBias"})
 #: cores are shared (the thread must get the interpreter lock back from the forward).
 OVERLAP_FROM_VOCABULARY = 8192
 OVERLAP_FROM_MASK_S = 0.0002
+#: How many of the prompt's last tokens token healing looks at. Healing takes back the
+#: tokens from where the interpreter's own tokenization of the prompt's end differs from
+#: the prompt's: a few, at the end, in practice.
+HEALING_WINDOW = 64
 
 
 def _renamed(name: str) -> Any:
@@ -506,7 +510,13 @@ class _Run(Output):
             start = self.tokenizer.bos_token_id
             prompt = [start if start is not None else self.tokenizer.eos_token_id]
             can_heal = _never
-        processed = self._step(interpreter, lambda: interpreter.process_prompt(prompt))
+        # The interpreter sees the prompt's end only: it re-tokenizes what it is given (to
+        # heal), so the whole prompt would cost each generation time in its length.
+        seen = _healing_window(prompt, self.tokenizer)
+        tail = prompt[seen:]
+        processed = prompt[:seen] + self._step(
+            interpreter, lambda: interpreter.process_prompt(tail)
+        )
         common = common_prefix(prompt, processed)
         healed = len(prompt) - common
         healed_bytes = sum(len(self.tokenizer.token_bytes(t)) for t in prompt[common:])
@@ -628,6 +638,20 @@ def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
     import numpy as np
 
     return int(np.argmax(allowed)) if np.count_nonzero(allowed) == 1 else None
+
+
+def _healing_window(prompt: Sequence[int], tokenizer: EngineTokenizer) -> int:
+    """Where the part of ``prompt`` the interpreter looks at starts: the last
+    ``HEALING_WINDOW`` tokens, moved back to a token that starts a character (a window
+    that started inside one would give the interpreter bytes that are not text)."""
+    start = max(0, len(prompt) - HEALING_WINDOW)
+    while start > 0 and _continues_a_character(tokenizer.token_bytes(prompt[start])):
+        start -= 1
+    return start
+
+
+def _continues_a_character(data: bytes) -> bool:
+    return bool(data) and data[0] & 0xC0 == 0x80
 
 
 def _never(size: int) -> bool:
