@@ -9,6 +9,11 @@
   (mask, sampling, candidate recording, bookkeeping all count as rudder's). Measured for
   unconstrained text, for a regex, and for unconstrained text without recording the top
   candidates of each step (``Sampling.candidates=0``).
+* short generations: a program that writes an item's label, then a ``gen`` to the end of
+  the line and a ``select`` after fixed text, 100 times (the same two grammars each time,
+  the prompt growing to about 2,000 tokens); rudder's own time per generation (its time
+  minus the model's forward): the grammar's interpreter, token healing over the prompt's
+  end, the masks, sampling and bookkeeping.
 
 Runs with one torch thread. Targets (issue 8): an append at most 20 us, rudder's own cost
 per generated token at most 0.1 ms.
@@ -28,6 +33,8 @@ from typing import Any
 APPENDS = 1_000
 TOKENS = 10_000
 CHUNK = 500  # tokens per generation: keeps the prompt well inside the context
+SHORT_ITEMS = 100
+GRADES = ["A", "B", "C"]
 
 
 def measure_appends(lm: Any) -> dict[str, float]:
@@ -62,6 +69,29 @@ def measure_tokens(lm: Any, grammar_factory: Any) -> dict[str, float]:
     }
 
 
+def measure_short_generations(lm: Any) -> dict[str, float]:
+    from rudder import gen, select
+
+    runs = []
+    for _ in range(3):
+        program = lm + "Grades:\n"
+        library = 0.0
+        generations = 0
+        for index in range(SHORT_ITEMS):
+            program += f"Item {index}: "
+            for grammar in (gen(stop="\n", max_tokens=5), " grade " + select(GRADES) + "\n"):
+                program += grammar
+                stats = program.generation
+                library += stats.total_s - stats.forward_s
+                generations += 1
+        runs.append(library / generations)
+    return {
+        "generations": generations,
+        "prompt_tokens_at_the_end": stats.prompt_tokens,
+        "library_ms_per_generation_median": statistics.median(runs) * 1e3,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/results/model_overhead.json")
@@ -91,6 +121,7 @@ def main() -> None:
             "tokens_no_candidates": measure_tokens(
                 lm.with_sampling(candidates=0), lambda: gen(max_tokens=CHUNK)
             ),
+            "short_generations": measure_short_generations(lm),
         }
     results["targets"] = {
         "per_append_us": 20.0,
