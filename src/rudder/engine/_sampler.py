@@ -43,12 +43,29 @@ class Sampling:
             raise SettingsError(f"candidates must be an int >= 0, got {self.candidates!r}")
 
     def generator(self, position: int) -> Any:
-        """A numpy random generator for the generation starting at ``position``."""
-        import numpy as np
+        """A numpy random generator for the generation starting at ``position`` (made when
+        first drawn from)."""
+        return _Draws(None if self.seed is None else [self.seed, position])
 
-        if self.seed is None:
-            return np.random.default_rng()
-        return np.random.default_rng([self.seed, position])
+
+class _Draws:
+    """A numpy random generator made on its first use: greedy decoding, the usual case,
+    never draws, and making one costs more than the rest of a short generation's start."""
+
+    __slots__ = ("_made", "_seed")
+
+    def __init__(self, seed: list[int] | None) -> None:
+        self._seed = seed
+        self._made: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # its own slots, before they are set (a copy, say)
+            raise AttributeError(name)
+        if self._made is None:
+            import numpy as np
+
+            self._made = np.random.default_rng(self._seed)
+        return getattr(self._made, name)
 
 
 @dataclass(frozen=True, slots=True)
