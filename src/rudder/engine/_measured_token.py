@@ -18,7 +18,14 @@ from rudder._state import Candidate, Token, TokenKind
 #: A step's candidates: the top ones and the top allowed ones.
 Measured = tuple[tuple[Candidate, ...], tuple[Candidate, ...]]
 
-# Token's own storage for the candidates, which the properties below stand in front of.
+# Token's own storage (its slots: it is frozen), set directly; the properties below stand
+# in front of the candidates'.
+_TOKEN_ID: Any = Token.__dict__["token_id"]
+_BYTES: Any = Token.__dict__["bytes"]
+_KIND: Any = Token.__dict__["kind"]
+_PROB: Any = Token.__dict__["prob"]
+_LATENCY: Any = Token.__dict__["latency"]
+_SPECIAL: Any = Token.__dict__["special"]
 _TOP: Any = Token.__dict__["top"]
 _TOP_ALLOWED: Any = Token.__dict__["top_allowed"]
 
@@ -43,15 +50,12 @@ class MeasuredToken(Token):
         *,
         measured: Callable[[], Measured] | None = None,
     ) -> None:
-        for name, value in (
-            ("token_id", token_id),
-            ("bytes", bytes),
-            ("kind", kind),
-            ("prob", prob),
-            ("latency", latency),
-            ("special", special),
-        ):
-            Token.__dict__[name].__set__(self, value)
+        _TOKEN_ID.__set__(self, token_id)
+        _BYTES.__set__(self, bytes)
+        _KIND.__set__(self, kind)
+        _PROB.__set__(self, prob)
+        _LATENCY.__set__(self, latency)
+        _SPECIAL.__set__(self, special)
         _TOP.__set__(self, top)
         _TOP_ALLOWED.__set__(self, top_allowed)
         object.__setattr__(self, "_measured", measured)

@@ -140,6 +140,10 @@ class TransformersEngine(PrefixCachedEngine):
         self.device = next(model.parameters()).device
         self._cache: Any = None
         self._cache_argument = cache_argument(model)
+        import torch
+
+        # One context object, entered by one forward at a time (the engine's lock).
+        self._inference_mode = torch.inference_mode()
 
     @property
     def model_name(self) -> str:
@@ -162,7 +166,7 @@ class TransformersEngine(PrefixCachedEngine):
                 self._cache.crop(-surplus)
         inputs = torch.tensor([ids[kept:]], dtype=torch.long, device=self.device)
         try:
-            with torch.inference_mode():
+            with self._inference_mode:
                 output = self.model(
                     input_ids=inputs, use_cache=True, **{self._cache_argument: self._cache}
                 )
