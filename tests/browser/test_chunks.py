@@ -222,17 +222,20 @@ def test_chunks_away_from_the_screen_hold_text_until_scrolled_near(browser, tool
         context.close()
 
 
-# At the client's first render (DOMContentLoaded: the client is the page's last script, and
-# it renders before returning), before the browser said which chunks are near: where each
-# chunk starts, in the window and below the text's start, and whether it is built.
+# At the client's first render of the run (the mutations' callback after the task that
+# rendered), before the browser said which chunks are near: where each chunk starts, in the
+# window and below the text's start, and whether it is built.
 FIRST_RENDER_JS = """
-document.addEventListener("DOMContentLoaded", () => {
+new MutationObserver((records, observer) => {
+  const chunks = document.querySelectorAll(".rd-text > .rd-chunk");
+  if (chunks.length === 0) return;
+  observer.disconnect();
   const textTop = document.querySelector(".rd-text").getBoundingClientRect().top;
-  window.__firstRender = [...document.querySelectorAll(".rd-text > .rd-chunk")].map((chunk) => {
+  window.__firstRender = [...chunks].map((chunk) => {
     const top = chunk.getBoundingClientRect().top;
     return {top, below_text: top - textTop, built: !chunk.classList.contains("rd-lazy")};
   });
-});
+}).observe(document, {childList: true, subtree: true});
 """
 
 
@@ -267,7 +270,7 @@ def test_the_first_render_builds_the_chunks_that_start_on_screen_and_no_more(
         page.add_init_script(FIRST_RENDER_JS)  # runs in a document loaded, not one written
         with serve_files({"/run.html": (page_html, "text/html; charset=utf-8")}) as base:
             page.goto(f"{base}/run.html")
-        chunks = page.evaluate("() => window.__firstRender")
+        chunks = page.wait_for_function("() => window.__firstRender").json_value()
         assert len(chunks) >= 4, chunks
         assert any(chunk["top"] < height for chunk in chunks)
         assert any(chunk["top"] >= height for chunk in chunks), "the run is longer than a screen"
