@@ -1,14 +1,12 @@
 // The client page: the view of one run. It runs in a sandboxed iframe (the notebook
 // widget) or alone (an exported file), and is fed protocol messages: inline, from a
-// `<script id="rudder-data" type="application/gzip">` element (see `inlineMessages`), and
-// live, posted by the host page. It tells the host when it is ready and asks for a replay
-// when it sees a hole.
+// `<script id="rudder-data" type="application/json">` element, and live, posted by the host
+// page. It tells the host when it is ready and asks for a replay when it sees a hole.
 
 import css from "./style.css?inline";
 import exploreCss from "./explore.css?inline";
 import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
-import {base64Bytes} from "./pieces";
 import {applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
 import {RunViewElement} from "./view";
@@ -28,16 +26,6 @@ function hostMessage(text: string): HostToClient | null {
   } catch {
     return null;
   }
-}
-
-/** The messages inlined in the page (`_page.py`): their JSON compressed with gzip, in
- * base64, so that the HTML parser goes through a tenth of the bytes or less before the
- * client can start (it scans all of an element's text for its end); the browser inflates
- * them. */
-export async function inlineMessages(data: HTMLElement): Promise<ServerMessage[]> {
-  const compressed = new Blob([base64Bytes(data.textContent ?? "")]).stream();
-  const json = await new Response(compressed.pipeThrough(new DecompressionStream("gzip"))).text();
-  return JSON.parse(json) as ServerMessage[];
 }
 
 export function startClient(root: HTMLElement): Client {
@@ -83,7 +71,7 @@ export function startClient(root: HTMLElement): Client {
   const exploring = new Exploring(view, embedded ? postClient : null, () => sent++, () => state.runId);
 
   const inline = document.getElementById("rudder-data");
-  if (inline?.textContent) void inlineMessages(inline).then(receive);
+  if (inline?.textContent) receive(JSON.parse(inline.textContent) as ServerMessage[]);
 
   if (embedded) {
     window.addEventListener("message", (event: MessageEvent) => {

@@ -28,12 +28,7 @@ const NO_BYTES = new Uint8Array(0);
 /** A token's own bytes, exactly. */
 export function tokenBytes(token: TokenRecord): Uint8Array {
   if (token.bytes_b64 === null) return encoder.encode(token.text);
-  return base64Bytes(token.bytes_b64);
-}
-
-/** The bytes that `b64` (base64) writes. */
-export function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  return Uint8Array.from(atob(token.bytes_b64), (c) => c.charCodeAt(0));
 }
 
 /** The exact bytes of a text or token piece (none for labels and placeholders). */

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import base64
 import functools
-import gzip
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -61,26 +59,16 @@ def messages_json(messages: Iterable[ServerMessage]) -> str:
     return "[" + ",".join(message.model_dump_json() for message in messages) + "]"
 
 
-def inline_messages(text: str) -> str:
-    """The messages' JSON as the page carries it: gzip, in base64 (the client inflates it).
-    The HTML parser scans all of a script element's text for its end before the client can
-    start: compressed, a run's JSON (names, probabilities, the same keys again and again) is
-    several times smaller. Base64 holds no ``<``, so no text can end the element or open a
-    comment. No time in the gzip header, so a run's page is the same bytes every time."""
-    compressed = gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
-    return base64.b64encode(compressed).decode("ascii")
-
-
-def page_messages(page: str) -> str | None:
-    """The messages' JSON that a client page carries (None: a page without messages), for
-    tools that read an exported page back."""
-    found = _DATA.search(page)
-    if found is None:
-        return None
-    return gzip.decompress(base64.b64decode(found.group(1), validate=True)).decode("utf-8")
-
-
-_DATA = re.compile(r'<script id="rudder-data" type="application/gzip">([A-Za-z0-9+/=]*)</script>')
+def inline_json(text: str) -> str:
+    """JSON made safe inside ``<script type="application/json">``: no ``<`` can end the
+    element or open a comment, and the line separators JavaScript once disliked are escaped."""
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 def client_page(messages: str | None = None, *, title: str = "rudder run") -> str:
@@ -90,8 +78,7 @@ def client_page(messages: str | None = None, *, title: str = "rudder run") -> st
     data = ""
     if messages is not None:
         json.loads(messages)  # a clear error here rather than a blank page later
-        inlined = inline_messages(messages)
-        data = f'<script id="rudder-data" type="application/gzip">{inlined}</script>'
+        data = f'<script id="rudder-data" type="application/json">{inline_json(messages)}</script>'
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
