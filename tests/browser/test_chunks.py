@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Frame, Page
 
 import rudder
+from rudder._chromium import serve_files
 from rudder.models import Mock
 from rudder.trace._records import ExploredRecord
 from rudder.visual import get_bus
@@ -217,6 +218,74 @@ def test_chunks_away_from_the_screen_hold_text_until_scrolled_near(browser, tool
         ]
         assert built["tokens"] == run.token_count()
         assert built["shown"] == built["text"] == shown_text(run)
+    finally:
+        context.close()
+
+
+# At the client's first render of the run (the mutations' callback after the task that
+# rendered), before the browser said which chunks are near: where each chunk starts, in the
+# window and below the text's start, and whether it is built.
+FIRST_RENDER_JS = """
+new MutationObserver((records, observer) => {
+  const chunks = document.querySelectorAll(".rd-text > .rd-chunk");
+  if (chunks.length === 0) return;
+  observer.disconnect();
+  const textTop = document.querySelector(".rd-text").getBoundingClientRect().top;
+  window.__firstRender = [...chunks].map((chunk) => {
+    const top = chunk.getBoundingClientRect().top;
+    return {top, below_text: top - textTop, built: !chunk.classList.contains("rd-lazy")};
+  });
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
+@pytest.fixture(scope="module")
+def paragraph_run() -> Any:
+    """A long paragraph without line ends, so that how many characters a line holds (the
+    window's width) decides how far down each chunk starts. Mostly ASCII: a wide character
+    (東京, 🦀) counts as one, so text made of them is estimated shorter than it shows."""
+    words = " ".join(f"word{i:04d} <b>" + (" 東京🦀" if i % 20 == 0 else "") for i in range(200))
+    with rudder.run("paragraph run") as run:
+        lm = Mock(["Text: " + words], echo=True) + "Text: " + rudder.gen("s", max_tokens=3500)
+    assert str(lm) == "Text: " + words
+    return run.id, get_bus().messages(run.id)
+
+
+@pytest.mark.parametrize("width", [420, 1000, 1800])
+def test_the_first_render_builds_the_chunks_that_start_on_screen_and_no_more(
+    browser, tools, paragraph_run, width: int
+) -> None:
+    """Whatever the window's width: every chunk that starts on screen is built by the first
+    render (the first frame shows coloured tokens), and every chunk built then starts within
+    a screen's height of the text's start (the first frame builds no spans far below it)."""
+    run = recorded(tools, paragraph_run)
+    height = 150
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, screen={"width": width, "height": height}
+    )
+    page_html = client_page(run.json).encode()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.add_init_script(FIRST_RENDER_JS)  # runs in a document loaded, not one written
+        with serve_files({"/run.html": (page_html, "text/html; charset=utf-8")}) as base:
+            page.goto(f"{base}/run.html")
+        chunks = page.wait_for_function("() => window.__firstRender").json_value()
+        assert len(chunks) >= 4, chunks
+        assert any(chunk["top"] < height for chunk in chunks)
+        assert any(chunk["top"] >= height for chunk in chunks), "the run is longer than a screen"
+        for chunk in chunks:
+            if chunk["top"] < height:
+                assert chunk["built"], (width, chunks)
+            if chunk["built"]:
+                assert chunk["below_text"] < height, (width, chunks)
+        # Chunks below are built when scrolled near, to the same text.
+        page.evaluate(
+            "() => { for (const c of document.querySelectorAll('.rd-text > .rd-chunk')) {"
+            " c.scrollIntoView(); } }"
+        )
+        page.wait_for_function("() => document.querySelector('.rd-text .rd-lazy') === null")
+        assert read(page)["shown"] == shown_text(run)
     finally:
         context.close()
 

@@ -22,8 +22,8 @@
 // the spans, when the browser says it is near the screen (`contentvisibilityautostatechange`,
 // fired some way before it shows): the same elements, in the same order, as a chunk built
 // from the start, and a selection that ends in it (the user's, a find's) ends at the same
-// characters after. Chunks within `EAGER_SCREENS` screens (estimated) of the text's start
-// are built at once, so a first frame shows coloured tokens; so is a chunk that follows one
+// characters after. Chunks that start within a screen's height (estimated, `EAGER_SCREENS`)
+// of the text's start are built at once, so a first frame shows coloured tokens; so is a chunk that follows one
 // near the screen (the end of a run streaming in view), presumed near itself until the
 // browser says, but no further from the last one the browser said is near than the chunks
 // built from the start reach. A built chunk stays built.
@@ -40,10 +40,14 @@ export const SEAL_AT_WORD = 384;
 /** ... after any item, when no word ended either (a long run of text without spaces). */
 export const SEAL_ALWAYS = 768;
 /** Chunks that start within this many screen heights (estimated) of the text's start are
- * built at once: what a view opened at its top shows, with room for the estimate's error. */
-export const EAGER_SCREENS = 1.5;
-/** The estimated size of a sealed chunk never shown: characters per line, line height. */
-const CHARS_PER_LINE = 100;
+ * built at once: what a view opened at its top shows. One is enough: the estimate counts the
+ * lines a chunk takes at least (the characters a line holds are measured), so a chunk that
+ * starts on screen is estimated to start no lower; and no more, so that the first frame
+ * builds, styles and paints the screen's tokens and a chunk's worth after them. */
+export const EAGER_SCREENS = 1;
+/** The estimated size of a sealed chunk never shown: characters per line (where the text's
+ * lines cannot be measured), line height. */
+export const CHARS_PER_LINE = 100;
 const LINE_PX = 21;
 /** The event by which the browser says a `content-visibility: auto` element is skipped or
  * not (Chromium 108, Firefox 125, Safari 18); where it is missing, every chunk is built. */
@@ -63,9 +67,25 @@ export function sealsAfter(items: number, text: string): boolean {
 
 /** Lines that `chars` characters with `newlines` line ends take at least, for a chunk's
  * intrinsic size before it was ever shown (after that the browser remembers its size). */
-export function estimatedLines(chars: number, newlines: number): number {
-  return Math.max(1, newlines + Math.ceil((chars - newlines) / CHARS_PER_LINE));
+export function estimatedLines(chars: number, newlines: number, charsPerLine: number = CHARS_PER_LINE): number {
+  return Math.max(1, newlines + Math.ceil((chars - newlines) / charsPerLine));
 }
+
+/** How many characters a line of `container`'s text holds, from the width of a probe of its
+ * font (null where nothing is laid out: a container not in a page, or hidden). It forces a
+ * layout: measured once, before the text holds anything. */
+export function measuredCharsPerLine(container: HTMLElement): number | null {
+  const probe = element("span", "", "0".repeat(PROBE_CHARS));
+  container.append(probe);
+  const charPx = probe.getBoundingClientRect().width / PROBE_CHARS;
+  probe.remove();
+  const style = getComputedStyle(container);
+  const linePx = container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  if (!(charPx > 0 && linePx > 0)) return null;
+  return Math.max(1, Math.floor(linePx / charPx));
+}
+
+const PROBE_CHARS = 50;
 
 /** One item of the text: what it shows, and its element, made on the first call and the
  * same element on every later one. */
@@ -118,6 +138,8 @@ export class ChunkedText {
   private readonly byElement = new WeakMap<Element, Chunk>();
   /** The estimated height of the sealed chunks, in pixels: where the next chunk starts. */
   private sealedPx = 0;
+  /** Characters per line of the text, measured when the first chunk is made. */
+  private charsPerLine: number | null = null;
 
   /** `lazy`: whether chunks away from the screen wait to be built (by default, where the
    * browser tells when they near it). */
@@ -216,6 +238,7 @@ export class ChunkedText {
   private openChunk(): Chunk {
     const last = this.chunks[this.chunks.length - 1];
     if (last !== undefined && !last.sealed) return last;
+    this.charsPerLine ??= measuredCharsPerLine(this.container) ?? CHARS_PER_LINE;
     // Built at once near the text's start, or after a chunk near the screen: presumed near
     // itself until the browser says, up to as far from the last one it said is near as
     // chunks are built from the start (a frame that seals many chunks builds no more).
@@ -366,7 +389,7 @@ export class ChunkedText {
   }
 
   private estimatedPx(chunk: Chunk): number {
-    return estimatedLines(chunk.chars, chunk.newlines) * LINE_PX;
+    return estimatedLines(chunk.chars, chunk.newlines, this.charsPerLine ?? CHARS_PER_LINE) * LINE_PX;
   }
 
   /** The size a chunk takes while skipped and never shown (then the browser remembers). */

@@ -228,8 +228,16 @@ function addToTable(state: RunState, entries: TableToken[] | undefined): void {
 
 function tableEntry(table: Map<number, TableToken>, id: number): TableToken {
   const entry = table.get(id);
-  if (entry === undefined) throw new Error(`token ${id} is not in the run's token table`);
+  if (entry === undefined) refuseUnnamed(id);
   return entry;
+}
+
+function requireNamed(table: Map<number, TableToken>, id: number): void {
+  if (!table.has(id)) refuseUnnamed(id);
+}
+
+function refuseUnnamed(id: number): never {
+  throw new Error(`token ${id} is not in the run's token table`);
 }
 
 function candidate(table: Map<number, TableToken>, [id, prob]: [number, number], allowed: boolean): CandidateRecord {
@@ -239,30 +247,74 @@ function candidate(table: Map<number, TableToken>, [id, prob]: [number, number],
 
 const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
 
-/** A streamed token as the record of the first form (one of that form passes as it is). */
+/** A streamed token as the record of the first form (one of that form passes as it is). A
+ * name the table lacks, or an allowed position out of range, is refused here, when the
+ * token is folded; its candidate records are made only when first read. */
 export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
   if ("kind" in token) return token;
-  const top = token.c.map((pair, n) => candidate(table, pair, !token.d.includes(n)));
-  const allowed =
-    token.a === null ? null : token.a.map((item) => (typeof item === "number" ? position(top, item) : candidate(table, item, true)));
-  const {text, bytes_b64} = tableEntry(table, token.i);
-  return {
-    kind: "token",
-    id: token.i,
-    text,
-    bytes_b64,
-    source: SOURCES[token.s],
-    prob: token.p,
-    latency_s: token.l,
-    top,
-    top_allowed: allowed,
-    special: token.x,
-  };
+  for (const [id] of token.c) requireNamed(table, id);
+  for (const item of token.a ?? []) {
+    if (typeof item !== "number") requireNamed(table, item[0]);
+    else if (item < 0 || item >= token.c.length) throw new Error(`an allowed candidate at position ${item} of ${token.c.length}`);
+  }
+  return new StreamedToken(table, token);
 }
 
-function position(top: CandidateRecord[], n: number): CandidateRecord {
-  if (n < 0 || n >= top.length) throw new Error(`an allowed candidate at position ${n} of ${top.length}`);
-  return top[n];
+/** A streamed token's record: its own fields at once, its candidates (`top`, `top_allowed`,
+ * which only the tooltip and the explore panel read, for a token or two) made from the wire
+ * token and the run's table when first read, so that folding a run of 10,000 tokens makes
+ * 10,000 objects rather than 100,000. The table only grows, and a reset starts a new one,
+ * so the candidates read the same whenever that is. They are getters of the class, not own
+ * properties (defining those on each record cost more than making the candidates): a
+ * spread or `Object.keys` does not see them, JSON does (`toJSON`). */
+class StreamedToken implements TokenRecord {
+  readonly kind = "token";
+  readonly id: number;
+  readonly text: string;
+  readonly bytes_b64: string | null;
+  readonly source: TokenRecord["source"];
+  readonly prob: number | null;
+  readonly latency_s: number;
+  readonly special: boolean;
+  #table: Map<number, TableToken>;
+  #wire: WireToken;
+  #top: CandidateRecord[] | null = null;
+  #allowed: CandidateRecord[] | null = null;
+
+  constructor(table: Map<number, TableToken>, token: WireToken) {
+    const {text, bytes_b64} = tableEntry(table, token.i);
+    this.id = token.i;
+    this.text = text;
+    this.bytes_b64 = bytes_b64;
+    this.source = SOURCES[token.s];
+    this.prob = token.p;
+    this.latency_s = token.l;
+    this.special = token.x;
+    this.#table = table;
+    this.#wire = token;
+  }
+
+  get top(): CandidateRecord[] {
+    if (this.#top === null) {
+      const {c, d} = this.#wire;
+      this.#top = c.map((pair, n) => candidate(this.#table, pair, !d.includes(n)));
+    }
+    return this.#top;
+  }
+
+  get top_allowed(): CandidateRecord[] | null {
+    const {a} = this.#wire;
+    if (a === null) return null;
+    if (this.#allowed === null) {
+      const top = this.top;
+      this.#allowed = a.map((item) => (typeof item === "number" ? top[item] : candidate(this.#table, item, true)));
+    }
+    return this.#allowed;
+  }
+
+  toJSON(): TokenRecord {
+    return {...this, top: this.top, top_allowed: this.top_allowed};
+  }
 }
 
 /** A node's record with its `token_ref` entries replaced by `tokens`, expanded (a record

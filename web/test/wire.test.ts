@@ -1,7 +1,7 @@
 // The compact wire form on the client: streams of the first form (recorded before it, under
 // tests/fixtures/wire_v1) fold to the view state the Python view folded from them, and the
 // wire form of real runs (fixtures/streams.json) expands into the same token records.
-import {describe, expect, it} from "vitest";
+import {describe, expect, it, vi} from "vitest";
 
 import type {ServerMessage} from "../src/messages";
 import {pathText} from "../src/pieces";
@@ -19,6 +19,11 @@ interface FirstFormRun {
 }
 
 const recorded = firstForm as unknown as Record<string, FirstFormRun>;
+
+/** A record as JSON gives it: a streamed token's candidates are getters, made when read. */
+function plain(record: unknown): unknown {
+  return JSON.parse(JSON.stringify(record));
+}
 
 function fold(messages: ServerMessage[]): RunState {
   const state = createRunState();
@@ -65,7 +70,7 @@ describe("the wire form", () => {
     ]);
     const wire: WireToken = {i: 1, s: "g", p: 0.5, l: 0.001, c: [[1, 0.5], [3, 0.3]], d: [1], a: [0, [2, 0.1]], x: false};
     const record = tokenRecord(table, wire);
-    expect(record).toEqual({
+    expect(plain(record)).toEqual({
       kind: "token",
       id: 1,
       text: "日",
@@ -85,6 +90,50 @@ describe("the wire form", () => {
     });
     expect(() => tokenRecord(table, {...wire, i: 9})).toThrow("token 9 is not in the run's token table");
     expect(() => tokenRecord(table, {...wire, a: [5]})).toThrow("position 5");
+    // Refused when folded, not later when the tooltip reads the candidates.
+    expect(() => tokenRecord(table, {...wire, c: [[9, 0.5]]})).toThrow("token 9 is not in the run's token table");
+    expect(() => tokenRecord(table, {...wire, a: [[9, 0.5]]})).toThrow("token 9 is not in the run's token table");
+  });
+
+  it("makes a token's candidates when first read, once, from the run's table", () => {
+    const state = createRunState();
+    const read = vi.spyOn(state.table, "get");
+    for (const message of streams.split_characters.messages) expect(applyMessage(state, message)).toBe("applied");
+    const records = [...state.nodes.values()].flatMap((node) => node.tokens.map((t) => t.record));
+    expect(records.length).toBe(29);
+    // Folding read each token's own entry, and no candidate's.
+    expect(read).toHaveBeenCalledTimes(records.length);
+    const record = records.find((r) => r.top_allowed !== null && r.top.some((c) => !c.allowed))!;
+    expect(read.mock.calls.length).toBeGreaterThan(records.length); // found by reading candidates
+    read.mockClear();
+    const other = records.find((r) => r !== record && r.top.length > 1)!;
+    expect(read).toHaveBeenCalledTimes(other.top.length);
+    read.mockClear();
+    expect(record.top).toBe(record.top);
+    expect(record.top_allowed).toBe(record.top_allowed);
+    expect(read).not.toHaveBeenCalled(); // made once, then kept
+    read.mockRestore();
+  });
+
+  it("gives a token the same candidates whether read before or after more messages arrive", () => {
+    for (const [name, stream] of Object.entries(streams)) {
+      const late = fold(stream.messages);
+      for (let cut = 1; cut < stream.messages.length; cut++) {
+        const early = fold(stream.messages.slice(0, cut));
+        const readEarly = [...early.nodes.values()].map((node) => plain(node.tokens));
+        for (const message of stream.messages.slice(cut)) applyMessage(early, message);
+        const tokensOf = (state: RunState, id: number) => plain(state.nodes.get(id)!.tokens);
+        const ids = [...early.nodes.keys()].slice(0, readEarly.length);
+        ids.forEach((id, n) => {
+          // Read before the rest came: as the same records read after it, and as a view
+          // that folded everything before reading anything (backtrack flags aside).
+          const unflagged = (tokens: unknown) => (tokens as {record: unknown}[]).map((t) => t.record);
+          const before = unflagged(readEarly[n]);
+          expect(unflagged(tokensOf(early, id)).slice(0, before.length), `${name}, cut ${cut}`).toEqual(before);
+          expect(unflagged(tokensOf(late, id)).slice(0, before.length), `${name}, cut ${cut}`).toEqual(before);
+        });
+      }
+    }
   });
 
   it("a reset hands on the table of the messages it dropped", () => {
@@ -161,7 +210,18 @@ describe("a complete node's tokens", () => {
     const state = fold(s.messages);
     const entries = state.nodes.get(1)!.record.entries;
     expect(entries.map((e) => e.kind)).toEqual(["text", "token", "token"]);
-    expect(entries[1]).toEqual(tokenRecord(state.table, wire[0]));
+    expect(plain(entries[1])).toEqual({
+      kind: "token",
+      id: 5,
+      text: "</script>",
+      bytes_b64: null,
+      source: "generated",
+      prob: 0.9,
+      latency_s: 0.01,
+      top: [{id: 5, text: "</script>", bytes_b64: null, prob: 0.9, allowed: true}],
+      top_allowed: null,
+      special: false,
+    });
     expect((entries[2] as TokenRecord).bytes_b64).toBe("8J8=");
     expect(pathText(state)).toBe("Q=</script>\ufffd");
   });
