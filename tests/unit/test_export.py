@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.stream_checks import folded
 
 import rudder
 from rudder import assistant, gen, models, select, user
@@ -56,9 +57,7 @@ def program(lm: models.Model) -> models.Model:
 
 
 def fold(messages: list[Any]) -> RunView:
-    view = RunView(messages[0].run_id)
-    for message in messages:
-        assert view.apply(message), message
+    view = folded(messages[0].run_id, messages)
     assert view.gaps == 0
     assert view.unknown_nodes == 0
     return view

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from tests.fixtures.wire_v1 import make_wire_v1
+from tests.stream_checks import folded
 
 import rudder
 from rudder._shown_text import visible
@@ -19,7 +20,6 @@ from rudder.models import Model
 from rudder.visual import NodeAdded, TokensAppended, get_bus
 from rudder.visual.stream import _publisher
 from rudder.visual.stream._healing import Ancestor, healing_cuts
-from rudder.visual.stream._view_state import RunView
 from rudder.visual.terminal._terminal import TerminalView
 from rudder.visual.terminal._terminal_output import AppendOutput
 
@@ -43,9 +43,7 @@ def test_views_show_the_text_they_showed_before(name: str, monkeypatch: pytest.M
     with rudder.run(name) as run:
         program()
     messages = get_bus().messages(run.id)
-    view = RunView(run.id)
-    for message in messages:
-        assert view.apply(message)
+    view = folded(run.id, messages)
     before = RECORDED[name]["view"]
     assert view.text() == before["text"]
     assert [view.text(i) for i in view.nodes] == list(before["node_texts"].values())

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from tests.stream_checks import folded
 
 import rudder
 from rudder import gen, models
@@ -21,7 +22,6 @@ from rudder.trace._node import TraceNode
 from rudder.visual.notebook._widget import RunWidget
 from rudder.visual.stream._bus import Bus
 from rudder.visual.stream._publisher import Publisher
-from rudder.visual.stream._view_state import RunView
 from rudder.visual.terminal import _terminal
 from rudder.visual.terminal._terminal import TerminalView
 from rudder.visual.terminal._terminal_output import AppendOutput
@@ -135,9 +135,7 @@ def test_a_bounded_run_view_keeps_the_path_of_the_last_node_whole() -> None:
             late = interleaved + "ended late"
     finally:
         remove_listener(publisher)
-    view = RunView(run.id, max_nodes=16)
-    for message in bus.messages(run.id):
-        assert view.apply(message)
+    view = folded(run.id, bus.messages(run.id), max_nodes=16)
     assert len(view.nodes) <= 16
     # The base, the oldest node, is on the last path, so it stays.
     assert view.text(lm.trace.id) == str(lm)  # type: ignore[union-attr]

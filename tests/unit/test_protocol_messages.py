@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 import pydantic
 import pytest
+from tests.stream_checks import received
 
 import rudder
 from rudder import assistant, gen, guidance, lark, models, select, user
@@ -395,14 +396,6 @@ def test_the_schema_rejects_what_the_models_reject(
     assert not validator.is_valid({k: v for k, v in good.items() if k != "seq"})
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.messages: list[ServerMessage] = []
-
-    def send(self, message: ServerMessage) -> None:
-        self.messages.append(message)
-
-
 @pytest.fixture
 def buses() -> Iterator[tuple[Bus, Bus]]:
     """A bus with the whole history and one that keeps only a few messages per run."""
@@ -445,14 +438,8 @@ def test_messages_of_real_programs_match_the_schema(
     assert done["url"] == "//www.example.com"
     assert done["said"] == "ab"
 
-    late = _Collector()
-    subscription = small.subscribe(late, run_id=ok.id)
-    try:
-        assert subscription.wait_idle(10)
-    finally:
-        subscription.close()
-
-    produced = [*full.messages(ok.id), *full.messages(stuck.id), *late.messages]
+    late = received(small, ok.id)
+    produced = [*full.messages(ok.id), *full.messages(stuck.id), *late]
     assert _schema_errors(validator, produced) == []
     # The program exercised every kind of server message (the late subscriber got a reset).
     tags = {m.type for m in produced}

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from tests.stream_checks import folded
 
 import rudder
 from rudder import assistant, gen, models, select, system, user
@@ -37,10 +38,7 @@ def flushed() -> None:
 
 
 def bus_view(run_id: str) -> RunView:
-    view = RunView(run_id)
-    for message in get_bus().messages(run_id):
-        assert view.apply(message)
-    return view
+    return folded(run_id, get_bus().messages(run_id))
 
 
 def program(name: str, question: str = HOSTILE) -> tuple[rudder.trace.Run, rudder.models.Model]:

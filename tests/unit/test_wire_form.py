@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
+from tests.stream_checks import folded, received
 
 import rudder
 from rudder import gen, models
@@ -71,13 +72,6 @@ def view_state(view: RunView) -> dict[str, Any]:
         },
         "usage": _usage.dump_python(view.usage, mode="json"),
     }
-
-
-def _fold(run_id: str, messages: list[ServerMessage]) -> RunView:
-    view = RunView(run_id)
-    for message in messages:
-        assert view.apply(message), f"message {message.seq} was not folded"
-    return view
 
 
 def _first_form(name: str) -> list[ServerMessage]:
@@ -139,7 +133,7 @@ def _streamed_views(state: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("name", sorted(STREAMS))
 def test_a_stream_of_the_first_form_folds_to_the_view_state_it_gave(name: str) -> None:
     recorded = STREAMS[name]
-    view = _fold(recorded["run_id"], _first_form(name))
+    view = folded(recorded["run_id"], _first_form(name))
     assert view_state(view) == recorded["view"]
 
 
@@ -147,7 +141,7 @@ def test_a_stream_of_the_first_form_folds_to_the_view_state_it_gave(name: str) -
 def test_the_same_run_in_the_wire_form_folds_to_the_same_view_state(name: str) -> None:
     recorded = STREAMS[name]
     messages = _in_wire_form(_first_form(name))
-    view = _fold(recorded["run_id"], messages)
+    view = folded(recorded["run_id"], messages)
     assert view_state(view) == _streamed_views(recorded["view"])
     assert view.text() == recorded["view"]["text"]
 
@@ -225,14 +219,6 @@ def small_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bus]:
     remove_listener(publisher)
 
 
-class _Keep:
-    def __init__(self) -> None:
-        self.messages: list[ServerMessage] = []
-
-    def send(self, message: ServerMessage) -> None:
-        self.messages.append(message)
-
-
 def test_a_reader_after_dropped_history_gets_the_table_the_dropped_messages_carried(
     small_bus: Bus,
 ) -> None:
@@ -244,22 +230,15 @@ def test_a_reader_after_dropped_history_gets_the_table_the_dropped_messages_carr
         second = first + gen("two", max_tokens=2)
     node = second.trace
     assert node is not None
-    keep = _Keep()
-    subscription = small_bus.subscribe(keep, run_id=run.id)
-    try:
-        assert subscription.wait_idle(10)
-    finally:
-        subscription.close()
-    reset, *held = keep.messages
+    messages = received(small_bus, run.id)
+    reset, *held = messages
     assert isinstance(reset, Reset)
     assert reset.first_seq > 0, "the history was not bounded"
     named_held = {e.id for m in held if isinstance(m, TokensAppended) for e in m.table}
     kept = [e for e in node.entries if isinstance(e, Token)]
     assert {t.token_id for t in kept} - named_held, "no token of the second is named only earlier"
     assert {t.token_id for t in kept} <= {e.id for e in reset.table}
-    view = RunView(run.id)
-    for message in keep.messages:
-        assert view.apply(message)
+    view = folded(run.id, messages)
     assert view.nodes[node.id].tokens == token_records(kept, viewed=True)
     assert second["two"]
     assert view.text(node.id).endswith(second["two"])
@@ -298,21 +277,14 @@ def test_one_run_with_models_of_different_vocabularies_shows_each_models_text() 
         run = _two_vocabularies()
     finally:
         remove_listener(publisher)
-    keep = _Keep()
-    subscription = bus.subscribe(keep, run_id=run.id)
-    try:
-        assert subscription.wait_idle(10)
-    finally:
-        subscription.close()
-    view = RunView(run.id)
-    for message in keep.messages:
-        assert view.apply(message)
+    messages = received(bus, run.id)
+    view = folded(run.id, messages)
     for lm in run.outputs:
         assert lm.trace is not None
         assert view.text(lm.trace.id) == str(lm)
     # The same id was sent with two different texts.
     entries: dict[int, set[str]] = {}
-    for message in keep.messages:
+    for message in messages:
         for entry in getattr(message, "table", ()):
             entries.setdefault(entry.id, set()).add(entry.text)
     assert any(len(texts) > 1 for texts in entries.values())
