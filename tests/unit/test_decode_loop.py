@@ -57,16 +57,25 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return result
 
 
-def test_measure_equals_a_full_softmax_and_sort() -> None:
+# Few allowed tokens (a digit), some, and most of the vocabulary (free text): the likeliest
+# allowed ones are found by a sort of them, or by a threshold first.
+@pytest.mark.parametrize("allowed_share", [0.0005, 0.3, 0.97])
+@pytest.mark.parametrize("count", [0, 5])
+def test_measure_equals_a_full_softmax_and_sort(allowed_share: float, count: int) -> None:
     rng = np.random.default_rng(0)
     for trial in range(10):
         logits = (rng.standard_normal(32_000) * (1 + 3 * trial)).astype(np.float32)
-        mask = rng.random(32_000) < 0.3
+        mask = rng.random(32_000) < allowed_share
+        if trial % 2:
+            mask[np.argsort(-logits)[:400]] = False  # none of the likeliest is allowed
         token = int(rng.choice(np.flatnonzero(mask)))
-        prob, top, top_allowed = measure(logits, Allowed(mask), token, 5)
+        prob, top, top_allowed = measure(logits, Allowed(mask), token, count)
         probs = _softmax(logits)
         assert prob == pytest.approx(probs[token], rel=1e-5)
-        assert [i for i, _ in top] == _full_sort(logits, 5)
+        assert [i for i, _ in top] == _full_sort(logits, count)
+        if count == 0:
+            assert top_allowed is None
+            continue
         assert [p for _, p in top] == pytest.approx([probs[i] for i, _ in top], rel=1e-5)
         masked = np.where(mask, logits, -np.inf)
         expected_allowed = _full_sort(masked, 5)

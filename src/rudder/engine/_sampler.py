@@ -165,10 +165,14 @@ def measure(
     import numpy as np
 
     count = min(count, logits.shape[0])
-    among = _reaching(logits, max(count, 1))
-    ranked = _largest_first(logits, among, count) if count else []
     # Less the likeliest logit, so that exp() stays at most 1.
-    peak = logits[ranked[0] if ranked else int(np.argmax(logits))]
+    if count:
+        among = _reaching(logits, count)
+        ranked = _largest_first(logits, among, count)
+        peak = logits[ranked[0]]
+    else:  # no candidates wanted: the probability alone
+        ranked = []
+        peak = logits.max()
     weights = np.subtract(logits, peak, out=scratch)
     np.exp(weights, out=weights)
     total = float(np.add.reduce(weights))
@@ -181,7 +185,10 @@ def measure(
         reaching_allowed = among[mask[among]]
         if reaching_allowed.shape[0] < count:
             reaching_allowed = allowed.ids
-        best = _largest_first(logits, reaching_allowed, count)
+        if reaching_allowed.shape[0] < _SAMPLED_FROM:
+            best = _largest_first(logits, reaching_allowed, count)
+        else:  # most of the vocabulary: a threshold first, not a sort of them all
+            best = _top_among(logits, reaching_allowed, count)
         top_allowed = [(i, float(weights[i]) / total) for i in best]
     return float(weights[token]) / total, top, top_allowed
 
@@ -200,8 +207,14 @@ def top_allowed_indices(
 
     # Over the allowed tokens only: a partition of an array that is mostly -inf is over ten
     # times slower than one of distinct values.
-    candidates = np.flatnonzero(allowed)
-    return [int(candidates[i]) for i in top_indices(logits[candidates], count)]
+    return _top_among(logits, np.flatnonzero(allowed), count)
+
+
+def _top_among(values: npt.NDArray[Any], among: npt.NDArray[np.intp], count: int) -> list[int]:
+    """The ``count`` largest of ``values[among]``'s indices, largest first, ties by index,
+    found by a threshold (:func:`_reaching`) rather than a sort of them all."""
+    chosen = top_indices(values[among], count)
+    return among[chosen].tolist() if chosen else []
 
 
 def top_indices(values: npt.NDArray[Any], count: int) -> list[int]:
