@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from rudder import (
     with_temperature,
     zero_or_more,
 )
+from rudder.errors import GrammarError
 
 
 def test_gen_without_stop_takes_any_non_empty_text_to_the_end() -> None:
@@ -207,6 +209,34 @@ def test_with_temperature_and_token_limit_wrap_any_grammar() -> None:
     limited = token_limit("(" + gen("inner", regex="[a-z]+") + ")", 5)
     assert limited.match("(abc)")["inner"] == "abc"
     assert "max_tokens=5" in limited.to_llguidance()
+
+
+def test_token_limit_of_a_json_or_lark_alone_goes_on_that_grammar() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    limited = token_limit(rudder.json("j", schema=schema, max_tokens=90), 30)
+    assert limited.match('{"a": "x"}')["j"] == '{"a": "x"}'
+    assert re.search(r'\[capture="j", max_tokens=30\]: %json', limited.to_lark())
+    # The tighter of the two limits holds.
+    assert "max_tokens=2" in token_limit(rudder.json(schema=schema, max_tokens=2), 5).to_lark()
+    digits = token_limit(lark("start: /[0-9]+/", name="n"), 4)
+    assert digits.match("12")["n"] == "12"
+    assert "max_tokens=4" in digits.to_llguidance()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        lambda: select([rudder.json(schema={"type": "object"}), "none"]),
+        lambda: "(" + gen(regex="[a-z]+") + lark("start: /[0-9]+/") + ")",
+        lambda: capture(rudder.json(schema={"type": "integer"}) + "!", "both"),
+    ],
+)
+def test_token_limit_refuses_a_json_or_lark_within_more_grammar(value: Any) -> None:
+    grammar = value()
+    before = grammar.to_llguidance()
+    with pytest.raises(GrammarError, match=r"cannot bound a (json|lark)\(\) grammar within"):
+        token_limit(grammar, 3)
+    assert grammar.to_llguidance() == before
 
 
 def test_json_is_exported_under_guidance_name() -> None:

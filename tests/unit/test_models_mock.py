@@ -33,6 +33,7 @@ from rudder import (
     special_token,
     string,
     system,
+    token_limit,
     user,
 )
 from rudder._chat import ContentText, TemplateText, render_state
@@ -253,6 +254,16 @@ def test_gen_max_tokens_bounds_the_generated_tokens(limit: int) -> None:
     out = models.Mock() + "Noise=" + gen("n", max_tokens=limit)
     assert 1 <= len(_generated(out)) <= limit
     assert str(out) == "Noise=" + out["n"]
+
+
+@pytest.mark.parametrize("limit", [3, 6, 10])
+def test_token_limit_bounds_the_tokens_of_a_json_value(limit: int) -> None:
+    # Unbounded, the noise model writes hundreds of tokens of this schema's free string.
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    out = models.Mock() + "JSON: " + token_limit(json(schema=schema), limit)
+    assert 1 <= len(_generated(out)) <= limit
+    own = models.Mock() + "JSON: " + json(schema=schema, max_tokens=limit)
+    assert str(out) == str(own)
 
 
 def test_json_output_parses_and_validates() -> None:

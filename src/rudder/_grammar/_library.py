@@ -6,6 +6,7 @@ model. Patterns, schemas and Lark text are checked by llguidance as they are bui
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import Literal as TypingLiteral
 
 from rudder._grammar import _validate
 from rudder._grammar._json_schema import schema_text
+from rudder._grammar._lark import iter_nodes
 from rudder._grammar._match import matches_only_empty_text
 from rudder._grammar._nodes import (
     ANY_TEXT,
@@ -306,9 +308,33 @@ def with_temperature(value: object, temperature: float) -> GrammarNode:
 
 
 def token_limit(value: object, max_tokens: int) -> GrammarNode:
-    """``value``, generated in at most ``max_tokens`` tokens."""
+    """``value``, generated in at most ``max_tokens`` tokens.
+
+    Raises:
+        GrammarError: ``value`` holds a ``json()`` or ``lark()`` grammar within more grammar:
+            llguidance counts the tokens of such a nested grammar apart, so the limit could
+            not hold there.
+    """
     _check_max_tokens(max_tokens)
-    return Rule(as_node(value), name="token_limit", max_tokens=max_tokens)
+    node = as_node(value)
+    if isinstance(node, (Json, Lark)):
+        return Rule(node, name="token_limit", max_tokens=max_tokens)
+    if isinstance(node, Rule) and isinstance(node.body, (Json, Lark)):
+        # A json() or lark() alone: the limit goes on the grammar itself (the tighter one).
+        own = node.max_tokens
+        return dataclasses.replace(node, max_tokens=min(own or max_tokens, max_tokens))
+    try:
+        nested = next((n for n in iter_nodes(node) if isinstance(n, (Json, Lark))), None)
+    except GrammarError:  # a recursive grammar still being defined: nothing to look into yet
+        nested = None
+    if nested is not None:
+        kind = "json()" if isinstance(nested, Json) else "lark()"
+        raise GrammarError(
+            f"token_limit() cannot bound a {kind} grammar within more grammar: llguidance "
+            f"counts its tokens apart, so the limit of {max_tokens} would not hold there; "
+            f"give that {kind} its own max_tokens=, or apply token_limit() to it alone"
+        )
+    return Rule(node, name="token_limit", max_tokens=max_tokens)
 
 
 def _repeat(item: GrammarNode, low: int, high: int | None) -> GrammarNode:
