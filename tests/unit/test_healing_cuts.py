@@ -16,6 +16,7 @@ from tests.stream_checks import folded
 
 import rudder
 from rudder._shown_text import visible
+from rudder.engine import _loop
 from rudder.models import Model
 from rudder.visual import NodeAdded, TokensAppended, get_bus
 from rudder.visual.stream import _publisher
@@ -38,6 +39,9 @@ HEALING = {"chat", "healing_two_nodes", "utf8", "healing_markers"}
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_views_show_the_text_they_showed_before(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     program, batch_s, batch_tokens = PROGRAMS[name]
+    # The recordings were made when the interpreter saw the prompt's last 64 tokens however
+    # they were tokenized (and so healed less or more): the same generations again.
+    monkeypatch.setattr(_loop, "_written_alike", lambda tokens, tokenizer: True)
     monkeypatch.setattr(_publisher, "BATCH_S", batch_s)
     monkeypatch.setattr(_publisher, "BATCH_TOKENS", batch_tokens)
     with rudder.run(name) as run:

@@ -466,6 +466,43 @@ def test_the_healing_window_starts_at_a_character() -> None:
     assert _loop._healing_window(short, tokenizer) == 0
 
 
+def test_token_healing_keeps_the_models_earlier_tokens() -> None:
+    # The model wrote "," and " yes" where the tokenizer writes ", " and "yes": healing the
+    # next generation from the first such difference would re-make them as forced tokens.
+    lm = models.Mock([b"The capital of France is Paris, yes Paris is the capital"])
+    lm += "The capital of France is " + gen("city", regex="[A-Za-z]+", max_tokens=4)
+    lm += ", " + select(["yes", "no"]) + " " + gen("again", regex="[A-Za-z]+", max_tokens=4)
+    chosen = [(t.bytes, t.prob) for t in lm.entries if isinstance(t, Token)][-3:]
+    assert [data for data, _ in chosen] == [b",", b" yes", b" Paris"]
+    tokenizer = lm.engine.tokenizer
+    assert tokenizer.encode(", yes", special=False) != [
+        tokenizer.encode(",", special=False)[0],
+        tokenizer.encode(" yes", special=False)[0],
+    ]
+    lm += " is the " + gen(regex="[a-z]+", max_tokens=4)
+    assert lm.generation is not None
+    assert lm.generation.healed_tokens == 0
+    assert str(lm) == "The capital of France is Paris, yes Paris is the capital"
+    kept = [(t.bytes, t.prob) for t in lm.entries if isinstance(t, Token)]
+    assert all(token in kept for token in chosen)  # the same records, probabilities and all
+    assert all(prob is not None for _, prob in chosen)
+
+
+def test_the_healing_window_is_the_end_the_tokenizer_writes_alike() -> None:
+    tokenizer = models.Mock().engine.tokenizer
+    split = [tokenizer.encode(c, special=False)[0] for c in "http"]  # not "http" as one
+    before = tokenizer.encode("Visit ", special=False)
+    after = tokenizer.encode(":// now, 日本🙂 <|im_start|>", special=False)
+    prompt = before + split + after
+    start = _loop._healing_window(prompt, tokenizer)
+    assert start == len(before) + 1  # "ttp" on: written alike; "http" on: not
+    tail = b"".join(tokenizer.token_bytes(t) for t in prompt[start:])
+    assert tokenizer.ll.tokenize_bytes(tail) == prompt[start:]
+    # A difference further back than the window leaves the whole window.
+    far = before + split + tokenizer.encode(" and" * 80, special=False)
+    assert len(far) - _loop._healing_window(far, tokenizer) == HEALING_WINDOW
+
+
 def test_token_healing_never_reaches_into_template_text() -> None:
     lm = models.Mock([b"Paris"])
     with user():

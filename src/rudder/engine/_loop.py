@@ -641,13 +641,43 @@ def _single(allowed: npt.NDArray[np.bool_]) -> int | None:
 
 
 def _healing_window(prompt: Sequence[int], tokenizer: EngineTokenizer) -> int:
-    """Where the part of ``prompt`` the interpreter looks at starts: the last
-    ``HEALING_WINDOW`` tokens, moved back to a token that starts a character (a window
-    that started inside one would give the interpreter bytes that are not text)."""
-    start = max(0, len(prompt) - HEALING_WINDOW)
+    """Where the part of ``prompt`` the interpreter looks at starts.
+
+    The interpreter tokenizes the text it is given its own way and heals from the first
+    token where that differs from the prompt. A prompt's tokens are often not the ones the
+    tokenizer would write for its text: the model's own tokens are kept as it chose them,
+    and text and template are tokenized apart. Healing from there would re-make the model's
+    earlier output (its tokens, their probabilities, the engine's cache of them). So the
+    interpreter sees the longest end of the prompt, of at most ``HEALING_WINDOW`` tokens,
+    that the tokenizer writes exactly as the prompt has it, starting at a character (a
+    window that started inside one would give it bytes that are not text).
+    """
+    widest = _character_start(prompt, max(0, len(prompt) - HEALING_WINDOW), tokenizer)
+    if _written_alike(prompt[widest:], tokenizer):
+        return widest  # the usual case: text the tokenizer wrote
+    # Longer ends are written alike less often: the longest that is, by bisection.
+    written, unlike = _character_start(prompt, len(prompt) - 1, tokenizer), widest
+    while True:
+        middle = _character_start(prompt, (written + unlike) // 2, tokenizer)
+        if middle <= unlike or middle >= written:
+            return written
+        if _written_alike(prompt[middle:], tokenizer):
+            written = middle
+        else:
+            unlike = middle
+
+
+def _character_start(prompt: Sequence[int], start: int, tokenizer: EngineTokenizer) -> int:
+    """``start``, moved back to a token that starts a character."""
     while start > 0 and _continues_a_character(tokenizer.token_bytes(prompt[start])):
         start -= 1
     return start
+
+
+def _written_alike(tokens: Sequence[int], tokenizer: EngineTokenizer) -> bool:
+    """Whether the tokenizer writes these tokens' text as exactly these tokens."""
+    text = b"".join(tokenizer.token_bytes(t) for t in tokens)
+    return bool(tokenizer.ll.tokenize_bytes(text) == list(tokens))
 
 
 def _continues_a_character(data: bytes) -> bool:
