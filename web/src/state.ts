@@ -252,10 +252,15 @@ const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
  * token is folded; its candidate records are made only when first read. */
 export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
   if ("kind" in token) return token;
-  for (const [id] of token.c) requireNamed(table, id);
-  for (const item of token.a ?? []) {
-    if (typeof item !== "number") requireNamed(table, item[0]);
-    else if (item < 0 || item >= token.c.length) throw new Error(`an allowed candidate at position ${item} of ${token.c.length}`);
+  // Indexed loops: this runs once per token, cold, where iterators cost more than the work.
+  const {c, a} = token;
+  for (let k = 0; k < c.length; k++) requireNamed(table, c[k][0]);
+  if (a !== null) {
+    for (let k = 0; k < a.length; k++) {
+      const item = a[k];
+      if (typeof item !== "number") requireNamed(table, item[0]);
+      else if (item < 0 || item >= c.length) throw new Error(`an allowed candidate at position ${item} of ${c.length}`);
+    }
   }
   return new StreamedToken(table, token);
 }
