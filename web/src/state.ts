@@ -253,7 +253,8 @@ const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
 export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
   if ("kind" in token) return token;
   // Indexed loops: this runs once per token, cold, where iterators cost more than the work.
-  const {c, a} = token;
+  const c = token.c;
+  const a = token.a ?? null;
   for (let k = 0; k < c.length; k++) requireNamed(table, c[k][0]);
   if (a !== null) {
     for (let k = 0; k < a.length; k++) {
