@@ -7,7 +7,7 @@ import css from "./style.css?inline";
 import exploreCss from "./explore.css?inline";
 import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
-import {applyMessages, createRunState} from "./state";
+import {CandidatesApart, applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
 import {RunViewElement} from "./view";
 import {Exploring} from "./exploring";
@@ -70,8 +70,15 @@ export function startClient(root: HTMLElement): Client {
 
   const exploring = new Exploring(view, embedded ? postClient : null, () => sent++, () => state.runId);
 
+  // The page's messages, and their tokens' candidates apart (given to the tokens after the
+  // first frame, or when one is read first: see CandidatesApart).
   const inline = document.getElementById("rudder-data");
-  if (inline?.textContent) receive(JSON.parse(inline.textContent) as ServerMessage[]);
+  if (inline?.textContent) {
+    const messages = JSON.parse(inline.textContent) as ServerMessage[];
+    const apart = document.getElementById("rudder-candidates")?.textContent;
+    if (apart) state.candidatesApart = new CandidatesApart(apart, messages);
+    receive(messages);
+  }
 
   if (embedded) {
     window.addEventListener("message", (event: MessageEvent) => {
@@ -113,6 +120,8 @@ export function startClient(root: HTMLElement): Client {
     });
   }
   render();
+  const candidates = state.candidatesApart;
+  if (candidates !== null) requestAnimationFrame(() => setTimeout(() => candidates.give(state.table)));
   return {state, view, receive};
 }
 
