@@ -287,28 +287,30 @@ function checkCandidates(table: Map<number, TableToken>, token: WireToken): void
  * once, by `give`, or when the first of those tokens' candidates is read. */
 export class CandidatesApart {
   #json: string | null;
-  #waiting: WireToken[] = [];
+  #messages: readonly ServerMessage[];
 
   constructor(json: string, messages: readonly ServerMessage[]) {
     this.#json = json;
-    for (const message of messages) {
-      if (message.type !== "tokens_appended" && message.type !== "node_added") continue;
-      const tokens = message.tokens ?? [];
-      for (let k = 0; k < tokens.length; k++) {
-        const token = tokens[k];
-        if (!("kind" in token) && token.c === undefined) this.#waiting.push(token);
-      }
-    }
+    this.#messages = messages;
   }
 
-  /** Give every waiting token its candidates, checked against `table` (once; later calls
-   * do nothing). */
+  /** Give every token of the messages that came without its candidates its own, checked
+   * against `table` (once; later calls do nothing). */
   give(table: Map<number, TableToken>): void {
     const json = this.#json;
     if (json === null) return;
     this.#json = null;
-    const waiting = this.#waiting;
-    this.#waiting = [];
+    // Found now, not before the first paint: the messages' tokens, in order.
+    const waiting: WireToken[] = [];
+    for (const message of this.#messages) {
+      if (message.type !== "tokens_appended" && message.type !== "node_added") continue;
+      const tokens = message.tokens ?? [];
+      for (let k = 0; k < tokens.length; k++) {
+        const token = tokens[k];
+        if (!("kind" in token) && token.c === undefined) waiting.push(token);
+      }
+    }
+    this.#messages = [];
     const candidates = JSON.parse(json) as unknown;
     if (!Array.isArray(candidates) || candidates.length !== waiting.length) {
       throw new Error(`${waiting.length} tokens came without their candidates, which are not as many`);
