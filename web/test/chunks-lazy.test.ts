@@ -186,12 +186,16 @@ describe("a chunk away from the screen", () => {
 });
 
 describe("a selection in a chunk being built", () => {
-  it("ends at the same characters after", async () => {
-    const items = new Items();
+  /** A long story in lazy chunks, in the page. */
+  const inPage = (): HTMLElement => {
     const container = document.createElement("div");
     document.body.append(container);
-    const text = new ChunkedText(container, true);
-    text.append(1, story(items, 60));
+    new ChunkedText(container, true).append(1, story(new Items(), 60));
+    return container;
+  };
+
+  it("ends at the same characters after", async () => {
+    const container = inPage();
     const last = chunksOf(container).at(-1) as HTMLElement;
     const node = last.querySelector(".rd-node")?.firstChild as Text;
     expect(node.nodeType).toBe(Node.TEXT_NODE);
@@ -206,11 +210,7 @@ describe("a selection in a chunk being built", () => {
   });
 
   it("from one chunk to another, both said near for the same frame, is asked for once and kept", async () => {
-    const items = new Items();
-    const container = document.createElement("div");
-    document.body.append(container);
-    const text = new ChunkedText(container, true);
-    text.append(1, story(items, 60));
+    const container = inPage();
     const [before, last] = chunksOf(container).slice(-2);
     const from = before.querySelector(".rd-node")?.firstChild as Text;
     const to = last.querySelector(".rd-node")?.firstChild as Text;
