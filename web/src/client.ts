@@ -1,6 +1,7 @@
 // The client page: the view of one run. It runs in a sandboxed iframe (the notebook
 // widget) or alone (an exported file), and is fed protocol messages: inline, from a
-// `<script id="rudder-data" type="application/json">` element, and live, posted by the host
+// `<script id="rudder-data" type="application/json">` element (their tokens' candidates
+// apart, in `rudder-candidates`: see CandidatesApart), and live, posted by the host
 // page. It tells the host when it is ready and asks for a replay when it sees a hole.
 
 import css from "./style.css?inline";
