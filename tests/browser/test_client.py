@@ -298,7 +298,11 @@ def test_hostile_text_is_shown_not_run_in_the_page(watched, hostile_run, tools, 
     tools.wait_rendered(page, hostile_run)
     shown = tools.snapshot(page)
     assert shown["text"] == hostile_run.shown_text()
-    page_scripts = [{"id": "rudder-data", "type": "application/json"}, {"id": "", "type": ""}]
+    page_scripts = [
+        {"id": "rudder-data", "type": "application/json"},
+        {"id": "rudder-candidates", "type": "application/json"},
+        {"id": "", "type": ""},
+    ]
     assert_inert(shown, hostile, page_scripts)
     # The tooltip of a generated token shows candidates made of the same bytes.
     generated = page.locator(".rd-text .rd-src-generated")

@@ -143,7 +143,7 @@ def test_hostile_model_output_in_an_export_renders_as_text(
     # Nothing ran and nothing was made of the markup.
     assert page.locator(".rudder img").count() == 0
     assert shown["images"] == 0
-    assert [script["id"] for script in shown["scripts"]] == ["rudder-data", ""]
+    assert [script["id"] for script in shown["scripts"]] == ["rudder-data", "rudder-candidates", ""]
     assert page.evaluate("() => window.__pwned") is None
     assert watched.dialogs == []
     assert offline.requested == [offline.url]

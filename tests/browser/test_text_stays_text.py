@@ -111,7 +111,7 @@ def test_the_export_of_an_echo_off_model_shows_hostile_text_as_text_and_whole_ch
     screenshot(page, "text-stays-text-export")
     assert read["text"] == expected_text(lm)
     assert_text_only(read, page, watched)
-    assert read["scripts"] == 2  # the data and the client
+    assert read["scripts"] == 3  # the data, its tokens' candidates and the client
     assert read["title"] == f"run {shown(HOSTILE)} · rudder"
     # Each character once, on the token that ends it: 日 is three one-byte tokens.
     spans = read["spans"]

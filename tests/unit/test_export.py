@@ -23,7 +23,7 @@ from rudder.errors import ExportError, ExportPathError
 from rudder.trace._node import TraceNode
 from rudder.visual import Bus, get_bus, parse_server_message
 from rudder.visual.html._export import export_html, export_messages, to_html
-from rudder.visual.html._page import content_security_policy
+from rudder.visual.html._page import content_security_policy, joined_candidates
 from rudder.visual.stream import _bus as bus_module
 from rudder.visual.stream._view_state import RunView
 
@@ -289,14 +289,22 @@ def test_the_page_inlines_the_stream_and_fetches_nothing() -> None:
     assert "<title>&lt;b&gt;title&lt;/b&gt;</title>" in page
     for fetch in ("src=http", "href=http", "src='http", 'src="http', 'href="http', "<link"):
         assert fetch not in page
-    # Two script elements (the data and the client), and the hostile text never ends one.
-    assert page.count("<script") == 2
-    assert page.count("</script") == 2
+    # Three script elements (the data, its tokens' candidates and the client), and the
+    # hostile text never ends one.
+    assert page.count("<script") == 3
+    assert page.count("</script") == 3
     assert "<img" not in page
     assert "<!--" not in page
     data = re.search(r'<script id="rudder-data" type="application/json">(.*?)</script>', page)
+    candidates = re.search(
+        r'<script id="rudder-candidates" type="application/json">(.*?)</script>', page
+    )
     assert data is not None
-    inlined = [parse_server_message(item) for item in json.loads(data.group(1))]
+    assert candidates is not None
+    # The streamed tokens come without their candidates, held apart in the tokens' order.
+    assert '"c":' not in data.group(1)
+    joined = joined_candidates(data.group(1), candidates.group(1))
+    inlined = [parse_server_message(item) for item in joined]
     assert inlined == export_messages(lm)
     assert hostile in fold(inlined).text()
     assert lm.to_html() == to_html(lm)

@@ -15,7 +15,14 @@ import pytest
 import rudder
 from rudder import assistant, gen, models, select, user
 from rudder.visual import get_bus, parse_server_message
-from rudder.visual.html._page import client_page, client_script, inline_json, messages_json
+from rudder.visual.html._page import (
+    candidates_apart,
+    client_page,
+    client_script,
+    inline_json,
+    joined_candidates,
+    messages_json,
+)
 from rudder.visual.notebook._widget import RunWidget
 from rudder.visual.stream._bus import Bus
 from rudder.visual.stream._view_state import RunView
@@ -194,6 +201,32 @@ def test_the_client_page_inlines_messages_that_cannot_break_out() -> None:
     assert inline_json("<>&") == "\\u003c\\u003e\\u0026"
     with pytest.raises(ValueError, match="Expecting value"):
         client_page("[not json")
+
+
+def test_the_client_page_holds_the_tokens_candidates_apart_in_their_order() -> None:
+    """The page's messages come without their streamed tokens' candidates, which follow in a
+    document of their own, one ``[c, d, a]`` per token in order: joined, the run's messages."""
+    hostile = "</script><|im_start|>東京 🦀\x1b[31m"
+    with rudder.run("apart") as run:
+        models.Mock([hostile.encode()], echo=True) + "say: " + gen("out", max_tokens=12)
+    text = messages_json(get_bus().messages(run.id))
+    inlined, candidates = candidates_apart(text)
+    assert candidates is not None
+    tokens = [t for m in json.loads(text) if m["type"] == "tokens_appended" for t in m["tokens"]]
+    assert json.loads(candidates) == [[t["c"], t["d"], t["a"]] for t in tokens]
+    assert '"c":' not in inlined
+    assert len(inlined) + len(candidates) < len(text) + 3 * len(tokens)
+    joined = joined_candidates(inlined, candidates)
+    assert joined == json.loads(text)
+    assert [parse_server_message(m) for m in joined] == get_bus().messages(run.id)
+    page = client_page(text)
+    found = re.search(r'<script id="rudder-candidates" type="application/json">(.*?)<', page)
+    assert found is not None
+    assert json.loads(found.group(1)) == json.loads(candidates)
+    # Messages without streamed tokens are inlined as they are, with no second document.
+    plain = json.dumps([{"type": "run_started", "text": hostile}])
+    assert candidates_apart(plain) == (plain, None)
+    assert '<script id="rudder-candidates"' not in client_page(plain)
 
 
 def test_messages_json_keeps_infinite_log_probabilities() -> None:

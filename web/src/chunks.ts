@@ -19,8 +19,8 @@
 // is one text node holding their text, so the page holds every character (the browser's
 // find, a selection, copying) at the cost of a text node, not thousands of spans. A lazy
 // chunk has `content-visibility: auto` too, and is built once, its text nodes replaced by
-// the spans, when the browser says it is near the screen (`contentvisibilityautostatechange`,
-// fired some way before it shows): the same elements, in the same order, as a chunk built
+// the spans, at the frame after the browser says it is near the screen
+// (`contentvisibilityautostatechange`, fired some way before it shows): the same elements, in the same order, as a chunk built
 // from the start, and a selection that ends in it (the user's, a find's) ends at the same
 // characters after. Chunks that start within a screen's height (estimated, `EAGER_SCREENS`)
 // of the text's start are built at once, so a first frame shows coloured tokens; so is a chunk that follows one
@@ -140,6 +140,9 @@ export class ChunkedText {
   private sealedPx = 0;
   /** Characters per line of the text, measured when the first chunk is made. */
   private charsPerLine: number | null = null;
+  /** Chunks the browser said are near, built at the next frame (`buildSoon`). */
+  private readonly nearChunks = new Set<Chunk>();
+  private frame = 0;
 
   /** `lazy`: whether chunks away from the screen wait to be built (by default, where the
    * browser tells when they near it). */
@@ -324,16 +327,26 @@ export class ChunkedText {
     this.estimateSize(chunk);
   }
 
-  /** Replace a lazy chunk's text by its items' elements; a selection that ends in it (the
-   * user's, or a find's) ends at the same characters after. */
+  /** Build a lazy chunk (see `buildEach`). */
   private build(chunk: Chunk): void {
-    if (chunk.built) return;
+    this.buildEach([chunk]);
+  }
+
+  /** Replace lazy chunks' text by their items' elements; a selection that ends in one (the
+   * user's, or a find's) ends at the same characters after. */
+  private buildEach(chunks: readonly Chunk[]): void {
+    const lazy = chunks.filter((chunk) => !chunk.built);
+    if (lazy.length === 0) return;
+    const selection = keptSelection(lazy.map((chunk) => chunk.element));
+    for (const chunk of lazy) this.fill(chunk);
+    selection?.();
+  }
+
+  private fill(chunk: Chunk): void {
     chunk.built = true;
-    const selection = keptSelection(chunk.element);
     for (const [holder, items] of this.itemsByHolder(chunk)) {
       holder.replaceChildren(...items.map((item) => item.element()));
     }
-    selection?.();
     chunk.unbuilt = 0;
     chunk.element.classList.remove("rd-lazy");
     delete chunk.element.dataset.unbuilt;
@@ -363,14 +376,30 @@ export class ChunkedText {
     if (chunk === undefined) return;
     chunk.near = !(event as Event & {skipped: boolean}).skipped;
     chunk.nearTopPx = chunk.topPx;
-    if (chunk.near) this.build(chunk);
+    if (chunk.near) this.buildSoon(chunk);
     // The open chunk after it is where a run streaming in view goes on: presumed as near.
     const open = this.chunks[this.chunks.length - 1];
     if (!open.sealed && this.chunks[this.chunks.length - 2] === chunk) {
       open.near = chunk.near;
       open.nearTopPx = chunk.topPx;
-      if (open.near) this.build(open);
+      if (open.near) this.buildSoon(open);
     }
+  }
+
+  /** Build `chunk` before the next frame, with every other chunk said to be near since the
+   * last: the browser says so for each in a task of its own, and asking for the selection
+   * (`keptSelection`) forces a style and layout when the page changed since the last one,
+   * so the chunks of a frame are built at once, asking once, before anything changed. */
+  private buildSoon(chunk: Chunk): void {
+    this.nearChunks.add(chunk);
+    if (this.frame !== 0) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      // A chunk taken off since (items truncated) is built no more.
+      const chunks = [...this.nearChunks].filter((near) => this.chunks.includes(near));
+      this.nearChunks.clear();
+      this.buildEach(chunks);
+    });
   }
 
   private seal(chunk: Chunk): void {
@@ -404,22 +433,22 @@ function countNewlines(text: string): number {
   return count;
 }
 
-/** The selection's ends that lie in `root`, as characters into its text: a function that
- * sets the selection again at the same characters once `root`'s nodes changed (null when no
- * selection ends in `root`). */
-function keptSelection(root: HTMLElement): (() => void) | null {
+/** The selection's ends that lie in one of `roots`, as characters into its text: a
+ * function that sets the selection again at the same characters once the roots' nodes
+ * changed (null when no selection ends in them). */
+function keptSelection(roots: readonly HTMLElement[]): (() => void) | null {
   const selection = typeof getSelection === "function" ? getSelection() : null;
   if (selection === null || selection.rangeCount === 0) return null;
   const {anchorNode, anchorOffset, focusNode, focusOffset} = selection;
   if (anchorNode === null || focusNode === null) return null;
-  const anchorIn = root.contains(anchorNode);
-  const focusIn = root.contains(focusNode);
-  if (!anchorIn && !focusIn) return null;
-  const anchorAt = anchorIn ? charactersBefore(root, anchorNode, anchorOffset) : 0;
-  const focusAt = focusIn ? charactersBefore(root, focusNode, focusOffset) : 0;
+  const anchorRoot = roots.find((root) => root.contains(anchorNode));
+  const focusRoot = roots.find((root) => root.contains(focusNode));
+  if (anchorRoot === undefined && focusRoot === undefined) return null;
+  const anchorAt = anchorRoot === undefined ? 0 : charactersBefore(anchorRoot, anchorNode, anchorOffset);
+  const focusAt = focusRoot === undefined ? 0 : charactersBefore(focusRoot, focusNode, focusOffset);
   return () => {
-    const [anchor, anchorInNode] = anchorIn ? pointAt(root, anchorAt) : [anchorNode, anchorOffset];
-    const [focus, focusInNode] = focusIn ? pointAt(root, focusAt) : [focusNode, focusOffset];
+    const [anchor, anchorInNode] = anchorRoot === undefined ? [anchorNode, anchorOffset] : pointAt(anchorRoot, anchorAt);
+    const [focus, focusInNode] = focusRoot === undefined ? [focusNode, focusOffset] : pointAt(focusRoot, focusAt);
     selection.setBaseAndExtent(anchor, anchorInNode, focus, focusInNode);
   };
 }

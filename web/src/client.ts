@@ -1,13 +1,14 @@
 // The client page: the view of one run. It runs in a sandboxed iframe (the notebook
 // widget) or alone (an exported file), and is fed protocol messages: inline, from a
-// `<script id="rudder-data" type="application/json">` element, and live, posted by the host
+// `<script id="rudder-data" type="application/json">` element (their tokens' candidates
+// apart, in `rudder-candidates`: see CandidatesApart), and live, posted by the host
 // page. It tells the host when it is ready and asks for a replay when it sees a hole.
 
 import css from "./style.css?inline";
 import exploreCss from "./explore.css?inline";
 import type {ClientMessage, ClientToHost, HostToClient, ServerMessage} from "./messages";
 import {ENVELOPE, isEnvelope} from "./messages";
-import {applyMessages, createRunState} from "./state";
+import {CandidatesApart, applyMessages, createRunState} from "./state";
 import type {RunState} from "./state";
 import {RunViewElement} from "./view";
 import {Exploring} from "./exploring";
@@ -70,8 +71,15 @@ export function startClient(root: HTMLElement): Client {
 
   const exploring = new Exploring(view, embedded ? postClient : null, () => sent++, () => state.runId);
 
+  // The page's messages, and their tokens' candidates apart (given to the tokens after the
+  // first frame, or when one is read first: see CandidatesApart).
   const inline = document.getElementById("rudder-data");
-  if (inline?.textContent) receive(JSON.parse(inline.textContent) as ServerMessage[]);
+  if (inline?.textContent) {
+    const messages = JSON.parse(inline.textContent) as ServerMessage[];
+    const apart = document.getElementById("rudder-candidates")?.textContent;
+    if (apart) state.candidatesApart = new CandidatesApart(apart, messages);
+    receive(messages);
+  }
 
   if (embedded) {
     window.addEventListener("message", (event: MessageEvent) => {
@@ -113,6 +121,8 @@ export function startClient(root: HTMLElement): Client {
     });
   }
   render();
+  const candidates = state.candidatesApart;
+  if (candidates !== null) requestAnimationFrame(() => setTimeout(() => candidates.give(state.table)));
   return {state, view, receive};
 }
 

@@ -20,6 +20,17 @@ export function visibleWhitespace(text: string): string {
   return text.replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵\n");
 }
 
+// Any character `visibleText` or `visibleWhitespace` rewrites (INVISIBLE with tab, newline
+// and carriage return).
+const REWRITTEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** Untrusted text as the run's text shows it: `visibleWhitespace(visibleText(text))`, with
+ * text that holds nothing to rewrite (most tokens) given back at once, since it runs for
+ * every piece of a run. */
+export function shownText(text: string): string {
+  return REWRITTEN.test(text) ? visibleWhitespace(visibleText(text)) : text;
+}
+
 /** A token's text for a table cell: quoted, with every whitespace character shown. */
 export function quoted(text: string): string {
   return `"${visibleText(text).replace(/ /g, "·").replace(/\r/g, "␍").replace(/\t/g, "→").replace(/\n/g, "↵")}"`;

@@ -9,7 +9,7 @@
 // (rudder/_shown_text.py).
 
 import type {TokenRecord} from "./protocol";
-import type {NodeState, RunState, ViewToken} from "./state";
+import type {NodeState, RunState} from "./state";
 import {pathOf} from "./state";
 
 // `text` is what a piece shows; `bytes`, when set, its exact bytes (a piece cut by healing),
@@ -127,8 +127,7 @@ export function decodeRun(pieces: Piece[], run: RunText, endRun: boolean): Piece
   };
   for (const piece of pieces) {
     if (inRun(piece)) {
-      const text = feedPiece(run, piece);
-      out.push({...(piece as Extract<Piece, {kind: "text" | "token"}>), text});
+      out.push(withText(piece as Extract<Piece, {kind: "text" | "token"}>, feedPiece(run, piece)));
       last = out.length - 1;
     } else {
       if (piece.kind !== "token") {
@@ -140,6 +139,15 @@ export function decodeRun(pieces: Piece[], run: RunText, endRun: boolean): Piece
   }
   if (endRun) closeRun();
   return out;
+}
+
+/** A text or token piece showing `text`: the piece itself when it shows that already (as
+ * most do), else a copy made field by field, not spread (this runs for each token of a run). */
+function withText(piece: Extract<Piece, {kind: "text" | "token"}>, text: string): Piece {
+  if (piece.text === text) return piece;
+  if (piece.kind === "text") return piece.bytes === undefined ? {kind: "text", text} : {kind: "text", text, bytes: piece.bytes};
+  const {token, backtracked, bytes} = piece;
+  return bytes === undefined ? {kind: "token", token, backtracked, text} : {kind: "token", token, backtracked, text, bytes};
 }
 
 /** The node's pieces, before healing by the next node. */
@@ -166,12 +174,14 @@ export function nodePieces(node: NodeState): Piece[] {
         break;
     }
   }
-  if (record.entries.length === 0) pieces.push(...node.tokens.map(tokenPiece));
+  if (record.entries.length === 0) {
+    const tokens = node.tokens;
+    for (let i = 0; i < tokens.length; i++) {
+      const {record: token, backtracked} = tokens[i];
+      pieces.push({kind: "token", token, backtracked, text: token.text});
+    }
+  }
   return pieces;
-}
-
-function tokenPiece(token: ViewToken): Piece {
-  return {kind: "token", token: token.record, backtracked: token.backtracked, text: token.record.text};
 }
 
 /** Take `bytes` bytes off the end of `pieces` (token healing re-made them). A piece cut in

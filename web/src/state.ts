@@ -66,6 +66,8 @@ export interface RunState {
   unknownNodes: number;
   /** The run's token table: the ids and bytes of the tokens its stream named so far. */
   table: Map<number, TableToken>;
+  /** Candidates of streamed tokens given apart from them (the inline page's), or null. */
+  candidatesApart: CandidatesApart | null;
   /** Bumped on every change, for renderers. */
   revision: number;
 }
@@ -85,6 +87,7 @@ export function createRunState(runId: string | null = null): RunState {
     wantsReplayAfter: null,
     unknownNodes: 0,
     table: new Map(),
+    candidatesApart: null,
     revision: 0,
   };
 }
@@ -97,6 +100,7 @@ export function applyMessage(state: RunState, message: ServerMessage): ApplyResu
     Object.assign(state, createRunState(state.runId), {
       lastSeq: message.first_seq - 1,
       gaps: state.gaps,
+      candidatesApart: state.candidatesApart,
       revision: state.revision + 1,
     });
     addToTable(state, message.table);
@@ -136,7 +140,7 @@ function fold(state: RunState, message: ServerMessage): void {
     case "node_added": {
       addToTable(state, message.table);
       state.nodes.set(message.node.id, {
-        record: nodeRecord(state.table, message.node, message.tokens ?? null),
+        record: nodeRecord(state, message.node, message.tokens ?? null),
         tokens: [],
         healedBytes: message.node.healed_bytes,
         cuts: message.cuts ?? null,
@@ -163,7 +167,7 @@ function fold(state: RunState, message: ServerMessage): void {
       const cuts = message.cuts ?? null;
       if (cuts !== null) node.cuts = [...(node.cuts ?? []), ...cuts];
       for (const token of message.tokens) {
-        node.tokens.push({record: tokenRecord(state.table, token), backtracked: false});
+        node.tokens.push({record: tokenRecord(state.table, token, state.candidatesApart), backtracked: false});
       }
       node.revision += 1;
       return;
@@ -249,15 +253,74 @@ const SOURCES = {i: "input", f: "forced", g: "generated"} as const;
 
 /** A streamed token as the record of the first form (one of that form passes as it is). A
  * name the table lacks, or an allowed position out of range, is refused here, when the
- * token is folded; its candidate records are made only when first read. */
-export function tokenRecord(table: Map<number, TableToken>, token: WireToken | TokenRecord): TokenRecord {
+ * token is folded (when its candidates come apart, when they are given to it); its
+ * candidate records are made only when first read. */
+export function tokenRecord(
+  table: Map<number, TableToken>,
+  token: WireToken | TokenRecord,
+  apart: CandidatesApart | null = null,
+): TokenRecord {
   if ("kind" in token) return token;
-  for (const [id] of token.c) requireNamed(table, id);
-  for (const item of token.a ?? []) {
-    if (typeof item !== "number") requireNamed(table, item[0]);
-    else if (item < 0 || item >= token.c.length) throw new Error(`an allowed candidate at position ${item} of ${token.c.length}`);
+  if (token.c !== undefined) checkCandidates(table, token);
+  else if (apart === null) throw new Error(`token ${token.i} comes without its candidates`);
+  return new StreamedToken(table, token, apart);
+}
+
+function checkCandidates(table: Map<number, TableToken>, token: WireToken): void {
+  // Indexed loops: this runs once per token, cold, where iterators cost more than the work.
+  const c = token.c;
+  const a = token.a ?? null;
+  for (let k = 0; k < c.length; k++) requireNamed(table, c[k][0]);
+  if (a !== null) {
+    for (let k = 0; k < a.length; k++) {
+      const item = a[k];
+      if (typeof item !== "number") requireNamed(table, item[0]);
+      else if (item < 0 || item >= c.length) throw new Error(`an allowed candidate at position ${item} of ${c.length}`);
+    }
   }
-  return new StreamedToken(table, token);
+}
+
+/** The candidates of a run's streamed tokens, given apart from them: `[c, d, a]` of each
+ * token of `messages` that comes without its own, in the order of the messages and their
+ * tokens (the inline page holds them so, `rudder/visual/html/_page.py`, for the client to
+ * parse them after its first paint). They are parsed, checked and given to their tokens at
+ * once, by `give`, or when the first of those tokens' candidates is read. */
+export class CandidatesApart {
+  #json: string | null;
+  #messages: readonly ServerMessage[];
+
+  constructor(json: string, messages: readonly ServerMessage[]) {
+    this.#json = json;
+    this.#messages = messages;
+  }
+
+  /** Give every token of the messages that came without its candidates its own, checked
+   * against `table` (once; later calls do nothing). */
+  give(table: Map<number, TableToken>): void {
+    const json = this.#json;
+    if (json === null) return;
+    this.#json = null;
+    // Found now, not before the first paint: the messages' tokens, in order.
+    const waiting: WireToken[] = [];
+    for (const message of this.#messages) {
+      if (message.type !== "tokens_appended" && message.type !== "node_added") continue;
+      const tokens = message.tokens ?? [];
+      for (let k = 0; k < tokens.length; k++) {
+        const token = tokens[k];
+        if (!("kind" in token) && token.c === undefined) waiting.push(token);
+      }
+    }
+    this.#messages = [];
+    const candidates = JSON.parse(json) as unknown;
+    if (!Array.isArray(candidates) || candidates.length !== waiting.length) {
+      throw new Error(`${waiting.length} tokens came without their candidates, which are not as many`);
+    }
+    for (let k = 0; k < waiting.length; k++) {
+      const token = waiting[k];
+      [token.c, token.d, token.a] = candidates[k] as [WireToken["c"], WireToken["d"], WireToken["a"]];
+      checkCandidates(table, token);
+    }
+  }
 }
 
 /** A streamed token's record: its own fields at once, its candidates (`top`, `top_allowed`,
@@ -278,10 +341,11 @@ class StreamedToken implements TokenRecord {
   readonly special: boolean;
   #table: Map<number, TableToken>;
   #wire: WireToken;
+  #apart: CandidatesApart | null;
   #top: CandidateRecord[] | null = null;
   #allowed: CandidateRecord[] | null = null;
 
-  constructor(table: Map<number, TableToken>, token: WireToken) {
+  constructor(table: Map<number, TableToken>, token: WireToken, apart: CandidatesApart | null) {
     const {text, bytes_b64} = tableEntry(table, token.i);
     this.id = token.i;
     this.text = text;
@@ -292,24 +356,31 @@ class StreamedToken implements TokenRecord {
     this.special = token.x;
     this.#table = table;
     this.#wire = token;
+    this.#apart = apart;
   }
 
   get top(): CandidateRecord[] {
     if (this.#top === null) {
-      const {c, d} = this.#wire;
+      const {c, d} = this.#given();
       this.#top = c.map((pair, n) => candidate(this.#table, pair, !d.includes(n)));
     }
     return this.#top;
   }
 
   get top_allowed(): CandidateRecord[] | null {
-    const {a} = this.#wire;
+    const {a} = this.#given();
     if (a === null) return null;
     if (this.#allowed === null) {
       const top = this.top;
       this.#allowed = a.map((item) => (typeof item === "number" ? top[item] : candidate(this.#table, item, true)));
     }
     return this.#allowed;
+  }
+
+  /** The wire token, with its candidates when they came apart. */
+  #given(): WireToken {
+    if (this.#wire.c === undefined) this.#apart?.give(this.#table);
+    return this.#wire;
   }
 
   toJSON(): TokenRecord {
@@ -319,14 +390,14 @@ class StreamedToken implements TokenRecord {
 
 /** A node's record with its `token_ref` entries replaced by `tokens`, expanded (a record
  * of the first form, whose entries hold the token records, passes as it is). */
-function nodeRecord(table: Map<number, TableToken>, node: NodeRecord, tokens: WireToken[] | null): NodeRecord {
+function nodeRecord(state: RunState, node: NodeRecord, tokens: WireToken[] | null): NodeRecord {
   if (tokens === null) return node;
   let next = 0;
   const entries = node.entries.map((entry) => {
     if (entry.kind !== "token_ref") return entry;
     const token = tokens[next++];
     if (token === undefined) throw new Error(`node ${node.id} has more token_ref entries than tokens`);
-    return tokenRecord(table, token);
+    return tokenRecord(state.table, token, state.candidatesApart);
   });
   return {...node, entries};
 }

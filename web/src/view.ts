@@ -11,7 +11,7 @@ import type {CandidateRecord, TokenDetailRecord, TokenRecord} from "./protocol";
 import type {RunState} from "./state";
 import type {Piece} from "./pieces";
 import {pathCuts, runEnds} from "./pieces";
-import {latencyScale, visibleText, visibleWhitespace} from "./format";
+import {latencyScale, shownText, visibleText} from "./format";
 import {metricsOf, runStatus} from "./metrics";
 import {element} from "./dom";
 import type {ShownPiece} from "./path_text";
@@ -37,9 +37,9 @@ export class RunViewElement {
   private readonly text: PathText;
   private readonly metrics: HTMLElement;
   private readonly tooltip: HTMLElement;
-  /** Token records by the index their span carries in `data-t`. */
-  private tokens: {record: TokenRecord; backtracked: boolean}[] = [];
-  private tokenIndex = new Map<TokenRecord, number>();
+  /** Each token span's piece (its record, and whether it was taken back). A map rather than
+   * an attribute on each of thousands of spans, which cost more to set. */
+  private readonly spanPieces = new WeakMap<Element, TokenPiece>();
   private metricsKey = "";
   private readonly branches: HTMLElement;
   /** Each explored branch's box and text, by its node. */
@@ -168,30 +168,38 @@ export class RunViewElement {
    * once (other pieces). */
   private shownPiece(piece: Piece): ShownPiece {
     switch (piece.kind) {
-      case "text": {
-        const text = visibleWhitespace(visibleText(piece.text));
-        return shownAs(piece, text, false, () => element("span", "rd-input", text));
-      }
-      case "token": {
-        const text = visibleWhitespace(visibleText(piece.text));
-        return shownAs(piece, text, true, () => this.tokenElement(piece, text));
-      }
+      case "text":
+        return new Shown(piece, shownText(piece.text), false, this);
+      case "token":
+        return new Shown(piece, shownText(piece.text), true, this);
       case "role_open":
-        return shownAs(piece, "", false, () => {
-          const label = element("span", "rd-role", visibleText(piece.role));
-          label.dataset.role = piece.role;
-          return label;
-        });
       case "role_close":
-        return shownAs(piece, "", false, () => element("span", "rd-role-end"));
-      case "hidden": {
-        const text = piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`;
-        return shownAs(piece, text, false, () => element("span", "rd-hidden", text));
-      }
+        return new Shown(piece, "", false, this);
+      case "hidden":
+        return new Shown(piece, piece.chars === null ? "[hidden]" : `[hidden: ${piece.chars} characters]`, false, this);
     }
   }
 
-  private tokenElement(piece: Extract<Piece, {kind: "token"}>, text: string): HTMLElement {
+  /** A piece's element (`Shown.element`, once per piece). */
+  pieceElement(piece: Piece, text: string): HTMLElement {
+    switch (piece.kind) {
+      case "text":
+        return element("span", "rd-input", text);
+      case "token":
+        return this.tokenElement(piece, text);
+      case "role_open": {
+        const label = element("span", "rd-role", visibleText(piece.role));
+        label.dataset.role = piece.role;
+        return label;
+      }
+      case "role_close":
+        return element("span", "rd-role-end");
+      case "hidden":
+        return element("span", "rd-hidden", text);
+    }
+  }
+
+  private tokenElement(piece: TokenPiece, text: string): HTMLElement {
     const token = piece.token;
     // Probability and latency as one of LEVELS classes (style.css), not inline styles:
     // spans alike share their style, and nothing per span is parsed.
@@ -199,15 +207,7 @@ export class RunViewElement {
     className += token.prob === null ? " rd-no-prob" : ` rd-p${level(token.prob)}`;
     if (piece.backtracked) className += " rd-backtracked";
     const span = element("span", className, text);
-    let index = this.tokenIndex.get(token);
-    if (index === undefined) {
-      index = this.tokens.length;
-      this.tokens.push({record: token, backtracked: piece.backtracked});
-      this.tokenIndex.set(token, index);
-    } else {
-      this.tokens[index].backtracked = piece.backtracked;
-    }
-    span.dataset.t = String(index);
+    this.spanPieces.set(span, piece);
     return span;
   }
 
@@ -253,15 +253,14 @@ export class RunViewElement {
   private hover(event: MouseEvent): void {
     if (this.pinned) return;
     const target = (event.target as HTMLElement).closest<HTMLElement>(".rd-token");
-    if (target === null || target.dataset.t === undefined) return;
-    const token = this.tokens[Number(target.dataset.t)];
-    if (token === undefined) return;
+    const piece = target === null ? undefined : this.spanPieces.get(target);
+    if (target === null || piece === undefined) return;
+    const {token: record, backtracked} = piece;
     const nodeId = Number(target.closest<HTMLElement>("[data-node]")?.dataset.node);
     const node = this.state?.nodes.get(nodeId);
-    const index = node === undefined ? null : outputIndex(node, token.record);
+    const index = node === undefined ? null : outputIndex(node, record);
     const explorer = this.explorer;
-    const offer =
-      explorer !== null && index !== null && token.record.source === "generated" && !token.backtracked;
+    const offer = explorer !== null && index !== null && record.source === "generated" && !backtracked;
     const onChoose = offer
       ? (candidate: CandidateRecord) => {
           this.unpin();
@@ -270,10 +269,8 @@ export class RunViewElement {
         }
       : null;
     this.shownToken =
-      onChoose === null || index === null
-        ? null
-        : {nodeId, tokenIndex: index, record: token.record, backtracked: token.backtracked, onChoose};
-    this.tooltip.replaceChildren(tooltipContent(token.record, token.backtracked, onChoose));
+      onChoose === null || index === null ? null : {nodeId, tokenIndex: index, record, backtracked, onChoose};
+    this.tooltip.replaceChildren(tooltipContent(record, backtracked, onChoose));
     this.tooltip.hidden = false;
     const box = target.getBoundingClientRect();
     const rootBox = this.root.getBoundingClientRect();
@@ -352,10 +349,23 @@ export class RunViewElement {
   }
 }
 
-/** A piece as shown: `make` builds its element on the first call, once. */
-function shownAs(piece: Piece, text: string, lazy: boolean, make: () => HTMLElement): ShownPiece {
-  let made: HTMLElement | null = null;
-  return {piece, text, lazy, element: () => (made ??= make())};
+type TokenPiece = Extract<Piece, {kind: "token"}>;
+
+/** A piece as shown: its element is made by the view on the first call, once (an object
+ * per piece rather than closures: a run makes one for each of its tokens). */
+class Shown implements ShownPiece {
+  private made: HTMLElement | null = null;
+
+  constructor(
+    readonly piece: Piece,
+    readonly text: string,
+    readonly lazy: boolean,
+    private readonly view: RunViewElement,
+  ) {}
+
+  element(): HTMLElement {
+    return (this.made ??= this.view.pieceElement(this.piece, this.text));
+  }
 }
 
 /** Steps of the probability and latency colour scales (`.rd-p0` to `.rd-p20` in style.css). */

@@ -1,7 +1,7 @@
 // @vitest-environment happy-dom
 // Chunks away from the screen hold their tokens as text until the browser says they near it
 // (chunks.ts): not built until needed, then built to the same DOM as a chunk built at once.
-import {describe, expect, it} from "vitest";
+import {describe, expect, it, vi} from "vitest";
 
 import type {TextItem} from "../src/chunks";
 import {ChunkedText, SEAL_AT_LINE, VISIBILITY_EVENT} from "../src/chunks";
@@ -60,10 +60,20 @@ function chunksOf(container: HTMLElement): HTMLElement[] {
   return [...container.children] as HTMLElement[];
 }
 
-function shownNear(chunk: HTMLElement, near = true): void {
+/** The browser says `chunk` is near the screen (or not), and the next frame comes. */
+async function shownNear(chunk: HTMLElement, near = true): Promise<void> {
+  said(chunk, near);
+  await nextFrame();
+}
+
+function said(chunk: HTMLElement, near: boolean): void {
   const event = new Event(VISIBILITY_EVENT);
   Object.defineProperty(event, "skipped", {value: !near});
   chunk.dispatchEvent(event);
+}
+
+function nextFrame(): Promise<void> {
+  return new Promise((resolve) => requestAnimationFrame(() => resolve()));
 }
 
 /** The same items shown by chunks built at once, and by lazy chunks. */
@@ -102,16 +112,16 @@ describe("a chunk away from the screen", () => {
     expect(unbuilt + lazy.container.querySelectorAll(".rd-token").length).toBe(lazyItems.length);
   });
 
-  it("is built to the same DOM as a chunk built at once, each element made once", () => {
+  it("is built to the same DOM as a chunk built at once, each element made once", async () => {
     const {eager, lazy, eagerItems} = both((items) => story(items, 60));
     const skipped = chunksOf(lazy.container).filter((chunk) => chunk.classList.contains("rd-lazy"));
-    shownNear(skipped[0], false);
+    await shownNear(skipped[0], false);
     expect(skipped[0].classList.contains("rd-lazy")).toBe(true);
-    for (const chunk of skipped) shownNear(chunk);
+    for (const chunk of skipped) await shownNear(chunk);
     expect(lazy.container.innerHTML).toBe(eager.container.innerHTML);
     expect(lazy.items.made).toBe(eagerItems.length);
     // Said again: nothing is made again.
-    shownNear(skipped[1]);
+    await shownNear(skipped[1]);
     expect(lazy.items.made).toBe(eagerItems.length);
   });
 
@@ -155,7 +165,7 @@ describe("a chunk away from the screen", () => {
     expect(lazy.container.innerHTML).toBe(eager.container.innerHTML);
   });
 
-  it("streams on into a built chunk after a chunk the browser says is near", () => {
+  it("streams on into a built chunk after a chunk the browser says is near", async () => {
     const items = new Items();
     const container = document.createElement("div");
     const text = new ChunkedText(container, true);
@@ -163,47 +173,74 @@ describe("a chunk away from the screen", () => {
     text.append(1, first);
     const chunks = chunksOf(container);
     // The last chunk comes near (the end of the run is on screen).
-    shownNear(chunks[chunks.length - 1]);
+    await shownNear(chunks[chunks.length - 1]);
     text.append(1, story(items, 3));
     const after = chunksOf(container).slice(chunks.length - 1);
     expect(after.length).toBeGreaterThan(2);
     expect(after.every((chunk) => !chunk.classList.contains("rd-lazy"))).toBe(true);
     // Once it is away again, what streams next waits.
-    shownNear(chunksOf(container).at(-1) as HTMLElement, false);
+    await shownNear(chunksOf(container).at(-1) as HTMLElement, false);
     text.append(1, story(items, 3));
     expect(chunksOf(container).at(-1)?.classList.contains("rd-lazy")).toBe(true);
   });
 });
 
 describe("a selection in a chunk being built", () => {
-  it("ends at the same characters after", () => {
-    const items = new Items();
+  /** A long story in lazy chunks, in the page. */
+  const inPage = (): HTMLElement => {
     const container = document.createElement("div");
     document.body.append(container);
-    const text = new ChunkedText(container, true);
-    text.append(1, story(items, 60));
+    new ChunkedText(container, true).append(1, story(new Items(), 60));
+    return container;
+  };
+
+  it("ends at the same characters after", async () => {
+    const container = inPage();
     const last = chunksOf(container).at(-1) as HTMLElement;
     const node = last.querySelector(".rd-node")?.firstChild as Text;
     expect(node.nodeType).toBe(Node.TEXT_NODE);
     // A find's selection of "</script>" in the chunk's text.
     const at = node.data.indexOf("</script>");
     getSelection()?.setBaseAndExtent(node, at, node, at + "</script>".length);
-    shownNear(last);
+    await shownNear(last);
     expect(last.querySelector(".rd-token")).not.toBeNull();
     expect(getSelection()?.toString()).toBe("</script>");
     expect(getSelection()?.anchorNode?.parentElement?.classList.contains("rd-token")).toBe(true);
     container.remove();
   });
+
+  it("from one chunk to another, both said near for the same frame, is asked for once and kept", async () => {
+    const container = inPage();
+    const [before, last] = chunksOf(container).slice(-2);
+    const from = before.querySelector(".rd-node")?.firstChild as Text;
+    const to = last.querySelector(".rd-node")?.firstChild as Text;
+    const start = from.data.lastIndexOf("東京");
+    const end = to.data.indexOf("</script>") + "</script>".length;
+    getSelection()?.setBaseAndExtent(from, start, to, end);
+    const selected = getSelection()?.toString();
+    expect(selected).toContain("東京");
+    const asked = vi.spyOn(window, "getSelection");
+    said(before, true);
+    said(last, true);
+    expect(before.querySelector(".rd-token")).toBeNull(); // built at the next frame
+    await nextFrame();
+    expect(asked).toHaveBeenCalledTimes(1);
+    asked.mockRestore();
+    expect(before.querySelector(".rd-token")).not.toBeNull();
+    expect(last.querySelector(".rd-token")).not.toBeNull();
+    expect(getSelection()?.toString()).toBe(selected);
+    container.remove();
+  });
 });
 
 describe("chunks presumed near", () => {
-  it("reach no further past the last one the browser said is near than chunks built from the start", () => {
+  it("reach no further past the last one the browser said is near than chunks built from the start", async () => {
     const items = new Items();
     const container = document.createElement("div");
     const text = new ChunkedText(container, true);
     text.append(1, story(items, 60));
     const eager = text.chunkCounts().built;
-    shownNear(chunksOf(container).at(-1) as HTMLElement);
+    await shownNear(chunksOf(container).at(-1) as HTMLElement);
     // One frame seals many chunks after it: about as many as are built from the start are.
     text.append(1, story(items, 200));
     const after = chunksOf(container).slice(60);

@@ -1,6 +1,6 @@
 import {describe, expect, it} from "vitest";
 
-import {bytes, count, latencyScale, percent, quoted, seconds, visibleWhitespace} from "../src/format";
+import {bytes, count, latencyScale, percent, quoted, seconds, shownText, visibleText, visibleWhitespace} from "../src/format";
 import {tokenLabel} from "../src/format";
 
 describe("visibleWhitespace", () => {
@@ -15,6 +15,23 @@ describe("visibleWhitespace", () => {
     expect(visibleWhitespace("a b  c")).toBe("a b  c");
     expect(visibleWhitespace("")).toBe("");
     expect(visibleWhitespace("café 日本")).toBe("café 日本");
+  });
+});
+
+describe("shownText", () => {
+  it("shows every character as visibleText and visibleWhitespace do, text with nothing to rewrite as it is", () => {
+    // Every character of the Basic Multilingual Plane, inside other text.
+    const differ: number[] = [];
+    for (let code = 0; code <= 0xffff; code++) {
+      const text = `a${String.fromCharCode(code)}b`;
+      if (shownText(text) !== visibleWhitespace(visibleText(text))) differ.push(code);
+    }
+    expect(differ).toEqual([]);
+    const hostile = "<|im_start|>user</s>\x1b[31m\u202e</script>\t東京🦀\r\n\u0085";
+    expect(shownText(hostile)).toBe(visibleWhitespace(visibleText(hostile)));
+    expect(shownText(hostile)).not.toMatch(/[\x1b\u202e\t\r\u0085]/);
+    const plain = "Once upon a time 東京 🦀";
+    expect(shownText(plain)).toBe(plain);
   });
 });
 

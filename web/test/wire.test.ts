@@ -7,7 +7,7 @@ import type {ServerMessage} from "../src/messages";
 import {pathText} from "../src/pieces";
 import type {TableToken, TokenRecord, WireToken} from "../src/protocol";
 import type {RunState} from "../src/state";
-import {applyMessage, createRunState, tokenRecord} from "../src/state";
+import {CandidatesApart, applyMessage, createRunState, tokenRecord} from "../src/state";
 import firstForm from "../../tests/fixtures/wire_v1/streams.json";
 import {Stream, text} from "./messages";
 import {streams} from "./streams";
@@ -224,5 +224,74 @@ describe("a complete node's tokens", () => {
     });
     expect((entries[2] as TokenRecord).bytes_b64).toBe("8J8=");
     expect(pathText(state)).toBe("Q=</script>\ufffd");
+  });
+});
+
+/** A stream as the inline page holds it (rudder/visual/html/_page.py `candidates_apart`):
+ * each streamed token without its candidates, and those, in order, as JSON. */
+function apart(messages: ServerMessage[]): {messages: ServerMessage[]; candidates: string} {
+  const copy = JSON.parse(JSON.stringify(messages)) as ServerMessage[];
+  const candidates: unknown[] = [];
+  for (const message of copy) {
+    if (message.type !== "tokens_appended" && message.type !== "node_added") continue;
+    for (const token of (message.tokens ?? []) as Partial<WireToken>[]) {
+      if ("kind" in token) continue;
+      candidates.push([token.c, token.d, token.a]);
+      delete token.c;
+      delete token.d;
+      delete token.a;
+    }
+  }
+  return {messages: copy, candidates: JSON.stringify(candidates)};
+}
+
+function records(state: RunState): unknown {
+  return plain([...state.nodes.values()].map((node) => node.tokens));
+}
+
+describe("candidates apart from their tokens (the inline page)", () => {
+  it("fold to the same view state, given at once or when a token's are first read", () => {
+    for (const [name, stream] of Object.entries(streams)) {
+      const whole = fold(stream.messages);
+      const split = apart(stream.messages);
+      const given = createRunState();
+      given.candidatesApart = new CandidatesApart(split.candidates, split.messages);
+      for (const message of split.messages) expect(applyMessage(given, message), name).toBe("applied");
+      // Folded and shown without them: no token has its candidates yet.
+      expect(pathText(given)).toBe(pathText(whole));
+      const waiting = split.messages.flatMap((m) => (m.type === "tokens_appended" ? m.tokens : []));
+      expect(waiting.every((token) => !("c" in token))).toBe(true);
+      given.candidatesApart.give(given.table);
+      expect(records(given), name).toEqual(records(whole));
+      // Read first: the token asks for them.
+      const read = createRunState();
+      read.candidatesApart = new CandidatesApart(split.candidates, split.messages);
+      for (const message of split.messages) applyMessage(read, message);
+      const first = [...read.nodes.values()].flatMap((node) => node.tokens)[0];
+      if (first !== undefined) expect(plain(first.record.top)).toEqual(plain(first.record).top);
+      expect(records(read), name).toEqual(records(whole));
+    }
+  });
+
+  it("are checked when given: a name the table lacks, or too few, is refused", () => {
+    const stream = streams.split_characters.messages;
+    const split = apart(stream);
+    const unnamed = JSON.parse(split.candidates) as [[number, number][], number[], unknown][];
+    unnamed.find(([c]) => c.length > 0)![0][0][0] = 99_999;
+    for (const [candidates, error] of [
+      [JSON.stringify(unnamed), "token 99999 is not in the run's token table"],
+      [JSON.stringify(unnamed.slice(1)), "not as many"],
+    ] as const) {
+      // Giving fills the messages' tokens in: each case folds messages of its own.
+      const {messages} = apart(stream);
+      const state = createRunState();
+      state.candidatesApart = new CandidatesApart(candidates, messages);
+      for (const message of messages) applyMessage(state, message);
+      expect(() => state.candidatesApart?.give(state.table)).toThrow(error);
+    }
+    // A token without its candidates and none apart is refused when folded.
+    const state = createRunState();
+    const {messages} = apart(stream);
+    expect(() => messages.forEach((message) => applyMessage(state, message))).toThrow("comes without its candidates");
   });
 });

@@ -13,9 +13,9 @@ import base64
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rudder.visual.stream._protocol import ServerMessage
@@ -71,14 +71,66 @@ def inline_json(text: str) -> str:
     )
 
 
+#: The fields of a streamed token (the wire form) that the page holds apart.
+CANDIDATE_FIELDS = ("c", "d", "a")
+_TOKEN_MESSAGES = ("tokens_appended", "node_added")
+
+
+def candidates_apart(messages: str) -> tuple[str, str | None]:
+    """``messages`` (a JSON array, see :func:`messages_json`) as the page inlines them: each
+    streamed token's candidates (:data:`CANDIDATE_FIELDS`) taken out, and those candidates,
+    ``[c, d, a]`` for each such token in the order of the messages and their tokens (None
+    when no token has any). The client folds the first before its first paint and parses the
+    second after it: the candidates are most of the JSON, and only a tooltip reads them."""
+    parsed = json.loads(messages)  # a clear error here rather than a blank page later
+    candidates = [
+        [token.pop(field) for field in CANDIDATE_FIELDS]
+        for token in _wire_tokens(parsed)
+        if all(field in token for field in CANDIDATE_FIELDS)
+    ]
+    if not candidates:
+        return messages, None
+    return _compact_json(parsed), _compact_json(candidates)
+
+
+def joined_candidates(messages: str, candidates: str | None) -> list[Any]:
+    """The messages :func:`candidates_apart` split, whole again (parsed)."""
+    parsed = json.loads(messages)
+    given = iter(json.loads(candidates) if candidates is not None else ())
+    for token in _wire_tokens(parsed):
+        if "c" not in token:
+            token.update(zip(CANDIDATE_FIELDS, next(given), strict=True))
+    return parsed  # type: ignore[no-any-return]
+
+
+def _wire_tokens(messages: Any) -> Iterator[dict[str, Any]]:
+    """The streamed tokens of parsed messages, in order (a stored token record has a kind)."""
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict) or message.get("type") not in _TOKEN_MESSAGES:
+            continue
+        for token in message.get("tokens") or ():
+            if isinstance(token, dict) and "kind" not in token:
+                yield token
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def client_page(messages: str | None = None, *, title: str = "rudder run") -> str:
-    """The client page; ``messages`` (a JSON array, see :func:`messages_json`) inlined."""
+    """The client page; ``messages`` (a JSON array, see :func:`messages_json`) inlined, their
+    tokens' candidates apart (:func:`candidates_apart`)."""
     from rudder._shown_text import visible_html
 
     data = ""
     if messages is not None:
-        json.loads(messages)  # a clear error here rather than a blank page later
-        data = f'<script id="rudder-data" type="application/json">{inline_json(messages)}</script>'
+        inlined, candidates = candidates_apart(messages)
+        data = f'<script id="rudder-data" type="application/json">{inline_json(inlined)}</script>'
+        if candidates is not None:
+            data += (
+                '<script id="rudder-candidates" type="application/json">'
+                f"{inline_json(candidates)}</script>"
+            )
     return (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
