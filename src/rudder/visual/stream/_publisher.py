@@ -5,8 +5,16 @@ parents it has not carried (a notebook cell continuing a Model made in an earlie
 those parents are sent first, complete. Tokens of a running generation are sent in
 batches: at once when the previous batch left more than ``BATCH_S`` ago, else when
 ``BATCH_TOKENS`` are waiting or the generation ends. Tokens taken back before they were
-sent are simply not sent. Tokens travel in the compact wire form: the publisher knows which
-ids each run's stream has named, and a batch carries the table entries of the new ones.
+sent are simply not sent. Tokens travel in the compact wire form: a batch carries the table
+entries of the ids the run's stream has not named yet.
+
+The generating thread pays for little per step: it appends the step's tokens to the batch
+and, when the batch is due, publishes a closure over it. The message (its wire tokens, the
+tokens' candidates, which ids are new: :class:`~._token_table.StreamTable`) is built by the
+thread that first reads it. Each message wakes the subscriptions' threads, and each wake-up
+takes the interpreter lock from the generating thread (on shared cores, often for longer
+than the work it does), so batches are spaced by ``BATCH_S``: ten a second, about what a
+view redraws (the terminal view draws eight).
 """
 
 from __future__ import annotations
@@ -29,8 +37,9 @@ if TYPE_CHECKING:
     from rudder.trace._run import Run
     from rudder.visual.stream._token_table import StreamTable
 
-BATCH_TOKENS = 32
-BATCH_S = 0.05
+#: A batch is sent when it holds this many tokens, or ``BATCH_S`` after the last one left.
+BATCH_TOKENS = 256
+BATCH_S = 0.1
 MAX_REMEMBERED_NODES = 10_000
 
 
