@@ -10,13 +10,14 @@ thread) runs alternately in two modes, several times each:
 * off: echo and the monitor off, nothing subscribed.
 
 Reported: the median and the fastest wall time of each mode and their ratios (target: at
-most 1.05; on shared machines the fastest runs are the least disturbed), and the messages of
+most 1.03; on shared machines the fastest runs are the least disturbed), and the messages of
 one run: how many, and their JSON size per generated token.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -30,6 +31,7 @@ TOKENS = 2_000
 #: own choice is not allowed (as in guidance), after a few dozen tokens on the tiny model.
 LONG_TEXT = f"[a-z ]{{{TOKENS * 8}}}"
 REPEATS = 7
+TARGET_RATIO = 1.03
 
 
 class Recorder:
@@ -46,6 +48,9 @@ def one_generation(lm: Any) -> tuple[float, Any]:
     import rudder
 
     with rudder.run("benchmark") as run:
+        # As python -m benchmarks does: a collection of garbage an earlier run left (the
+        # recorder keeps every message) must not land in this run's time.
+        gc.collect()
         started = time.perf_counter()
         result = lm + "Once upon a time" + rudder.gen(regex=LONG_TEXT, max_tokens=TOKENS)
         elapsed = time.perf_counter() - started
@@ -118,8 +123,8 @@ def main() -> None:
         "message_types": sorted({m.type for m in messages}),
         "message_bytes_per_token": size / TOKENS,
         "monitor_samples_last_run": len(last_run.samples),
-        "target_ratio": 1.05,
-        "target_met": on / off <= 1.05,
+        "target_ratio": TARGET_RATIO,
+        "target_met": on / off <= TARGET_RATIO,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ from rudder.visual.stream._publisher import Publisher
 from rudder.visual.stream._token_table import (
     TableToken,
     WireToken,
-    new_ids,
+    new_entries,
     node_in_wire_form,
     read_tokens,
     wire_form,
@@ -87,12 +87,12 @@ def _in_wire_form(messages: list[ServerMessage]) -> list[ServerMessage]:
     for message in messages:
         if isinstance(message, TokensAppended):
             tokens = [_token(t) for t in message.tokens]
-            table, wire = wire_form(tokens, new_ids(tokens, known))
+            table, wire = wire_form(tokens, new_entries(tokens, known))
             message = message.model_copy(update={"table": table, "tokens": wire})
         elif isinstance(message, NodeAdded):
             record, records = node_in_wire_form(message.node)
             tokens = [_token(t) for t in records]
-            table, wire = wire_form(tokens, new_ids(tokens, known))
+            table, wire = wire_form(tokens, new_entries(tokens, known))
             update = {"node": record, "table": table, "tokens": wire}
             message = message.model_copy(update=update)
         out.append(parse_server_message(message.model_dump_json()))
@@ -188,7 +188,7 @@ def test_table_entries_keep_bytes_that_are_not_utf8_alone() -> None:
         Token(4, b"<|im_end|>", _kind("forced"), special=True),
         Token(5, b"\x1b[31m</script>", _kind("generated"), prob=1e-300),
     ]
-    table, wire = wire_form(tokens, new_ids(tokens, {}))
+    table, wire = wire_form(tokens, new_entries(tokens, {}))
     assert [entry.id for entry in table] == [1, 2, 3, 4, 5]
     assert table[0].bytes_b64 is not None
     assert table[3].bytes_b64 is None
@@ -308,3 +308,73 @@ def _two_vocabularies() -> _Outputs:
             first + "C: " + gen(max_tokens=6),
         ]
     return _Outputs(run.id, outputs)
+
+
+def _spelled(token_id: int) -> bytes:
+    """A token's bytes: its id, then a CJK character cut in the middle."""
+    return f"{token_id}日".encode()[:-1]
+
+
+def _measured(token_id: int, candidates: tuple[int, ...], read: list[int]) -> Token:
+    """A generated token whose candidates say, in ``read``, when they are first made."""
+    from rudder._state import Candidate
+    from rudder.engine._measured_token import MeasuredToken
+
+    def measured() -> tuple[tuple[Candidate, ...], tuple[Candidate, ...]]:
+        read.append(token_id)
+        made = tuple(Candidate(i, _spelled(i), 0.1, True) for i in candidates)
+        return made, made
+
+    return MeasuredToken(token_id, _spelled(token_id), prob=0.5, measured=measured)
+
+
+def test_a_streams_table_entries_follow_seq_whichever_message_is_built_first() -> None:
+    """The publishing thread only takes places in line (no token is read there); a later
+    message built first still leaves the ids an earlier one names to that one."""
+    from rudder.visual.stream._token_table import StreamTable
+
+    read: list[int] = []
+    table = StreamTable()
+    first = table.enlist([_measured(1, (1, 2), read)])
+    second = table.enlist([_measured(3, (2, 3, 4), read)])
+    third = table.enlist([_measured(4, (1, 5), read)])
+    assert read == [], "enlisting read the tokens' candidates"
+    assert [i for i, _ in third()] == [5]
+    assert read == [1, 3, 4], "the places before were not worked out first, in order"
+    assert [i for i, _ in first()] == [1, 2]
+    assert second() == [(3, _spelled(3)), (4, _spelled(4))]
+    assert third() == [(5, _spelled(5))], "asked again, a place gives the same entries"
+
+
+def test_a_stream_nobody_reads_holds_a_bounded_number_of_unread_places() -> None:
+    from rudder.visual.stream._token_table import StreamTable
+
+    read: list[int] = []
+    table = StreamTable()
+    places = [table.enlist([_measured(i, (i,), read)]) for i in range(StreamTable.MAX_WAITING)]
+    assert read == []
+    places.append(table.enlist([_measured(-1, (-1,), read)]))
+    assert read == list(range(StreamTable.MAX_WAITING // 2 + 1)), (
+        "the publishing thread did not work out the older half of the places"
+    )
+    assert [i for i, _ in places[-1]()] == [-1]
+    assert [i for i, _ in places[0]()] == [0]
+
+
+def test_messages_read_from_the_middle_first_still_carry_each_entry_before_its_use(
+    small_bus: Bus,
+) -> None:
+    """``bus.messages(after_seq=...)`` builds the later messages of a stream before the
+    earlier ones: folded in order, every token is still defined before it is used."""
+    small_bus.max_messages_per_run = 1_000
+    with rudder.run("out of order") as run:
+        lm = models.Mock([b"abcdeabcdeab"], merges=(), echo=True) + "Q="
+        lm += gen("x", max_tokens=6)
+    # run_started, the prompt's node, the generation's node, status, then a token a message
+    tail = small_bus.messages(run.id, after_seq=5)
+    assert sum(isinstance(m, TokensAppended) for m in tail) >= 3
+    view = folded(run.id, small_bus.messages(run.id))
+    node = lm.trace
+    assert node is not None
+    kept = [e for e in node.entries if isinstance(e, Token)]
+    assert view.nodes[node.id].tokens == token_records(kept, viewed=True)

@@ -5,8 +5,16 @@ parents it has not carried (a notebook cell continuing a Model made in an earlie
 those parents are sent first, complete. Tokens of a running generation are sent in
 batches: at once when the previous batch left more than ``BATCH_S`` ago, else when
 ``BATCH_TOKENS`` are waiting or the generation ends. Tokens taken back before they were
-sent are simply not sent. Tokens travel in the compact wire form: the publisher knows which
-ids each run's stream has named, and a batch carries the table entries of the new ones.
+sent are simply not sent. Tokens travel in the compact wire form: a batch carries the table
+entries of the ids the run's stream has not named yet.
+
+The generating thread pays for little per step: it appends the step's tokens to the batch
+and, when the batch is due, publishes a closure over it. The message (its wire tokens, the
+tokens' candidates, which ids are new: :class:`~._token_table.StreamTable`) is built by the
+thread that first reads it. Each message wakes the subscriptions' threads, and each wake-up
+takes the interpreter lock from the generating thread (on shared cores, often for longer
+than the work it does), so batches are spaced by ``BATCH_S``: ten a second, about what a
+view redraws (the terminal view draws eight).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder._state import Capture, Token
@@ -27,9 +35,11 @@ if TYPE_CHECKING:
     from rudder.trace._monitor import SystemSample
     from rudder.trace._node import NodeSnapshot, TraceNode
     from rudder.trace._run import Run
+    from rudder.visual.stream._token_table import StreamTable
 
-BATCH_TOKENS = 32
-BATCH_S = 0.05
+#: A batch is sent when it holds this many tokens, or ``BATCH_S`` after the last one left.
+BATCH_TOKENS = 256
+BATCH_S = 0.1
 MAX_REMEMBERED_NODES = 10_000
 
 
@@ -53,8 +63,8 @@ class Publisher(TraceListener):
         self._lock = threading.Lock()
         # run id -> ids of the nodes its stream carried (a dict: it keeps their order)
         self._sent: dict[str, dict[int, None]] = {}
-        # run id -> the token ids its stream has named, with the bytes their entries carried
-        self._named: dict[str, dict[int, bytes]] = {}
+        # run id -> the token table its stream carries
+        self._tables: dict[str, StreamTable] = {}
         self._batches: dict[int, _Batch] = {}
         self._cuts = TraceCuts(self._elided, MAX_REMEMBERED_NODES)
 
@@ -84,7 +94,7 @@ class Publisher(TraceListener):
         self.bus.publish(run.id, RunFinished, run=record)
         with self._lock:
             self._sent.pop(run.id, None)
-            self._named.pop(run.id, None)
+            self._tables.pop(run.id, None)
 
     def system_sample(self, run: Run, sample: SystemSample) -> None:
         from rudder.visual.stream._protocol import Metrics
@@ -95,7 +105,6 @@ class Publisher(TraceListener):
 
     def node_added(self, node: TraceNode) -> None:
         from rudder.visual.stream._protocol import NodeAdded, Status
-        from rudder.visual.stream._token_table import new_ids
 
         run_id = node.run_id
         for missing in self._unsent_path(node):
@@ -108,7 +117,7 @@ class Publisher(TraceListener):
             shown = () if started or self._elided(missing) else missing.entries
             tokens = [e for e in shown if isinstance(e, Token)]
             with self._lock:  # as for a batch of tokens: the table before its uses
-                fresh = new_ids(tokens, self._named.setdefault(run_id, {}))
+                fresh = self._table(run_id).enlist(tokens)
                 fields = functools.partial(
                     _node_fields, snapshot, started, self._show_echo_off, cuts, fresh
                 )
@@ -141,42 +150,55 @@ class Publisher(TraceListener):
             if healed_bytes:
                 self._cuts.remember(node.id, [])  # nor does it cut what is before it
             return  # a hidden generation shows only its size, when it ends
-        from rudder.visual.stream._protocol import Backtrack
-
         batch = self._batches.get(node.id)
         if batch is None:
             batch = self._batches[node.id] = _Batch()
-        batch.healed_bytes += healed_bytes
         if healed_bytes:
+            batch.healed_bytes += healed_bytes
             batch.cuts.extend(self._cuts.of(node, healed_bytes))
         if backtracked:
-            unsent = min(backtracked, len(batch.tokens))
-            if unsent:
-                del batch.tokens[-unsent:]
-            if backtracked > unsent:
-                count = backtracked - unsent
-                self.bus.publish(node.run_id, Backtrack, node_id=node.id, tokens=count)
-        batch.tokens.extend(added)
+            self._take_back(node, batch, backtracked)
+        tokens = batch.tokens
+        tokens.extend(added)
+        if not tokens:
+            return  # healed bytes wait for the first tokens, so that they travel together
         now = time.perf_counter()
-        # Healed bytes wait for the first tokens, so that they travel together.
-        due = len(batch.tokens) >= BATCH_TOKENS or now - batch.last_sent >= BATCH_S
-        if batch.tokens and due:
+        if len(tokens) >= BATCH_TOKENS or now - batch.last_sent >= BATCH_S:
             self._flush(node, batch)
             batch.last_sent = now
+
+    def _take_back(self, node: TraceNode, batch: _Batch, backtracked: int) -> None:
+        """Drop the tokens taken back that were not sent yet; a ``backtrack`` for the rest."""
+        unsent = min(backtracked, len(batch.tokens))
+        if unsent:
+            del batch.tokens[-unsent:]
+        if backtracked > unsent:
+            from rudder.visual.stream._protocol import Backtrack
+
+            count = backtracked - unsent
+            self.bus.publish(node.run_id, Backtrack, node_id=node.id, tokens=count)
 
     def _flush(self, node: TraceNode, batch: _Batch) -> None:
         if not batch.tokens and not batch.healed_bytes:
             return
         from rudder.visual.stream._protocol import TokensAppended
-        from rudder.visual.stream._token_table import new_ids
 
         tokens, healed, cuts = batch.tokens, batch.healed_bytes, batch.cuts
         batch.tokens, batch.healed_bytes, batch.cuts = [], 0, []
         # Under the lock, so that the stream carries a table entry before any use of it.
         with self._lock:
-            fresh = new_ids(tokens, self._named.setdefault(node.run_id, {}))
+            fresh = self._table(node.run_id).enlist(tokens)
             fields = functools.partial(_tokens_fields, node.id, healed, cuts, tokens, fresh)
             self.bus.publish_later(node.run_id, TokensAppended, fields)
+
+    def _table(self, run_id: str) -> StreamTable:
+        """The token table of the run's stream (called under the lock)."""
+        table = self._tables.get(run_id)
+        if table is None:
+            from rudder.visual.stream._token_table import StreamTable
+
+            table = self._tables[run_id] = StreamTable()
+        return table
 
     def node_finished(self, node: TraceNode, error: str | None) -> None:
         from rudder.trace._records import capture_record, text_size
@@ -210,7 +232,7 @@ def _node_fields(
     started: bool,
     show_echo_off: bool,
     cuts: list[tuple[int, int]],
-    fresh: list[int],
+    fresh: Callable[[], list[tuple[int, bytes]]],
 ) -> dict[str, Any]:
     from rudder.trace._records import node_record
     from rudder.visual.stream._token_table import node_in_wire_form, wire_form
@@ -218,7 +240,7 @@ def _node_fields(
     record = node_record(node, for_view=True, started=started, show_echo_off=show_echo_off)
     record, records = node_in_wire_form(record)
     tokens = [e for e in node.entries if isinstance(e, Token)] if records else []
-    table, wire = wire_form(tokens, fresh)
+    table, wire = wire_form(tokens, fresh())
     return {"node": record, "cuts": _cut_records(cuts), "table": table, "tokens": wire}
 
 
@@ -227,11 +249,11 @@ def _tokens_fields(
     healed_bytes: int,
     cuts: list[tuple[int, int]],
     tokens: list[Token],
-    fresh: list[int],
+    fresh: Callable[[], list[tuple[int, bytes]]],
 ) -> dict[str, Any]:
     from rudder.visual.stream._token_table import wire_form
 
-    table, wire = wire_form(tokens, fresh)
+    table, wire = wire_form(tokens, fresh())
     return {
         "node_id": node_id,
         "healed_bytes": healed_bytes,

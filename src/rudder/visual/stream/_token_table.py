@@ -15,7 +15,10 @@ what they fold is the same whichever form a stream (or a stored run) used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import collections
+import functools
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field, TypeAdapter
@@ -78,38 +81,96 @@ def _named(tokens: Iterable[Token]) -> Iterator[Token | Candidate]:
         yield from token.top_allowed
 
 
-def new_ids(tokens: Sequence[Token], known: dict[int, bytes]) -> list[int]:
+def new_entries(tokens: Sequence[Token], known: dict[int, bytes]) -> list[tuple[int, bytes]]:
     """The ids ``tokens`` name (as tokens or candidates) whose table entry the stream has not
-    carried (``known``: id -> the bytes last sent for it), in the order they first appear;
-    ``known`` is brought up to date. An id sent with other bytes is sent again: one run may
-    hold generations of models with different vocabularies, and views read each token with
-    the table as it stands when the token arrives."""
-    fresh: list[int] = []
+    carried (``known``: id -> the bytes last sent for it), with their bytes, in the order they
+    first appear; ``known`` is brought up to date. An id sent with other bytes is sent again:
+    one run may hold generations of models with different vocabularies, and views read each
+    token with the table as it stands when the token arrives."""
+    fresh: list[tuple[int, bytes]] = []
     for item in _named(tokens):
-        if known.get(item.token_id) != item.bytes:
-            known[item.token_id] = item.bytes
-            fresh.append(item.token_id)
+        token_id, data = item.token_id, item.bytes
+        if known.get(token_id) != data:
+            known[token_id] = data
+            fresh.append((token_id, data))
     return fresh
+
+
+class _Place:
+    """One message's place in its stream's line: its tokens, then its new table entries."""
+
+    __slots__ = ("entries", "tokens")
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self.tokens: Sequence[Token] | None = tokens
+        self.entries: list[tuple[int, bytes]] | None = None
+
+
+class StreamTable:
+    """The token table one run's stream carries, worked out as its messages are built.
+
+    Which entries a message carries (the ids no earlier message of the stream named) depends
+    on every message before it, and messages are built lazily, by whichever thread first
+    reads them, in any order. So the publishing thread only takes each message a place in
+    line, in ``seq`` order (:meth:`enlist`: no token is read), and the entries of a place are
+    worked out by the thread that builds its message, after those of every place before it
+    (:meth:`entries`). A stream nobody reads has its oldest places worked out by the
+    publishing thread once more than ``MAX_WAITING`` wait, so the tokens they hold stay
+    bounded.
+    """
+
+    MAX_WAITING = 256
+
+    def __init__(self) -> None:
+        self._known: dict[int, bytes] = {}
+        self._waiting: collections.deque[_Place] = collections.deque()
+        self._lock = threading.Lock()
+
+    def enlist(self, tokens: Sequence[Token]) -> Callable[[], list[tuple[int, bytes]]]:
+        """Take the next place in line, for a message about to be published with ``tokens``
+        (the publisher enlists and publishes under one lock, so places follow ``seq``); the
+        returned function gives that message's new ``(id, bytes)`` entries."""
+        place = _Place(tokens)
+        self._waiting.append(place)  # builders only pop from the other end
+        if len(self._waiting) > self.MAX_WAITING:
+            with self._lock:
+                if self._waiting:
+                    self._work_out(self._waiting[len(self._waiting) // 2])
+        return functools.partial(self._entries, place)
+
+    def _entries(self, place: _Place) -> list[tuple[int, bytes]]:
+        with self._lock:
+            self._work_out(place)
+        assert place.entries is not None
+        return place.entries
+
+    def _work_out(self, place: _Place) -> None:
+        """Work out the entries of every place up to ``place`` (under the lock)."""
+        while place.entries is None:
+            first = self._waiting.popleft()
+            assert first.tokens is not None
+            first.entries = new_entries(first.tokens, self._known)
+            first.tokens = None
 
 
 def _wire_token(token: Token) -> dict[str, object]:
     top = token.top
-    position = {c.token_id: n for n, c in enumerate(top)}
-    same = token.top_allowed is top or token.top_allowed == top
+    allowed = token.top_allowed
+    candidates = [(c.token_id, view_figure(c.prob)) for c in top]
     top_allowed: list[object] | None = None
-    if not same:
-        top_allowed = [
-            position[c.token_id]
-            if c.token_id in position and top[position[c.token_id]] == c
-            else (c.token_id, view_figure(c.prob))
-            for c in token.top_allowed
-        ]
+    if allowed is not top and allowed != top:
+        position = {c.token_id: n for n, c in enumerate(top)}
+        top_allowed = []
+        for c in allowed:
+            n = position.get(c.token_id)
+            same_candidate = n is not None and top[n] == c
+            top_allowed.append(n if same_candidate else (c.token_id, view_figure(c.prob)))
     return {
         "i": token.token_id,
         "s": _SOURCES[token.kind.value],
         "p": None if token.prob is None else view_figure(token.prob),
         "l": view_figure(token.latency),
-        "c": [(c.token_id, view_figure(c.prob)) for c in top],
+        "c": candidates,
         "d": [n for n, c in enumerate(top) if not c.allowed],
         "a": top_allowed,
         "x": token.special,
@@ -121,15 +182,11 @@ _wire: TypeAdapter[list[WireToken]] = TypeAdapter(list[WireToken])
 
 
 def wire_form(
-    tokens: Sequence[Token], fresh: Sequence[int]
+    tokens: Sequence[Token], fresh: Sequence[tuple[int, bytes]]
 ) -> tuple[list[TableToken], list[WireToken]]:
-    """The table entries of ids ``fresh`` (named by ``tokens``) and ``tokens`` in wire form."""
-    wanted = set(fresh)
-    data: dict[int, bytes] = {}
-    for item in _named(tokens):
-        if item.token_id in wanted:
-            data.setdefault(item.token_id, item.bytes)
-    table = _tables.validate_python([_table_entry(i, data[i]) for i in fresh])
+    """The table entries ``fresh`` (``(id, bytes)``, from :func:`new_entries`) and ``tokens``
+    in wire form."""
+    table = _tables.validate_python([_table_entry(i, data) for i, data in fresh])
     return table, _wire.validate_python([_wire_token(t) for t in tokens])
 
 
