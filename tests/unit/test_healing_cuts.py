@@ -42,6 +42,7 @@ def test_views_show_the_text_they_showed_before(name: str, monkeypatch: pytest.M
     # The recordings were made when the interpreter saw the prompt's last 64 tokens however
     # they were tokenized (and so healed less or more): the same generations again.
     monkeypatch.setattr(_loop, "_written_alike", lambda tokens, tokenizer: True)
+    monkeypatch.setattr(_loop, "HEALING_WINDOW", 64)
     monkeypatch.setattr(_publisher, "BATCH_S", batch_s)
     monkeypatch.setattr(_publisher, "BATCH_TOKENS", batch_tokens)
     with rudder.run(name) as run:

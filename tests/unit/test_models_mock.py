@@ -492,8 +492,9 @@ def test_the_healing_window_is_the_end_the_tokenizer_writes_alike() -> None:
     tokenizer = models.Mock().engine.tokenizer
     split = [tokenizer.encode(c, special=False)[0] for c in "http"]  # not "http" as one
     before = tokenizer.encode("Visit ", special=False)
-    after = tokenizer.encode(":// now, 日本🙂 <|im_start|>", special=False)
+    after = tokenizer.encode(":// 日🙂", special=False)  # byte tokens for the characters
     prompt = before + split + after
+    assert len(split + after) < HEALING_WINDOW
     start = _loop._healing_window(prompt, tokenizer)
     assert start == len(before) + 1  # "ttp" on: written alike; "http" on: not
     tail = b"".join(tokenizer.token_bytes(t) for t in prompt[start:])

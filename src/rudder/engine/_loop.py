@@ -42,10 +42,11 @@ _DEAD_END = frozenset({"NoExtension", "NoExtensionBias"})
 #: cores are shared (the thread must get the interpreter lock back from the forward).
 OVERLAP_FROM_VOCABULARY = 8192
 OVERLAP_FROM_MASK_S = 0.0002
-#: How many of the prompt's last tokens token healing looks at. Healing takes back the
-#: tokens from where the interpreter's own tokenization of the prompt's end differs from
-#: the prompt's: a few, at the end, in practice.
-HEALING_WINDOW = 64
+#: How many of the prompt's last tokens token healing looks at, at most. Healing takes back
+#: the last tokens whose text a longer token could continue: one or two in practice, never
+#: more than a token's length in bytes. Each generation tokenizes the window again
+#: (``_healing_window``), so it is kept short.
+HEALING_WINDOW = 16
 
 
 def _renamed(name: str) -> Any:
