@@ -211,7 +211,7 @@ def test_with_temperature_and_token_limit_wrap_any_grammar() -> None:
     assert "max_tokens=5" in limited.to_llguidance()
 
 
-def test_token_limit_of_a_json_or_lark_alone_goes_on_that_grammar() -> None:
+def test_an_option_on_a_json_or_lark_alone_goes_on_that_grammar() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     limited = token_limit(rudder.json("j", schema=schema, max_tokens=90), 30)
     assert limited.match('{"a": "x"}')["j"] == '{"a": "x"}'
@@ -221,6 +221,13 @@ def test_token_limit_of_a_json_or_lark_alone_goes_on_that_grammar() -> None:
     digits = token_limit(lark("start: /[0-9]+/", name="n"), 4)
     assert digits.match("12")["n"] == "12"
     assert "max_tokens=4" in digits.to_llguidance()
+    hot = with_temperature(rudder.json("j", schema=schema), 0.7)
+    assert re.search(r'\[capture="j", temperature=0.7\]: %json', hot.to_lark())
+    # A temperature of its own is the json's.
+    assert (
+        "temperature=0.2"
+        in with_temperature(rudder.json(schema=schema, temperature=0.2), 0.9).to_lark()
+    )
 
 
 @pytest.mark.parametrize(
@@ -231,11 +238,13 @@ def test_token_limit_of_a_json_or_lark_alone_goes_on_that_grammar() -> None:
         lambda: capture(rudder.json(schema={"type": "integer"}) + "!", "both"),
     ],
 )
-def test_token_limit_refuses_a_json_or_lark_within_more_grammar(value: Any) -> None:
+def test_options_refuse_a_json_or_lark_within_more_grammar(value: Any) -> None:
     grammar = value()
     before = grammar.to_llguidance()
-    with pytest.raises(GrammarError, match=r"cannot bound a (json|lark)\(\) grammar within"):
+    with pytest.raises(GrammarError, match=r"cannot reach a (json|lark)\(\) grammar within"):
         token_limit(grammar, 3)
+    with pytest.raises(GrammarError, match=r"give that (json|lark)\(\) its own temperature="):
+        with_temperature(grammar, 0.7)
     assert grammar.to_llguidance() == before
 
 

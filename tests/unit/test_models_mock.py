@@ -35,6 +35,7 @@ from rudder import (
     system,
     token_limit,
     user,
+    with_temperature,
 )
 from rudder._chat import ContentText, TemplateText, render_state
 from rudder._state import Capture, RoleCloser, RoleOpener, Text, Token, TokenKind
@@ -264,6 +265,15 @@ def test_token_limit_bounds_the_tokens_of_a_json_value(limit: int) -> None:
     assert 1 <= len(_generated(out)) <= limit
     own = models.Mock() + "JSON: " + json(schema=schema, max_tokens=limit)
     assert str(out) == str(own)
+
+
+def test_with_temperature_samples_a_json_value_at_that_temperature() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 12}}}
+    greedy = str(models.Mock() + "J: " + json(schema=schema))
+    hot = {
+        str(models.Mock() + "J: " + with_temperature(json(schema=schema), 1.5)) for _ in range(4)
+    }
+    assert hot != {greedy}  # sampled, not the greedy text every time
 
 
 def test_json_output_parses_and_validates() -> None:

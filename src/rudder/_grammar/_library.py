@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 from typing import Literal as TypingLiteral
 
 from rudder._grammar import _validate
@@ -302,27 +303,49 @@ def string(value: str) -> GrammarNode:
 
 
 def with_temperature(value: object, temperature: float) -> GrammarNode:
-    """``value``, sampled at ``temperature``."""
+    """``value``, sampled at ``temperature`` (a ``json()`` or ``lark()`` given its own keeps it).
+
+    Raises:
+        GrammarError: ``value`` holds a ``json()`` or ``lark()`` grammar within more grammar
+            (see :func:`_on_a_grammar_alone`).
+    """
     _check_temperature(temperature)
-    return Rule(as_node(value), name="with_temperature", temperature=temperature)
+    return _on_a_grammar_alone(
+        value, "with_temperature", temperature=temperature, kept=lambda own: own
+    )
 
 
 def token_limit(value: object, max_tokens: int) -> GrammarNode:
-    """``value``, generated in at most ``max_tokens`` tokens.
+    """``value``, generated in at most ``max_tokens`` tokens (a ``json()`` or ``lark()``
+    given a tighter limit of its own keeps it).
 
     Raises:
-        GrammarError: ``value`` holds a ``json()`` or ``lark()`` grammar within more grammar:
-            llguidance counts the tokens of such a nested grammar apart, so the limit could
-            not hold there.
+        GrammarError: ``value`` holds a ``json()`` or ``lark()`` grammar within more grammar
+            (see :func:`_on_a_grammar_alone`).
     """
     _check_max_tokens(max_tokens)
+    return _on_a_grammar_alone(
+        value, "token_limit", max_tokens=max_tokens, kept=lambda own: min(own, max_tokens)
+    )
+
+
+def _on_a_grammar_alone(
+    value: object, name: str, *, kept: Callable[[Any], Any], **option: Any
+) -> GrammarNode:
+    """``value`` under a rule with ``option`` (its one ``temperature`` or ``max_tokens``).
+
+    llguidance samples and counts the tokens of a nested grammar (``%json``, ``@grammar``)
+    apart: an option on a rule around one never reaches it. So a ``json()`` or ``lark()``
+    alone takes the option itself (``kept(own)`` when it has its own), and one within more
+    grammar is refused rather than left without it.
+    """
+    ((field, setting),) = option.items()
     node = as_node(value)
     if isinstance(node, (Json, Lark)):
-        return Rule(node, name="token_limit", max_tokens=max_tokens)
+        return Rule(node, name=name, **option)
     if isinstance(node, Rule) and isinstance(node.body, (Json, Lark)):
-        # A json() or lark() alone: the limit goes on the grammar itself (the tighter one).
-        own = node.max_tokens
-        return dataclasses.replace(node, max_tokens=min(own or max_tokens, max_tokens))
+        own = getattr(node, field)
+        return dataclasses.replace(node, **{field: setting if own is None else kept(own)})
     try:
         nested = next((n for n in iter_nodes(node) if isinstance(n, (Json, Lark))), None)
     except GrammarError:  # a recursive grammar still being defined: nothing to look into yet
@@ -330,11 +353,11 @@ def token_limit(value: object, max_tokens: int) -> GrammarNode:
     if nested is not None:
         kind = "json()" if isinstance(nested, Json) else "lark()"
         raise GrammarError(
-            f"token_limit() cannot bound a {kind} grammar within more grammar: llguidance "
-            f"counts its tokens apart, so the limit of {max_tokens} would not hold there; "
-            f"give that {kind} its own max_tokens=, or apply token_limit() to it alone"
+            f"{name}() cannot reach a {kind} grammar within more grammar: llguidance samples "
+            f"and counts its tokens apart, so {field}={setting!r} would not hold there; give "
+            f"that {kind} its own {field}=, or apply {name}() to it alone"
         )
-    return Rule(node, name="token_limit", max_tokens=max_tokens)
+    return Rule(node, name=name, **option)
 
 
 def _repeat(item: GrammarNode, low: int, high: int | None) -> GrammarNode:
