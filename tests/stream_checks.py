@@ -1,11 +1,14 @@
 """What the tests of the message stream share: a view folded from messages that must all
-apply, and the messages a subscriber to one run receives."""
+apply, the messages a subscriber to one run receives, and a client page's messages whole
+again."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
+from rudder.visual.html._page import CANDIDATE_FIELDS, wire_tokens
 from rudder.visual.stream._protocol import ServerMessage
 from rudder.visual.stream._view_state import RunView
 
@@ -36,3 +39,13 @@ def received(bus: Any, run_id: str) -> list[ServerMessage]:
     finally:
         subscription.close()
     return kept.messages
+
+
+def joined_candidates(messages: str, candidates: str | None) -> list[Any]:
+    """The messages ``candidates_apart`` split for a client page, whole again (parsed)."""
+    parsed = json.loads(messages)
+    given = iter(json.loads(candidates) if candidates is not None else ())
+    for token in wire_tokens(parsed):
+        if "c" not in token:
+            token.update(zip(CANDIDATE_FIELDS, next(given), strict=True))
+    return parsed  # type: ignore[no-any-return]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.stream_checks import folded
+from tests.stream_checks import folded, joined_candidates
 
 import rudder
 from rudder import assistant, gen, models, select, user
@@ -23,7 +23,7 @@ from rudder.errors import ExportError, ExportPathError
 from rudder.trace._node import TraceNode
 from rudder.visual import Bus, get_bus, parse_server_message
 from rudder.visual.html._export import export_html, export_messages, to_html
-from rudder.visual.html._page import content_security_policy, joined_candidates
+from rudder.visual.html._page import content_security_policy
 from rudder.visual.stream import _bus as bus_module
 from rudder.visual.stream._view_state import RunView
 

@@ -221,6 +221,9 @@ def test_an_option_on_a_json_or_lark_alone_goes_on_that_grammar() -> None:
     digits = token_limit(lark("start: /[0-9]+/", name="n"), 4)
     assert digits.match("12")["n"] == "12"
     assert "max_tokens=4" in digits.to_llguidance()
+    bare = token_limit(lark("start: /[0-9]+/"), 4)  # a lark() with no options is no rule
+    assert bare.match("12") is not None
+    assert "max_tokens=4" in bare.to_llguidance()
     hot = with_temperature(rudder.json("j", schema=schema), 0.7)
     assert re.search(r'\[capture="j", temperature=0.7\]: %json', hot.to_lark())
     # A temperature of its own is the json's.

@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import pytest
+from tests.stream_checks import joined_candidates
 
 import rudder
 from rudder import assistant, gen, models, select, user
@@ -20,7 +21,6 @@ from rudder.visual.html._page import (
     client_page,
     client_script,
     inline_json,
-    joined_candidates,
     messages_json,
 )
 from rudder.visual.notebook._widget import RunWidget

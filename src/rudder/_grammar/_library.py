@@ -311,7 +311,7 @@ def with_temperature(value: object, temperature: float) -> GrammarNode:
     """
     _check_temperature(temperature)
     return _on_a_grammar_alone(
-        value, "with_temperature", temperature=temperature, kept=lambda own: own
+        value, "with_temperature", "temperature", temperature, lambda own, given: own
     )
 
 
@@ -324,28 +324,33 @@ def token_limit(value: object, max_tokens: int) -> GrammarNode:
             (see :func:`_on_a_grammar_alone`).
     """
     _check_max_tokens(max_tokens)
-    return _on_a_grammar_alone(
-        value, "token_limit", max_tokens=max_tokens, kept=lambda own: min(own, max_tokens)
-    )
+    return _on_a_grammar_alone(value, "token_limit", "max_tokens", max_tokens, min)
 
 
 def _on_a_grammar_alone(
-    value: object, name: str, *, kept: Callable[[Any], Any], **option: Any
+    value: object,
+    name: str,
+    field: str,
+    setting: float,
+    kept: Callable[[float, float], float],
 ) -> GrammarNode:
-    """``value`` under a rule with ``option`` (its one ``temperature`` or ``max_tokens``).
+    """``value`` under a rule whose ``field`` (``temperature`` or ``max_tokens``) is
+    ``setting``.
 
     llguidance samples and counts the tokens of a nested grammar (``%json``, ``@grammar``)
     apart: an option on a rule around one never reaches it. So a ``json()`` or ``lark()``
-    alone takes the option itself (``kept(own)`` when it has its own), and one within more
-    grammar is refused rather than left without it.
+    alone takes the option itself (``kept(own, setting)`` when it has its own), and one
+    within more grammar is refused rather than left without it.
     """
-    ((field, setting),) = option.items()
     node = as_node(value)
+    option: dict[str, Any] = {field: setting}
     if isinstance(node, (Json, Lark)):
         return Rule(node, name=name, **option)
     if isinstance(node, Rule) and isinstance(node.body, (Json, Lark)):
         own = getattr(node, field)
-        return dataclasses.replace(node, **{field: setting if own is None else kept(own)})
+        if own is not None:
+            option[field] = kept(own, setting)
+        return dataclasses.replace(node, **option)
     try:
         nested = next((n for n in iter_nodes(node) if isinstance(n, (Json, Lark))), None)
     except GrammarError:  # a recursive grammar still being defined: nothing to look into yet

@@ -85,7 +85,7 @@ def candidates_apart(messages: str) -> tuple[str, str | None]:
     parsed = json.loads(messages)  # a clear error here rather than a blank page later
     candidates = [
         [token.pop(field) for field in CANDIDATE_FIELDS]
-        for token in _wire_tokens(parsed)
+        for token in wire_tokens(parsed)
         if all(field in token for field in CANDIDATE_FIELDS)
     ]
     if not candidates:
@@ -93,17 +93,7 @@ def candidates_apart(messages: str) -> tuple[str, str | None]:
     return _compact_json(parsed), _compact_json(candidates)
 
 
-def joined_candidates(messages: str, candidates: str | None) -> list[Any]:
-    """The messages :func:`candidates_apart` split, whole again (parsed)."""
-    parsed = json.loads(messages)
-    given = iter(json.loads(candidates) if candidates is not None else ())
-    for token in _wire_tokens(parsed):
-        if "c" not in token:
-            token.update(zip(CANDIDATE_FIELDS, next(given), strict=True))
-    return parsed  # type: ignore[no-any-return]
-
-
-def _wire_tokens(messages: Any) -> Iterator[dict[str, Any]]:
+def wire_tokens(messages: Any) -> Iterator[dict[str, Any]]:
     """The streamed tokens of parsed messages, in order (a stored token record has a kind)."""
     for message in messages if isinstance(messages, list) else ():
         if not isinstance(message, dict) or message.get("type") not in _TOKEN_MESSAGES:
